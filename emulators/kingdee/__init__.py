@@ -1,0 +1,30 @@
+"""Emulator of the Kingdee K/3 Cloud (金蝶云星空) WebAPI for SAL_OUTSTOCK.
+
+It follows shared/protocols/kingdee-webapi.md; where that spec marks a point [INF] or [?], the choice
+made is listed in the docstring of the module that implements it.
+
+Public interface:
+- ``make_server(host, port, *, acct_id, username, app_id, app_secret, data_dir, seed, password=None,
+  verify_api_signature=False, session_idle_seconds=None, verbose=False)`` → a ThreadingHTTPServer with
+  ``.url`` (``http://host:port/k3cloud/``), ``serve_forever()``, ``shutdown()`` and ``server_close()``.
+- ``python -m emulators.kingdee`` (see ``__main__``): prints the URL as its first stdout line.
+- ``DEFAULT_CREDENTIALS``: what the CLI uses when no flag is given.
+
+Module map: ``server`` (HTTP, routing, services), ``auth`` (signatures, logins, sessions), ``outstock``
+(SAL_OUTSTOCK validation, defaults, amounts), ``query`` (ExecuteBillQuery/BillQuery), ``store``
+(SQLite), ``master`` (seeded master data), ``wire``/``envelopes`` (JSON and response shapes). Each
+module's docstring lists the decisions taken on the spec's [INF]/[?] points.
+"""
+
+from .server import KingdeeEmulator, KingdeeHTTPServer, make_server
+
+# Defaults of the CLI. The AppId has the real shape <clientId>_<32 base64 chars> so the SDK can also
+# build its X-Api-* headers; the password of ValidateUser defaults to the AppSecret.
+DEFAULT_CREDENTIALS = {
+    "acct_id": "66a9c1d2e3f405",
+    "username": "webapi",
+    "app_id": "300001_K3CloudEmulatorAppKey00000000001",
+    "app_secret": "e3f1c0a97b5d4e2f8a6b1c9d0e7f3a25",
+}
+
+__all__ = ["DEFAULT_CREDENTIALS", "KingdeeEmulator", "KingdeeHTTPServer", "make_server"]

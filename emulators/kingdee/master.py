@@ -1,0 +1,161 @@
+"""Master data seeded from ``emulators.dataset`` (read-only) plus the lots created by saved bills.
+
+Decisions ([INF]/[?] points of the spec):
+- Forms and their id keys: BD_MATERIAL (FMATERIALID), BD_Customer (FCUSTID), ORG_Organizations
+  (FORGID), BD_STOCK (FSTOCKID), BD_Department (FDEPTID), BD_Currency (FCURRENCYID), BOS_BillType
+  (FBILLTYPEID, a 32-hex string id like the real ones), plus the system presets a bill needs: BD_UNIT
+  (every material's base unit is ``Pcs``), BD_StockStatus (``KCZT01_SYS`` 可用 …) and the lot master
+  BD_BatchMainFile (FLOTID), which fills up as bills with lots are saved. Form ids, numbers and field
+  keys match case-insensitively (SQL Server's default collation). ``FMasterId`` aliases the id key.
+- Ids are stable: a fixed range per form in catalog order (PRE001 is currency 1, as in a real tenant).
+- Every seeded record is audited and enabled: FDocumentStatus ``C``, FForbidStatus ``A``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulators.dataset import Catalog
+
+from .schema import Field, Kind, Ref, field_index
+
+UNIT_FORM = "BD_UNIT"
+STOCK_STATUS_FORM = "BD_StockStatus"
+LOT_FORM = "BD_BatchMainFile"
+BILL_TYPE_FORM = "BOS_BillType"
+DEFAULT_UNIT = "Pcs"
+DEFAULT_STOCK_STATUS = "KCZT01_SYS"
+
+_UNITS = {"Pcs": "Pcs", "kg": "千克"}
+_STOCK_STATUSES = {"KCZT01_SYS": "可用", "KCZT02_SYS": "待检", "KCZT03_SYS": "冻结"}
+
+_COMMON = (
+    Field("FNumber", "编码", Kind.TEXT),
+    Field("FName", "名称", Kind.TEXT),
+    Field("FDocumentStatus", "数据状态", Kind.ENUM),
+    Field("FForbidStatus", "禁用状态", Kind.ENUM),
+)
+
+
+def number_key(number: Any) -> str:
+    """Numbers compare like SQL Server strings: case-insensitive, trailing blanks ignored."""
+    return str(number).rstrip().upper()
+
+
+@dataclass
+class MasterForm:
+    form_id: str
+    caption: str
+    id_key: str
+    first_id: int
+    extra_fields: tuple[Field, ...] = ()
+    records: dict[Any, dict[str, Any]] = field(default_factory=dict)  # id -> record
+    by_number: dict[str, list[Any]] = field(default_factory=dict)  # upper number -> ids
+
+    @property
+    def fields(self) -> dict[str, Field]:
+        id_field = Field(self.id_key, "内码", Kind.TEXT if self.form_id == BILL_TYPE_FORM else Kind.INT)
+        index = field_index((id_field, *_COMMON, *self.extra_fields))
+        index["fmasterid"] = id_field
+        return index
+
+    def add(self, record: dict[str, Any]) -> None:
+        rid = record[self.id_key]
+        self.records[rid] = record
+        self.by_number.setdefault(number_key(record["FNumber"]), []).append(rid)
+
+
+class MasterData:
+    """All forms a query or a bill reference can reach, keyed case-insensitively."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._forms: dict[str, MasterForm] = {}
+        self._seed(catalog)
+
+    # -- look-ups ---------------------------------------------------------------------------------
+    def form(self, form_id: str) -> MasterForm | None:
+        return self._forms.get(form_id.lower())
+
+    def get(self, form_id: str, rid: Any) -> dict[str, Any] | None:
+        form = self.form(form_id)
+        return form.records.get(rid) if form else None
+
+    def find(self, form_id: str, number: str) -> dict[str, Any] | None:
+        """The record with this number (first one when a lot number exists for several materials)."""
+        form = self.form(form_id)
+        ids = form.by_number.get(number_key(number), []) if form else []
+        return form.records[ids[0]] if form and ids else None
+
+    def find_by_name(self, form_id: str, name: str) -> dict[str, Any] | None:
+        form = self.form(form_id)
+        if not form:
+            return None
+        wanted = name.rstrip().casefold()
+        return next((r for r in form.records.values() if str(r["FName"]).rstrip().casefold() == wanted), None)
+
+    def find_lot(self, material_id: Any, number: str) -> dict[str, Any] | None:
+        form = self._forms[LOT_FORM.lower()]
+        for rid in form.by_number.get(number_key(number), []):
+            if form.records[rid]["FMaterialID"]["Id"] == material_id:
+                return form.records[rid]
+        return None
+
+    def ref(self, form_id: str, record: dict[str, Any]) -> Ref:
+        form = self.form(form_id)
+        assert form is not None
+        return Ref(record[form.id_key], record["FNumber"])
+
+    def add_lot(self, lot_id: int, material: Ref, number: str, created: str) -> None:
+        self._forms[LOT_FORM.lower()].add({
+            "FLOTID": lot_id, "FNumber": number, "FName": number, "FDocumentStatus": "C",
+            "FForbidStatus": "A", "FMaterialID": material.as_json(), "FCreateDate": created,
+        })
+
+    # -- seeding ----------------------------------------------------------------------------------
+    def _register(self, form: MasterForm, rows: dict[str, str],
+                  extra: dict[str, dict[str, Any]] | None = None) -> None:
+        self._forms[form.form_id.lower()] = form
+        for i, (number, name) in enumerate(rows.items()):
+            rid: Any = form.first_id + i
+            if form.form_id == BILL_TYPE_FORM:
+                rid = hashlib.md5(f"{BILL_TYPE_FORM}:{number}".encode()).hexdigest()
+            record = {form.id_key: rid, "FNumber": number, "FName": name,
+                      "FDocumentStatus": "C", "FForbidStatus": "A"}
+            record.update((extra or {}).get(number, {}))
+            form.add(record)
+
+    def _seed(self, catalog: Catalog) -> None:
+        master = catalog.kingdee_master
+        self._register(MasterForm(UNIT_FORM, "计量单位", "FUNITID", 10101), _UNITS)
+        self._register(MasterForm(STOCK_STATUS_FORM, "库存状态", "FStockStatusId", 10000), _STOCK_STATUSES)
+        orgs = MasterForm("ORG_Organizations", "组织机构", "FORGID", 100001)
+        self._register(orgs, master["ORG_Organizations"])
+        self._register(MasterForm("BD_Customer", "客户", "FCUSTID", 200001), master["BD_Customer"])
+        self._register(MasterForm("BD_STOCK", "仓库", "FSTOCKID", 400001), master["BD_STOCK"])
+        self._register(MasterForm("BD_Department", "部门", "FDEPTID", 500001), master["BD_Department"])
+        self._register(MasterForm("BD_Currency", "币别", "FCURRENCYID", 1), master["BD_Currency"])
+        self._register(MasterForm(BILL_TYPE_FORM, "单据类型", "FBILLTYPEID", 0), master[BILL_TYPE_FORM])
+        self._seed_materials(catalog)
+        self._forms[LOT_FORM.lower()] = MasterForm(
+            LOT_FORM, "批号主档", "FLOTID", 600001,
+            extra_fields=(Field("FMaterialID", "物料", Kind.BASE, "BD_MATERIAL"),
+                          Field("FCreateDate", "创建日期", Kind.DATE)))
+
+    def _seed_materials(self, catalog: Catalog) -> None:
+        unit = self.find(UNIT_FORM, DEFAULT_UNIT)
+        assert unit is not None
+        unit_ref = self.ref(UNIT_FORM, unit).as_json()
+        extra = {
+            s.spec_no: {"FSpecification": s.spec_name, "FIsBatchManage": s.batch_managed,
+                        "FBARCODE": s.barcode, "FBaseUnitId": unit_ref}
+            for s in catalog.skus if s.known_to_kingdee
+        }
+        form = MasterForm("BD_MATERIAL", "物料", "FMATERIALID", 300001, extra_fields=(
+            Field("FSpecification", "规格型号", Kind.TEXT),
+            Field("FIsBatchManage", "启用批号管理", Kind.BOOL),
+            Field("FBARCODE", "条码", Kind.TEXT),
+            Field("FBaseUnitId", "基本单位", Kind.BASE, UNIT_FORM),
+        ))
+        self._register(form, catalog.kingdee_master["BD_MATERIAL"], extra)

@@ -1,0 +1,499 @@
+"""HTTP front of the Kingdee K/3 Cloud WebAPI emulator: routing, auth gate and the services.
+
+Decisions ([INF]/[?] points of the spec):
+- Route: ``POST /<any prefix>/<ServiceName>.common.kdsvc``; the prefix is usually ``/k3cloud/`` in any
+  case, and the service name and its ``.common.kdsvc`` suffix match case-insensitively (IIS paths
+  are case-insensitive). A query string is ignored. ``GET`` on a path that is not a service answers 200
+  with a short text (a readiness probe); any other path, method or unknown service answers HTTP 404
+  with the text ``Service not found: <name>`` (the SDK raises it as ``RuntimeError``).
+- Services: AuthService.ValidateUser / LoginByAppSecret / LoginByAppSecret2 / LoginBySign / Logout,
+  AccountService.GetDataCenterList, DynamicFormService.Save / BatchSave / ExecuteBillQuery / BillQuery /
+  QueryAsyncResult. Login and data-center services need no session; the others (Logout too) go
+  through the auth gate of ``auth.py``. Request bodies may be sent with Content-Length or chunked.
+- A body that is not JSON or lacks a required parameter answers HTTP 200 with MsgCode 8 (query
+  services: wrapped like their other errors); ``formid`` missing: MsgCode 5 (单据标识为空).
+- Save/BatchSave only on SAL_OUTSTOCK; another known form answers MsgCode 4
+  ``模拟器不支持保存业务对象“X”。``, an unknown one ``标识为“X”的业务对象不存在，或者被删除。``. Missing or
+  empty Model: MsgCode 8 ``data数据包中的参数Model的值不能为空。``. BatchSave takes a single Model object
+  as a one-bill batch; Save with a Model array answers MsgCode 8.
+- Options: IsAutoSubmitAndAudit true saves the bill audited (FDocumentStatus ``C``, FApproveDate set),
+  otherwise created (``A``); ValidateFlag/IsVerifyBaseDataField see ``outstock.py``; NeedReturnFields
+  (array or comma string; ``FEntity.X`` per row, ``SubHeadEntity.X`` nested) fills NeedReturnData
+  (base data as ``{"FNumber": …}``); ValidateRepeatJson true rejects a data packet identical to one
+  received before with MsgCode 11 ``数据包重复提交：相同的JSON数据包已经提交过。``. SubSystemId,
+  NeedUpDateFields, IsDeleteEntry, IsEntryBatchFill, NumberSearch, InterationFlags, IgnoreInterationFlag,
+  IsAutoAdjustField, IsControlPrecision, BatchCount and Creator are accepted and have no effect.
+- BatchSaveQuery (``beginmethod: BeginQueryImpl``) runs synchronously and answers
+  ``{"Status": 2, "TaskId": …, "Result": <the normal response>}``; QueryAsyncResult returns the same
+  for a known TaskId.
+- Unexpected server errors answer HTTP 500 with text ``response_error:<type>: <message>``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from emulators.dataset import build_catalog
+
+from . import envelopes as env
+from .auth import (
+    ASP_COOKIE, FAIL_PASSPORT, SESSION_COOKIE, Credentials, Session, SessionStore, Verdict, check_login,
+    login_sign, parse_cookies, session_ids, verify_signature,
+)
+from .master import MasterData
+from .outstock import (
+    ENTRY_FIELD_BY_KEY, FIELD_BY_KEY, FORM_ID, DraftReader, SaveOptions, duplicate_problem, fid_problem,
+    ordered_problems,
+)
+from .query import QueryEngine, QueryError
+from .schema import Kind
+from .store import Store
+from .wire import BadRequest, data_object, dumps, extract_params, loads, lower_keys, parse_body, to_bool
+
+SUFFIX = ".common.kdsvc"
+_STUB = "Kingdee.BOS.WebApi.ServicesStub."
+MSG_NO_FORM_ID = 5
+_MAX_TASKS = 1000
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+    content_type: str = "application/json; charset=utf-8"
+    cookies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    params: tuple[str, ...]
+    handler: Callable[[KingdeeEmulator, dict[str, Any], Call], Any]
+    needs_session: bool = True
+    query_style: str | None = None  # "rows" | "objects": errors wrapped like the service's rows
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class Call:
+    """What a service handler may need besides its parameters."""
+
+    session: Session | None
+    body: Any
+    cookies: list[str] = field(default_factory=list)
+
+
+class KingdeeEmulator:
+    """The WebAPI without HTTP: ``handle`` maps one request to one reply."""
+
+    def __init__(self, creds: Credentials, data_dir: Path, seed: int, *, verify_api_signature: bool = False,
+                 session_idle_seconds: float | None = None) -> None:
+        self.creds = creds
+        self.master = MasterData(build_catalog(seed))
+        self.store = Store(Path(data_dir), self.master)
+        self.queries = QueryEngine(self.store, self.master)
+        self.sessions = SessionStore(session_idle_seconds)
+        self.verify_api_signature = verify_api_signature
+        self.lock = threading.RLock()  # one writer/reader of the store at a time
+        self._tasks: dict[str, Any] = {}
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- entry point ----------------------------------------------------------------------------
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
+        path = urlsplit(raw_path).path
+        name = path.rsplit("/", 1)[-1]
+        if not name.lower().endswith(SUFFIX):
+            if method == "GET":
+                return Reply(200, "Kingdee K/3 Cloud WebAPI emulator", "text/plain; charset=utf-8")
+            return Reply(404, f"Service not found: {path}", "text/plain; charset=utf-8")
+        name = name[: -len(SUFFIX)]
+        service = SERVICES.get(name.lower())
+        if service is None or method != "POST":
+            return Reply(404, f"Service not found: {name}", "text/plain; charset=utf-8")
+        # X-Api-Signature covers the path and query as the client wrote them (before percent-encoding).
+        return self._call(service, unquote(raw_path), headers, body)
+
+    def _call(self, service: Service, path: str, headers: dict[str, str], body_bytes: bytes) -> Reply:
+        call = Call(session=None, body=None)
+        if service.needs_session:
+            denied = self._authenticate(service, path, headers, call)
+            if denied is not None:
+                return denied
+        try:
+            call.body = parse_body(body_bytes)
+            params = extract_params(call.body, service.params, service.aliases)
+            result = service.handler(self, params, call)
+        except BadRequest as exc:
+            result = self._wrap(service, env.failure(str(exc), env.MSG_PARAMETER))
+        except QueryError as exc:
+            result = self._wrap(service, env.failure(exc.message, exc.msg_code))
+        return Reply(200, dumps(result), cookies=call.cookies)
+
+    @staticmethod
+    def _wrap(service: Service, envelope: dict[str, Any]) -> Any:
+        if service.query_style is None:
+            return envelope
+        return env.wrap_query_error(envelope, as_objects=service.query_style == "objects")
+
+    def _authenticate(self, service: Service, path: str, headers: dict[str, str], call: Call) -> Reply | None:
+        cookies = parse_cookies(headers.get("cookie"))
+        call.session = self.sessions.live(session_ids(headers, cookies))
+        if call.session is not None:
+            return None
+        check = verify_signature(headers, self.creds, path=path,
+                                 verify_api_signature=self.verify_api_signature)
+        if check.verdict is Verdict.UNKNOWN_ACCT:
+            return Reply(500, FAIL_PASSPORT, "text/plain; charset=utf-8")
+        if check.verdict is Verdict.OK:
+            call.session = self.sessions.open(check.username, check.lcid)
+            call.cookies = session_cookies(call.session)
+            return None
+        lost = Reply(200, dumps(self._wrap(service, env.session_lost())))
+        if check.verdict is Verdict.REJECTED:
+            lost.cookies = [_cookie(SESSION_COOKIE, str(uuid.uuid4()))]  # a useless SID, as observed
+        return lost
+
+    # -- session logins -------------------------------------------------------------------------
+    def _login(self, acct_id: Any, username: Any, lcid: Any, secret_ok: bool, secret_message: str,
+               call: Call) -> dict[str, Any]:
+        lcid_value = _lcid(lcid)
+        message = check_login(self.creds, str(acct_id or ""), str(username or ""), lcid_value)
+        if message is None and not secret_ok:
+            message = secret_message
+        if message is not None:
+            return env.login_failure(message)
+        session = self.sessions.open(str(username), lcid_value)
+        call.cookies = session_cookies(session)
+        return login_success(self.creds, session)
+
+    def validate_user(self, p: dict[str, Any], call: Call) -> Any:
+        ok = str(p["password"] or "") == self.creds.password
+        return self._login(p["acctID"], p["username"], p["lcid"], ok, "用户名或密码错误！", call)
+
+    def login_by_app_secret(self, p: dict[str, Any], call: Call) -> Any:
+        ok = str(p["appId"] or "") == self.creds.app_id and str(p["appSecret"] or "") == self.creds.app_secret
+        return self._login(p["acctID"], p["username"], p["lcid"], ok, "应用ID或应用密钥错误！", call)
+
+    def login_by_sign(self, p: dict[str, Any], call: Call) -> Any:
+        expected = login_sign(self.creds.acct_id, self.creds.username, self.creds.app_id,
+                              self.creds.app_secret, str(p["timestamp"] or ""))
+        ok = str(p["appId"] or "") == self.creds.app_id and str(p["sign"] or "").lower() == expected
+        return self._login(p["acctID"], p["username"], p["lcid"], ok, "签名验证失败！", call)
+
+    def logout(self, p: dict[str, Any], call: Call) -> Any:
+        session = call.session
+        if session is not None:
+            self.sessions.close(session)
+        return {"LogoutResultType": 1, "Message": None}
+
+    def data_centers(self, p: dict[str, Any], call: Call) -> Any:
+        return [{"Id": self.creds.acct_id, "Number": self.creds.acct_id, "Name": "金蝶云星空模拟器",
+                 "DatabaseType": 3, "UseLanguages": _LANGUAGES}]
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(self, p: dict[str, Any], call: Call) -> Any:
+        return self._with_async(call, lambda: self._save(p, single=True))
+
+    def batch_save(self, p: dict[str, Any], call: Call) -> Any:
+        return self._with_async(call, lambda: self._save(p, single=False))
+
+    def _with_async(self, call: Call, run: Callable[[], Any]) -> Any:
+        begin = lower_keys(call.body).get("beginmethod") if isinstance(call.body, dict) else None
+        result = run()
+        if str(begin or "").lower() != "beginqueryimpl":
+            return result
+        task_id = str(uuid.uuid4())
+        self._tasks[task_id] = result
+        while len(self._tasks) > _MAX_TASKS:  # keep the latest results only
+            self._tasks.pop(next(iter(self._tasks)))
+        return {"Status": 2, "TaskId": task_id, "Result": result}
+
+    def query_async_result(self, p: dict[str, Any], call: Call) -> Any:
+        info = p["queryInfo"]
+        info = loads(info) if isinstance(info, str) and info.strip() else info
+        task_id = str(lower_keys(info).get("taskid") or "") if isinstance(info, dict) else ""
+        if task_id not in self._tasks:
+            raise BadRequest(f"未找到异步任务：{task_id}")
+        return {"Status": 2, "TaskId": task_id, "Result": self._tasks[task_id]}
+
+    def _save(self, p: dict[str, Any], *, single: bool) -> Any:
+        form_id = str(p["formid"] or "").strip()
+        if not form_id:
+            return env.failure("业务对象标识formid不能为空。", MSG_NO_FORM_ID)
+        if form_id.lower() != FORM_ID.lower():
+            known = self.master.form(form_id) is not None
+            if known:
+                return env.failure(f"模拟器不支持保存业务对象“{form_id}”。", env.MSG_EXCEPTION)
+            return env.failure(f"标识为“{form_id}”的业务对象不存在，或者被删除。", env.MSG_EXCEPTION)
+        data = data_object(p["data"])
+        view = lower_keys(data)
+        models = _models(view.get("model"), single=single)
+        options = _save_options(view)
+        now = _now()
+        with self.lock:
+            fresh = self.store.remember_payload(data, now)
+            if to_bool(view.get("validaterepeatjson"), False) and not fresh:
+                return env.failure("数据包重复提交：相同的JSON数据包已经提交过。", env.MSG_VALIDATION)
+            return self._save_models(models, options, now, single=single)
+
+    def _save_models(self, models: list[Any], options: SaveOptions, now: str, *, single: bool) -> Any:
+        reader = DraftReader(self.master, options)
+        drafts = [reader.read(model, i) for i, model in enumerate(models)]
+        successes: list[dict[str, Any]] = []
+        returned: list[dict[str, Any]] = []
+        for draft in drafts:
+            if draft.fid:
+                fid_problem(draft, self.store.has_fid(draft.fid))
+            if draft.bill_no and self.store.number_taken(draft.bill_no):
+                duplicate_problem(draft)
+            if draft.problems:
+                continue
+            doc = self.store.save(draft, audited=options.auto_audit, now=now)
+            head = doc["head"]
+            successes.append({"Id": head["FID"], "Number": head["FBillNo"], "DIndex": draft.dindex})
+            returned.append(need_return_data(doc, options.need_return_fields))
+        return env.save_result(ordered_problems(drafts), successes, returned, single=single)
+
+    # -- queries --------------------------------------------------------------------------------
+    def execute_bill_query(self, p: dict[str, Any], call: Call) -> Any:
+        with self.lock:
+            _keys, rows = self.queries.run(data_object(p["data"]))
+        return rows
+
+    def bill_query(self, p: dict[str, Any], call: Call) -> Any:
+        with self.lock:
+            keys, rows = self.queries.run(data_object(p["data"]))
+        return [dict(zip(keys, row)) for row in rows]
+
+
+# ------------------------------------------------------------------------------------------ helpers
+_LANGUAGES = [{"LocaleId": 2052, "LocaleName": "中文(简体)", "Alias": "CN", "LicenseType": 0}]
+
+
+def _now() -> str:
+    return _dt.datetime.now().replace(microsecond=0).isoformat()
+
+
+def _lcid(value: Any) -> int:
+    try:
+        return int(str(value).strip()) if value not in (None, "") else 2052
+    except ValueError:
+        return -1
+
+
+def _cookie(name: str, value: str) -> str:
+    return f"{name}={value}; path=/; HttpOnly"
+
+
+def session_cookies(session: Session) -> list[str]:
+    return [_cookie(SESSION_COOKIE, session.sid), _cookie(ASP_COOKIE, session.asp_id)]
+
+
+def login_success(creds: Credentials, session: Session) -> dict[str, Any]:
+    """ValidateUser's success JSON (spec §2.4), abridged to the keys clients read."""
+    context = {
+        "UserLocale": "zh-CN", "LogLocale": "zh-CN", "DBid": creds.acct_id, "DatabaseType": 3,
+        "SessionId": session.asp_id, "UseLanguages": _LANGUAGES, "UserId": 100001,
+        "UserName": session.username,
+        "CustomName": "金蝶云星空模拟器", "DisplayVersion": "emulator", "DataCenterName": "金蝶云星空模拟器",
+        "UserToken": str(uuid.uuid4()),
+        "CurrentOrganizationInfo": {"ID": 1, "AcctOrgType": "1", "Name": "金蝶云星空模拟器",
+                                    "FunctionIds": []},
+        "IsCH_ZH_AutoTrans": False, "ClientType": 32, "DataCenterNumber": creds.acct_id,
+        "ContextResultType": 0, "TenantId": "", "IsDeployAsPublicCloud": False,
+    }
+    return {
+        "Message": None, "MessageCode": "CheckPasswordPolicy", "LoginResultType": 1, "Context": context,
+        "KDSVCSessionId": session.sid, "FormId": None, "RedirectFormParam": None, "FormInputObject": None,
+        "ErrorStackTrace": None, "Lcid": 0, "AccessToken": None, "CustomParam": {}, "KdAccessResult": None,
+        "IsSuccessByAPI": True,
+    }
+
+
+def _models(value: Any, *, single: bool) -> list[Any]:
+    if isinstance(value, str) and value.strip():
+        try:
+            value = loads(value)
+        except ValueError as exc:
+            raise BadRequest(f"data数据包中的参数Model不是合法的JSON：{exc}") from exc
+    if value in (None, "", [], {}):
+        raise BadRequest("data数据包中的参数Model的值不能为空。")
+    if single and isinstance(value, list):
+        raise BadRequest("Save接口的参数Model必须是单个单据的JSON对象，多张单据请用BatchSave。")
+    return value if isinstance(value, list) else [value]
+
+
+def _save_options(view: dict[str, Any]) -> SaveOptions:
+    fields = view.get("needreturnfields") or []
+    if isinstance(fields, str):
+        fields = [f for f in fields.split(",")]
+    return SaveOptions(
+        validate=to_bool(view.get("validateflag"), True),
+        verify_base_data=to_bool(view.get("isverifybasedatafield"), False),
+        auto_audit=to_bool(view.get("isautosubmitandaudit"), False),
+        need_return_fields=tuple(str(f).strip() for f in fields if str(f).strip()),
+    )
+
+
+def _returned(spec_kind: Kind | None, value: Any) -> Any:
+    if spec_kind is Kind.BASE:
+        return {"FNumber": value["Number"]} if value else None
+    return value
+
+
+def need_return_data(doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The requested fields of one saved bill; ``FEntity.X`` per row, ``SubHeadEntity.X`` nested."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        entity, _, name = key.rpartition(".")
+        if entity.lower() == "fentity" or (not entity and name.lower() in ENTRY_FIELD_BY_KEY):
+            rows = out.setdefault("FEntity", [{} for _ in doc["entries"]])
+            for row, entry in zip(rows, doc["entries"]):
+                spec = ENTRY_FIELD_BY_KEY.get(name.lower())
+                if spec is None:
+                    row[name] = _extra(entry, name)
+                else:
+                    row[name] = _returned(spec.kind, entry["fields"].get(spec.key))
+            continue
+        spec = FIELD_BY_KEY.get(name.lower())
+        value = _returned(spec.kind, doc["head"].get(spec.key)) if spec else _extra_head(doc, name)
+        if entity.lower() == "subheadentity":
+            out.setdefault("SubHeadEntity", {})[name] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _extra(entry: dict[str, Any], name: str) -> Any:
+    return lower_keys(entry["extra"]).get(name.lower())
+
+
+def _extra_head(doc: dict[str, Any], name: str) -> Any:
+    return lower_keys({**doc["sub_extra"], **doc["extra"]}).get(name.lower())
+
+
+def _service(method: str, params: tuple[str, ...], **kw: Any) -> Service:
+    return Service(method, params, getattr(KingdeeEmulator, _HANDLERS[method]), **kw)
+
+
+_HANDLERS = {
+    "ValidateUser": "validate_user", "LoginByAppSecret": "login_by_app_secret",
+    "LoginByAppSecret2": "login_by_app_secret", "LoginBySign": "login_by_sign", "Logout": "logout",
+    "GetDataCenterList": "data_centers", "Save": "save", "BatchSave": "batch_save",
+    "ExecuteBillQuery": "execute_bill_query", "BillQuery": "bill_query",
+    "QueryAsyncResult": "query_async_result",
+}
+_SECRET_ALIASES = {"appSecret": ("appSec", "appsecret")}
+_SERVICE_LIST = (
+    (_STUB + "AuthService.ValidateUser",
+     _service("ValidateUser", ("acctID", "username", "password", "lcid"), needs_session=False)),
+    (_STUB + "AuthService.LoginByAppSecret",
+     _service("LoginByAppSecret", ("acctID", "username", "appId", "appSecret", "lcid"), needs_session=False,
+              aliases=_SECRET_ALIASES)),
+    (_STUB + "AuthService.LoginByAppSecret2",
+     _service("LoginByAppSecret2", ("acctID", "username", "appId", "appSecret", "isKickOff", "lcid"),
+              needs_session=False, aliases=_SECRET_ALIASES)),
+    (_STUB + "AuthService.LoginBySign",
+     _service("LoginBySign", ("acctID", "username", "appId", "timestamp", "sign", "lcid"),
+              needs_session=False)),
+    (_STUB + "AuthService.Logout", _service("Logout", ())),
+    ("Kingdee.BOS.ServiceFacade.ServicesStub.Account.AccountService.GetDataCenterList",
+     _service("GetDataCenterList", (), needs_session=False)),
+    (_STUB + "DynamicFormService.Save", _service("Save", ("formid", "data"))),
+    (_STUB + "DynamicFormService.BatchSave", _service("BatchSave", ("formid", "data"))),
+    (_STUB + "DynamicFormService.ExecuteBillQuery",
+     _service("ExecuteBillQuery", ("data",), query_style="rows")),
+    (_STUB + "DynamicFormService.BillQuery", _service("BillQuery", ("data",), query_style="objects")),
+    (_STUB + "DynamicFormService.QueryAsyncResult", _service("QueryAsyncResult", ("queryInfo",))),
+)
+SERVICES: dict[str, Service] = {name.lower(): service for name, service in _SERVICE_LIST}
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+class _Handler(BaseHTTPRequestHandler):
+    server: KingdeeHTTPServer
+    protocol_version = "HTTP/1.1"  # keep-alive, like IIS; every reply carries Content-Length
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        self._serve("POST")
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve("GET")
+
+    def _serve(self, method: str) -> None:
+        body = self._read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            reply = self.server.emulator.handle(method, self.path, headers, body)
+        except Exception as exc:  # an emulator bug must show, not hang the client
+            traceback.print_exc(file=sys.stderr)
+            reply = Reply(500, f"response_error:{type(exc).__name__}: {exc}", "text/plain; charset=utf-8")
+        payload = reply.body.encode("utf-8")
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for cookie in reply.cookies:
+            self.send_header("Set-Cookie", cookie)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+            while self.rfile.readline().strip():  # trailers up to the blank line
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        if self.server.verbose:
+            sys.stderr.write("%s - %s\n" % (self.address_string(), format % args))
+
+
+class KingdeeHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], emulator: KingdeeEmulator, *, verbose: bool = False) -> None:
+        super().__init__(address, _Handler)
+        self.emulator = emulator
+        self.verbose = verbose
+        host = address[0] or "127.0.0.1"
+        self.url = f"http://{host}:{self.server_address[1]}/k3cloud/"
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.emulator.close()
+
+
+def make_server(host: str, port: int, *, acct_id: str, username: str, app_id: str, app_secret: str,
+                data_dir: str | Path, seed: int, password: str | None = None,
+                verify_api_signature: bool = False, session_idle_seconds: float | None = None,
+                verbose: bool = False) -> KingdeeHTTPServer:
+    """A ready server (not yet serving): call ``serve_forever()``, then ``shutdown()``/``server_close()``."""
+    creds = Credentials(acct_id, username, app_id, app_secret, app_secret if password is None else password)
+    emulator = KingdeeEmulator(creds, Path(data_dir), seed, verify_api_signature=verify_api_signature,
+                               session_idle_seconds=session_idle_seconds)
+    try:
+        return KingdeeHTTPServer((host, port), emulator, verbose=verbose)
+    except BaseException:
+        emulator.close()
+        raise
+
+
+__all__ = ["KingdeeEmulator", "KingdeeHTTPServer", "Reply", "make_server"]

@@ -1,0 +1,23 @@
+"""Reading an Airflow connection's fields with errors that name the connection and the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConnectionConfigError(ValueError):
+    pass
+
+
+def required(conn_id: str, name: str, value: Any) -> str:
+    if value in (None, ""):
+        raise ConnectionConfigError(f"connection {conn_id!r}: {name} is empty")
+    return str(value)
+
+
+def extra_value(conn_id: str, extra: dict[str, Any], key: str, default: Any = ...) -> Any:
+    if key not in extra or extra[key] in (None, ""):
+        if default is ...:
+            raise ConnectionConfigError(f"connection {conn_id!r}: extra field {key!r} is missing")
+        return default
+    return extra[key]

@@ -1,0 +1,154 @@
+"""Build one Airflow DAG per scheme: extract → validate → transform → load, one run per window.
+
+Parsing a DAG reads only the scheme files and compiles their mappings (so a malformed scheme shows as
+an import error naming the row); connections, staging and the heavy libraries are touched only when a
+task runs. XCom carries the window, paths and counts, never data.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import closing
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param, conf, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from erpsync.mapping.compile import compile_mapping
+from erpsync.scheme import INCLUDE_DIR, Scheme, load_scheme, scheme_paths
+from erpsync.staging import RunFiles
+from erpsync.windows import Window, resolve_window
+
+START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
+
+
+def staging_root() -> ObjectStoragePath:
+    """``[erpsync] staging_root`` (env ``AIRFLOW__ERPSYNC__STAGING_ROOT``), a URL; default AIRFLOW_HOME/staging."""
+    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser().resolve()
+    return ObjectStoragePath(conf.get("erpsync", "staging_root", fallback=(home / "staging").as_uri()))
+
+
+def _files(scheme: Scheme, manifest: dict[str, Any]) -> RunFiles:
+    return RunFiles(staging_root(), scheme.dag_id, Window.from_dict(manifest["window"]), manifest.get("filters"))
+
+
+def _doc(scheme: Scheme) -> str:
+    s, src, tgt = scheme.settings, scheme.source, scheme.target
+    return (
+        f"### {scheme.description}\n\n"
+        f"Scheme `{scheme.path.name}`: **{src.api.method}** ({src.label}) → **{tgt.form.form_id} {tgt.api}** ({tgt.label}), "
+        f"{len(tgt.mapping)} mapping rows.\n\n"
+        f"* Schedule (传递时间): `{s.cron}` {s.timezone}; each run covers its window `[start, end)`.\n"
+        f"* Retries (重试次数): {s.retries}. Enabled (是否启动): {s.enabled}. "
+        f"Preconditions (前置条件): {', '.join(s.preconditions) or 'none'}.\n"
+        "* Trigger with params `window_start`/`window_end` (ISO, Asia/Shanghai when no offset) to run any window; "
+        "`filters` (e.g. `{\"shop_no\": \"FENXIAO004\"}`) narrows a run to one shop or one stock-out.\n"
+        "* Reports per window under the staging root: `quality/docs/index.html` (Data Docs), "
+        "`quarantine.parquet`, `unmapped.parquet`, `load_report.parquet`.\n"
+    )
+
+
+def build_dag(scheme: Scheme) -> DAG:
+    mapping = compile_mapping(scheme)
+    settings = scheme.settings
+    api = scheme.source.api
+
+    with DAG(
+        dag_id=scheme.dag_id,
+        description=scheme.description,
+        doc_md=_doc(scheme),
+        schedule=CronDataIntervalTimetable(settings.cron, timezone=settings.timezone),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=settings.max_active_runs,
+        is_paused_upon_creation=not settings.enabled,
+        tags=list(scheme.tags),
+        default_args={
+            "retries": settings.retries,
+            "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(hours=1),
+        },
+        params={
+            "window_start": Param(None, type=["null", "string"], description="Window start (ISO; Asia/Shanghai if no offset)"),
+            "window_end": Param(None, type=["null", "string"], description="Window end, exclusive"),
+            "filters": Param({}, type="object", description="Extra WDT request parameters, e.g. {\"shop_no\": \"FENXIAO004\"}"),
+        },
+    ) as dag:
+
+        @task(task_id="extract", execution_timeout=timedelta(hours=2))
+        def extract_task(params: dict[str, Any], data_interval_start=None, data_interval_end=None, dag_run=None) -> dict[str, Any]:
+            from erpsync.steps.extract import extract
+            from erpsync.wdt.hook import WdtHook
+
+            if not settings.enabled:
+                raise AirflowSkipException(f"scheme {scheme.name} is disabled (settings.enabled: false)")
+            window = resolve_window(
+                window_start=params.get("window_start"),
+                window_end=params.get("window_end"),
+                data_interval_start=data_interval_start,
+                data_interval_end=data_interval_end,
+                run_after=getattr(dag_run, "run_after", None),
+                cron=settings.cron,
+                timezone=settings.timezone,
+            )
+            filters = {str(k): str(v) for k, v in (params.get("filters") or {}).items()}
+            manifest = {"window": window.as_dict(), "filters": filters}
+            files = _files(scheme, manifest)
+            with closing(WdtHook(scheme.source.connection).get_conn()) as client:
+                result = extract(scheme, window, client, files, filters)
+            return {**manifest, "dir": str(files.dir), **asdict(result)}
+
+        @task(task_id="validate", execution_timeout=timedelta(hours=1))
+        def validate_task(manifest: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+            from erpsync.steps.validate import validate
+
+            result = validate(_files(scheme, manifest), INCLUDE_DIR / "expectations", run_id or "manual")
+            return {**manifest, **asdict(result)}
+
+        @task(task_id="transform", execution_timeout=timedelta(hours=1))
+        def transform_task(manifest: dict[str, Any]) -> dict[str, Any]:
+            from erpsync.steps.transform import transform
+
+            result = transform(mapping, _files(scheme, manifest), api.order_key, api.line_key)
+            return {**manifest, **asdict(result)}
+
+        @task(task_id="load", execution_timeout=timedelta(hours=2))
+        def load_task(manifest: dict[str, Any]) -> dict[str, Any]:
+            from erpsync.kingdee.hook import KingdeeHook
+            from erpsync.steps.load import load
+
+            with closing(KingdeeHook(scheme.target.connection).get_conn()) as client:
+                result = load(client, _files(scheme, manifest), settings.chunk_size)
+            return {**manifest, **asdict(result)}
+
+        extracted = extract_task()
+        load_task(transform_task(validate_task(extracted)))
+
+        if settings.preconditions:
+            from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+
+            for upstream in settings.preconditions:
+                ExternalTaskSensor(
+                    task_id=f"precondition_{upstream}",
+                    external_dag_id=upstream,
+                    external_task_id=None,
+                    allowed_states=["success"],
+                    failed_states=["failed"],
+                    mode="reschedule",
+                    poke_interval=60,
+                    timeout=6 * 3600,
+                ) >> extracted
+    return dag
+
+
+def build_dags(include_dir: Path = INCLUDE_DIR) -> dict[str, DAG]:
+    dags: dict[str, DAG] = {}
+    for path in scheme_paths(include_dir):
+        scheme = load_scheme(path, include_dir)
+        dags[scheme.dag_id] = build_dag(scheme)
+    return dags

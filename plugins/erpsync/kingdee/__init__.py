@@ -1,0 +1,1 @@
+"""金蝶云星空 (Kingdee K/3 Cloud) WebAPI: signing, sessions, bill look-up and BatchSave."""

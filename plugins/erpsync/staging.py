@@ -1,0 +1,96 @@
+"""Where a run's files live, and writing them atomically.
+
+The staging root is a URL-backed path (Airflow's ``ObjectStoragePath``: a local folder by default,
+object storage when workers run on several hosts). Each window of each DAG has its own folder, so a
+rerun of a window overwrites exactly its own files and nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Any, Protocol
+
+import pandas as pd
+
+from erpsync.windows import Window
+
+
+class StoragePath(Protocol):
+    """The part of the pathlib/UPath API the steps use."""
+
+    name: str
+
+    def __truediv__(self, other: str) -> StoragePath: ...
+    def open(self, mode: str = ...) -> Any: ...
+    def mkdir(self, parents: bool = ..., exist_ok: bool = ...) -> None: ...
+    def exists(self) -> bool: ...
+    def rename(self, target: Any) -> Any: ...
+    def unlink(self, missing_ok: bool = ...) -> None: ...
+    def read_text(self) -> str: ...
+
+    @property
+    def parent(self) -> StoragePath: ...
+
+
+class RunFiles:
+    """The files of one window of one DAG: ``<root>/<dag_id>/window=<start>_<end>[,<filters>]/``."""
+
+    def __init__(self, root: StoragePath, dag_id: str, window: Window, filters: dict[str, str] | None = None) -> None:
+        suffix = "".join(f",{k}={v}" for k, v in sorted((filters or {}).items()))
+        self.dir = root / dag_id / f"window={window.key}{suffix}"
+        self.orders = self.dir / "orders.parquet"
+        self.lines = self.dir / "lines.parquet"
+        self.quarantine = self.dir / "quarantine.parquet"
+        self.quality = self.dir / "quality"
+        self.bills = self.dir / "bills.jsonl"
+        self.unmapped = self.dir / "unmapped.parquet"
+        self.request = self.dir / "request.json"
+        self.load_report = self.dir / "load_report.parquet"
+
+
+def _atomic_write(path: StoragePath, data: bytes) -> None:
+    """Write to a temporary sibling and rename it over ``path``: readers see the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink(missing_ok=True)
+
+
+def write_parquet(frame: pd.DataFrame, path: StoragePath) -> None:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    _atomic_write(path, buffer.getvalue())
+
+
+def read_parquet(path: StoragePath) -> pd.DataFrame:
+    with path.open("rb") as fh:
+        return pd.read_parquet(fh)
+
+
+def write_json(data: Any, path: StoragePath) -> None:
+    _atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"))
+
+
+def read_json(path: StoragePath) -> Any:
+    return json.loads(path.read_text())
+
+
+def write_jsonl(records: list[dict[str, Any]], path: StoragePath) -> None:
+    text = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+    _atomic_write(path, text.encode("utf-8"))
+
+
+def read_jsonl(path: StoragePath) -> list[dict[str, Any]]:
+    with path.open("rb") as fh:
+        return [json.loads(line) for line in fh.read().decode("utf-8").splitlines() if line.strip()]
+
+
+def write_bytes(data: bytes, path: StoragePath) -> None:
+    _atomic_write(path, data)

@@ -1,0 +1,190 @@
+"""Validate: Great Expectations suites over the staged orders and lines; failing orders are quarantined.
+
+The suites live in ``include/expectations/`` in GX's own JSON form. Their ``meta`` names the columns
+that identify a row in the report (``index_columns``) and the columns read as exact decimals
+(``decimal_columns``). A stock-out is quarantined as a whole when its header or any of its lines
+breaks a rule: a bill with a line missing would be wrong, not just incomplete. ``quarantine.parquet``
+lists each broken rule with the order, the line and the offending value as received; the GX results
+and Data Docs are saved under ``quality/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from erpsync.staging import RunFiles, StoragePath, read_parquet, write_bytes, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+_ROW = "_row"
+QUARANTINE_COLUMNS = ["stockout_id", "order_no", "rec_id", "suite", "rule", "column", "value"]
+
+
+class ValidationSetupError(RuntimeError):
+    """A suite could not be run (a broken suite file, an expectation that raised): not a data problem."""
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    orders: int
+    lines: int
+    quarantined_orders: int
+    broken_rules: int
+    docs_index: str
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value is pd.NA:
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _typed(frame: pd.DataFrame, decimal_columns: list[str]) -> pd.DataFrame:
+    """A copy with decimal columns as Decimal (unparseable text becomes null) and a row number."""
+    columns: dict[str, Any] = {_ROW: range(len(frame))}
+    for column in frame.columns:
+        values = frame[column].astype(object).where(frame[column].notna(), None)
+        columns[column] = [_decimal(v) for v in values] if column in decimal_columns else values.to_list()
+    return pd.DataFrame(columns)
+
+
+def _load_suite(path: Path) -> tuple[Any, dict[str, Any]]:
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        suite = gx.ExpectationSuite(
+            name=spec["name"],
+            expectations=[ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]) for e in spec["expectations"]],
+            meta=spec.get("meta", {}),
+        )
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ValidationSetupError(f"{path}: not a usable expectation suite: {exc}") from exc
+    return suite, spec.get("meta", {})
+
+
+def _copy_tree(local: Path, target: StoragePath) -> None:
+    for file in sorted(p for p in local.rglob("*") if p.is_file()):
+        destination = target
+        for part in file.relative_to(local).parts:
+            destination = destination / part
+        write_bytes(file.read_bytes(), destination)
+
+
+def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> ValidateResult:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the task log
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    frames = {"stockout_orders": read_parquet(files.orders), "stockout_lines": read_parquet(files.lines)}
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas(name="wdt_staging")
+    quarantine: list[dict[str, Any]] = []
+    orders = frames["stockout_orders"]
+    order_numbers = dict(zip(orders["stockout_id"].astype(object), orders["order_no"].astype(object)))
+
+    with tempfile.TemporaryDirectory(prefix="erpsync-docs-") as docs_dir:
+        context.add_data_docs_site(
+            site_name="erpsync_quality",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        for name, frame in frames.items():
+            suite, meta = _load_suite(expectations_dir / f"{name}.json")
+            suite = context.suites.add(suite)
+            index_columns = [_ROW, *meta.get("index_columns", [])]
+            typed = _typed(frame, meta.get("decimal_columns", []))
+            batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("window")
+            definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+            checkpoint = context.checkpoints.add(
+                gx.Checkpoint(
+                    name=f"{name}_checkpoint",
+                    validation_definitions=[definition],
+                    actions=[UpdateDataDocsAction(name="docs", site_names=["erpsync_quality"])],
+                    result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_columns},
+                )
+            )
+            outcome = checkpoint.run(batch_parameters={"dataframe": typed}, run_id=gx.RunIdentifier(run_name=run_name))
+            for result in outcome.run_results.values():
+                write_json(result.to_json_dict(), files.quality / f"{name}.json")
+                quarantine.extend(_broken(name, result, frame, order_numbers))
+        _copy_tree(Path(docs_dir), files.quality / "docs")
+
+    report = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS).astype("string")
+    write_parquet(report, files.quarantine)
+    bad_orders = report["stockout_id"].fillna(report["order_no"]).nunique()
+    summary = {
+        "orders": len(frames["stockout_orders"]),
+        "lines": len(frames["stockout_lines"]),
+        "quarantined_orders": int(bad_orders),
+        "broken_rules": len(report),
+        "by_rule": report.groupby(["suite", "rule", "column"]).size().rename("count").reset_index().to_dict("records"),
+    }
+    write_json(summary, files.quality / "summary.json")
+    for row in report.itertuples():
+        log.warning(
+            "Quarantined stock-out %s (id %s, line %s): %s on %s, value %r",
+            row.order_no, row.stockout_id, row.rec_id, row.rule, row.column, row.value,
+        )
+    return ValidateResult(
+        orders=summary["orders"],
+        lines=summary["lines"],
+        quarantined_orders=int(bad_orders),
+        broken_rules=len(report),
+        docs_index=str(files.quality / "docs" / "index.html"),
+    )
+
+
+def _broken(suite: str, result: Any, raw: pd.DataFrame, order_numbers: dict[Any, Any]) -> list[dict[str, Any]]:
+    """One quarantine row per (rule, failing row), with the value as received from WDT."""
+    rows = []
+    for check in result.results:
+        if check.success:
+            continue
+        config = check.expectation_config
+        if check.exception_info and check.exception_info.get("raised_exception"):
+            raise ValidationSetupError(
+                f"suite {suite}: {config.type} on {config.kwargs.get('column')} raised: "
+                f"{check.exception_info.get('exception_message')}"
+            )
+        column = config.kwargs.get("column")
+        for unexpected in check.result.get("unexpected_index_list") or []:
+            position = int(unexpected[_ROW])
+            source = raw.iloc[position]
+            value = source[column] if column in raw.columns else None
+            rows.append(
+                {
+                    "stockout_id": _clean(source.get("stockout_id")),
+                    "order_no": _clean(source.get("order_no", order_numbers.get(source.get("stockout_id")))),
+                    "rec_id": _clean(source.get("rec_id")),
+                    "suite": suite,
+                    "rule": config.type,
+                    "column": column,
+                    "value": _clean(value),
+                }
+            )
+    return rows
+
+
+def _clean(value: Any) -> str | None:
+    return None if value is None or value is pd.NA else str(value)

@@ -1,0 +1,43 @@
+"""Airflow hook for the WDT Qimen gateway: builds a ``QimenClient`` from a connection.
+
+Connection ``wdt_default``: host = the gateway URL (``…/router/qm``), login = Qimen app_key,
+password = app_secret, extra = ``{"target_app_key": …, "sid": …}`` and optionally
+``min_interval_seconds``, ``timeout_seconds``, ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from erpsync.connections import extra_value, required
+from erpsync.wdt.client import QimenClient, QimenConfig
+
+
+class WdtHook(BaseHook):
+    conn_name_attr = "wdt_conn_id"
+    default_conn_name = "wdt_default"
+    conn_type = "generic"
+    hook_name = "旺店通·企业奇门 (WDT via Qimen)"
+
+    def __init__(self, wdt_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.wdt_conn_id = wdt_conn_id
+
+    def get_conn(self) -> QimenClient:
+        conn = self.get_connection(self.wdt_conn_id)
+        cid = self.wdt_conn_id
+        secret = required(cid, "password (app_secret)", conn.password)
+        mask_secret(secret)
+        extra = conn.extra_dejson
+        config = QimenConfig(
+            gateway_url=required(cid, "host (gateway URL)", conn.host),
+            app_key=required(cid, "login (app_key)", conn.login),
+            app_secret=secret,
+            target_app_key=str(extra_value(cid, extra, "target_app_key")),
+            sid=str(extra_value(cid, extra, "sid")),
+            timeout_seconds=float(extra_value(cid, extra, "timeout_seconds", 60)),
+            min_interval_seconds=float(extra_value(cid, extra, "min_interval_seconds", 1.0)),
+            max_attempts=int(extra_value(cid, extra, "max_attempts", 4)),
+        )
+        return QimenClient(config)

@@ -1,0 +1,72 @@
+"""Shared test set-up: an isolated Airflow home, and both emulators served over real loopback sockets."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Airflow reads its home and config when first imported: point it at a throw-away home first.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="erpsync-test-airflow-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+
+# One data set for all tests: both emulators derive it from the same seed.
+SEED = 7
+ORDERS = 60
+START = date(2026, 11, 1)
+DAYS = 3
+
+WDT = {"app_key": "test-app-key", "app_secret": "test-app-secret-0001", "target_app_key": "21363512", "sid": "testshop"}
+KINGDEE = {
+    "acct_id": "6502e1a3c5b1f0",
+    "username": "erpsync",
+    "app_id": "318275_7f/uRxDvTuD2wKjE7dyu2VxM6JVZ5tDN",
+    "app_secret": "5f7c1b0e9d6a4c2e8b3a7d9f1e0c6b4a",
+}
+
+
+@contextmanager
+def serving(server: Any) -> Iterator[Any]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def wdt_emulator() -> Iterator[Any]:
+    from emulators.wdt import make_server
+
+    with serving(make_server("127.0.0.1", 0, **WDT, seed=SEED, orders=ORDERS, start=START, days=DAYS)) as server:
+        yield server
+
+
+@pytest.fixture
+def kingdee_emulator(tmp_path: Path) -> Iterator[Any]:
+    from emulators.kingdee import make_server
+
+    with serving(make_server("127.0.0.1", 0, **KINGDEE, data_dir=tmp_path / "kingdee", seed=SEED)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Any:
+    from emulators.dataset import build_dataset
+
+    return build_dataset(SEED, ORDERS, START, DAYS)

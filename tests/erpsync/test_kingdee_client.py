@@ -1,0 +1,120 @@
+"""The Kingdee client and the load step against the Kingdee emulator, over loopback."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeError
+from erpsync.staging import RunFiles, read_parquet, write_json, write_jsonl
+from erpsync.steps.load import load
+from erpsync.windows import Window, parse_datetime
+from tests.conftest import KINGDEE
+
+FORM = "SAL_OUTSTOCK"
+OPTIONS = {"IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21"}
+
+
+def _client(server, **overrides) -> K3CloudClient:
+    return K3CloudClient(K3CloudConfig(server_url=server.url, **{**KINGDEE, **overrides}, backoff_seconds=0.01))
+
+
+def _model(bill_no: str, material: str = "GT1001-01", qty: str = "2", price: str = "19.9") -> dict:
+    return {
+        "FBillTypeID": {"FNUMBER": "XSCKD001"},
+        "FBillNo": bill_no,
+        "FDate": "2026-11-01 10:00:00",
+        "FSaleOrgId": {"FNumber": "TMALL001"},
+        "FCustomerID": {"FNumber": "TMALL001"},
+        "FSaleDeptID": {"FNumber": "BM000175"},
+        "FStockOrgId": {"FNumber": "WH001"},
+        "F_ora_Text_ckdh": bill_no,
+        "FOwnerIdHead": {"FNumber": "WH001"},
+        "SubHeadEntity": {"FSettleOrgID": {"FNumber": "TMALL001"}, "FSettleCurrID": {"FNumber": "PRE001"}},
+        "FEntity": [
+            {
+                "FMaterialID": {"FNumber": material},
+                "FMustQty": qty,
+                "FRealQty": qty,
+                "FTaxPrice": price,
+                "FIsFree": price == "0",
+                "FLot": {"FNumber": "20250822"},
+                "FOwnerTypeID": "BD_OwnerOrg",
+                "FOwnerID": {"FNumber": "WH001"},
+                "FStockID": {"FNumber": "WH001"},
+            }
+        ],
+    }
+
+
+def _files(tmp_path, bills: list[dict]) -> RunFiles:
+    window = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02", "e"))
+    files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), "test_dag", window)
+    write_jsonl([{"bill_no": m["FBillNo"], "stockout_id": str(i), "order_no": m["FBillNo"], "model": m} for i, m in enumerate(bills)], files.bills)
+    write_json({"form_id": FORM, "service": "BatchSave", "options": OPTIONS}, files.request)
+    return files
+
+
+def test_a_saved_bill_is_found_by_number_with_exact_amounts(kingdee_emulator):
+    client = _client(kingdee_emulator)
+    assert client.find_bills(FORM, ["CK-T-1"]) == {}
+    status = client.batch_save(FORM, {**OPTIONS, "Model": [_model("CK-T-1", qty="3", price="33.33")]})
+    assert status["IsSuccess"] is True
+    fid = status["SuccessEntitys"][0]["Id"]
+    assert client.find_bills(FORM, ["CK-T-1", "CK-T-2"]) == {"CK-T-1": (fid, "CK-T-1")}
+    rows = client.execute_bill_query(FORM, ["FBillNo", "FRealQty", "FTaxPrice", "FAllAmount"], "FBillNo = 'CK-T-1'")
+    assert [[str(v) for v in row] for row in rows] == [["CK-T-1", "3", "33.33", "99.99"]]
+
+
+def test_quotes_in_bill_numbers_cannot_break_the_filter(kingdee_emulator):
+    assert _client(kingdee_emulator).find_bills(FORM, ["x' or '1'='1"]) == {}
+
+
+def test_load_creates_each_bill_once_and_reports_rejections(kingdee_emulator, tmp_path):
+    client = _client(kingdee_emulator)
+    bills = [_model("CK-L-1"), _model("CK-L-2", material="NEW-SKU-999"), _model("CK-L-3", price="0"), _model("CK-L-4")]
+    files = _files(tmp_path, bills)
+
+    first = load(client, files, chunk_size=3)
+    assert (first.created, first.existing, first.rejected) == (3, 0, 1)
+    report = read_parquet(files.load_report).set_index("bill_no")
+    assert report.loc["CK-L-2", "outcome"] == "rejected"
+    assert "FMaterialID" in report.loc["CK-L-2", "field"].split("; ")
+    assert "物料编码" in report.loc["CK-L-2", "message"] and "第【1】行" in report.loc["CK-L-2", "message"]
+    assert report.loc["CK-L-1", "kingdee_id"] and report.loc["CK-L-1", "kingdee_number"] == "CK-L-1"
+
+    again = load(client, files, chunk_size=3)
+    assert (again.created, again.existing, again.rejected) == (0, 3, 1)
+    rerun = read_parquet(files.load_report).set_index("bill_no")
+    assert rerun.loc["CK-L-1", "kingdee_id"] == report.loc["CK-L-1", "kingdee_id"]
+    assert len(client.execute_bill_query(FORM, ["FID"], "FBillNo like 'CK-L-%'")) == 3
+
+
+def test_a_number_saved_twice_in_one_chunk_is_one_bill(kingdee_emulator, tmp_path):
+    client = _client(kingdee_emulator)
+    twin = copy.deepcopy(_model("CK-D-1"))
+    files = _files(tmp_path, [_model("CK-D-1"), twin])
+    result = load(client, files, chunk_size=10)
+    assert (result.created, result.existing, result.rejected) == (1, 1, 0)
+    assert len(client.find_bills(FORM, ["CK-D-1"])) == 1
+
+
+def test_a_wrong_secret_is_refused(kingdee_emulator):
+    with pytest.raises(KingdeeError, match="MsgCode 1"):
+        _client(kingdee_emulator, app_secret="0" * 32).find_bills(FORM, ["X"])
+
+
+def test_an_unknown_data_center_is_refused(kingdee_emulator):
+    with pytest.raises(KingdeeError, match="Fail to verify thirty passport"):
+        _client(kingdee_emulator, acct_id="nope").find_bills(FORM, ["X"])
+
+
+def test_the_session_cookie_is_reused(kingdee_emulator):
+    client = _client(kingdee_emulator)
+    client.find_bills(FORM, ["X"])
+    sid = client.session.cookies.get("kdservice-sessionid")
+    assert sid
+    client.find_bills(FORM, ["Y"])
+    assert client.session.cookies.get("kdservice-sessionid") == sid

@@ -1,0 +1,73 @@
+"""Request signatures against the worked examples of the protocol specs."""
+
+from erpsync.kingdee.signing import client_secret, signature_headers
+from erpsync.wdt.signing import qimen_sign
+
+QIMEN_EXAMPLE = {
+    "app_key": "12345678",
+    "end_time": "2024-01-01 23:59:59",
+    "format": "json",
+    "method": "wdt.stockout.order.query.trade",
+    "page_no": "0",
+    "page_size": "100",
+    "sid": "test2",
+    "sign_method": "md5",
+    "start_time": "2024-01-01 00:00:00",
+    "target_app_key": "21363512",
+    "timestamp": "2024-01-01 12:00:00",
+    "v": "2.0",
+}
+
+
+def test_qimen_md5_matches_the_spec_worked_example():
+    assert qimen_sign(QIMEN_EXAMPLE, "secret") == "8986B1DEF92E8705472D6F1ACE96FD13"
+
+
+def test_qimen_sign_ignores_the_sign_param_and_empty_values():
+    noisy = {**QIMEN_EXAMPLE, "sign": "whatever", "shop_no": ""}
+    assert qimen_sign(noisy, "secret") == "8986B1DEF92E8705472D6F1ACE96FD13"
+
+
+def test_qimen_sign_depends_on_every_value():
+    changed = {**QIMEN_EXAMPLE, "page_no": "1"}
+    assert qimen_sign(changed, "secret") != "8986B1DEF92E8705472D6F1ACE96FD13"
+
+
+URL = "http://erp.example.com/k3cloud/Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.BatchSave.common.kdsvc"
+APP_ID = "204399_72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ"
+
+
+def test_kingdee_client_secret_is_decoded_from_the_app_id():
+    assert client_secret(APP_ID) == ("204399", "31ecfd13effe724e7e78fc17f8f94b66")
+    assert client_secret("no-underscore") == ("", "")
+
+
+def test_kingdee_headers_match_the_spec_test_vector():
+    headers = signature_headers(
+        URL,
+        acct_id="5db25ac8d2b819",
+        username="webapi",
+        app_id=APP_ID,
+        app_secret="fb7d46647ac346dbb5fcd45b65512a45",
+        now=1700000000,
+    )
+    assert headers["X-Api-ClientID"] == "204399"
+    assert headers["X-Kd-Appdata"] == "NWRiMjVhYzhkMmI4MTksd2ViYXBpLDIwNTIsMA=="
+    assert headers["X-Kd-Signature"] == (
+        "OWQ2YWVhM2JmOGVlYWEzYjVlZGI0NzM3MjlmYzA4NTkyYjhiMTAwNTgxODk5MmQ5NWIxMzBjZTQxNjk5ZWFiYg=="
+    )
+    assert headers["X-Api-Signature"] == (
+        "NzBlNzhhYjEyYzc0MjJmYTBhNjUyYzliNGFmMGVmMjg2ZTYyNWYzOGQ0MDE4ODc4YWEwZGRhZjRiNjc4YzVjMA=="
+    )
+
+
+def test_kingdee_headers_match_the_official_sdk(monkeypatch):
+    from k3cloud_webapi_sdk.core.webapi_client import WebApiClient
+    from k3cloud_webapi_sdk.model.identity import Identify
+
+    sdk = WebApiClient()
+    sdk.identify = Identify("http://erp.example.com/k3cloud/", "acct", "张三", APP_ID, "s3cret", 0, 2052, "")
+    monkeypatch.setattr("time.time", lambda: 1712345678)
+    expected = sdk.BuildHeader(URL)
+    ours = signature_headers(URL, acct_id="acct", username="张三", app_id=APP_ID, app_secret="s3cret", now=1712345678)
+    assert {k: expected[k] for k in ours} == ours
