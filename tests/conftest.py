@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -39,7 +41,7 @@ KINGDEE = {
 
 @contextmanager
 def serving(server: Any) -> Iterator[Any]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server
@@ -63,6 +65,13 @@ def kingdee_emulator(tmp_path: Path) -> Iterator[Any]:
 
     with serving(make_server("127.0.0.1", 0, **KINGDEE, data_dir=tmp_path / "kingdee", seed=SEED)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """The metadata database of the test Airflow home (SQLite), for runs with ``dag.test()``."""
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, cwd=REPO)
 
 
 @pytest.fixture(scope="session")

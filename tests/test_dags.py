@@ -54,3 +54,25 @@ def test_parsing_does_no_io_beyond_the_scheme_files(monkeypatch):
     from erpsync.dag_factory import build_dags
 
     assert "wdt_kingdee_sales_outstock" in build_dags()
+
+
+def test_a_disabled_scheme_skips_its_runs(tmp_path):
+    import shutil
+
+    import yaml
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from erpsync.dag_factory import build_dag
+
+    include = tmp_path / "include"
+    shutil.copytree(INCLUDE_DIR, include)
+    path = include / "schemes" / "sales_outstock.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["settings"]["enabled"] = False
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    dag = build_dag(load_scheme(path, include))
+    assert dag.is_paused_upon_creation is True
+    extract = dag.get_task("extract").python_callable
+    with pytest.raises(AirflowSkipException, match="disabled"):
+        extract(params={"window_start": "2026-11-01", "window_end": "2026-11-02"})

@@ -17,6 +17,7 @@ import requests
 from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
 from emulators.dataset import build_catalog
+from tests.conftest import serving
 from emulators.kingdee import DEFAULT_CREDENTIALS, KingdeeHTTPServer, make_server
 from emulators.kingdee.auth import (
     Credentials, Verdict, api_signature, app_data_header, decode_app_secret, kd_signature, login_sign,
@@ -45,22 +46,14 @@ WAREHOUSE = CATALOG.warehouses[0].warehouse_no
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def start(data_dir: Path, **overrides: Any) -> KingdeeHTTPServer:
-    server = make_server("127.0.0.1", 0, data_dir=data_dir, seed=0, **{**CREDS, **overrides})
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server
-
-
-def stop(server: KingdeeHTTPServer) -> None:
-    server.shutdown()
-    server.server_close()
+def _serve(data_dir: Path, **overrides: Any) -> Any:
+    return serving(make_server("127.0.0.1", 0, data_dir=data_dir, seed=0, **{**CREDS, **overrides}))
 
 
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[KingdeeHTTPServer]:
-    srv = start(tmp_path / "kingdee")
-    yield srv
-    stop(srv)
+    with _serve(tmp_path / "kingdee") as srv:
+        yield srv
 
 
 def sdk_for(url: str, **overrides: str) -> K3CloudApiSdk:
@@ -175,8 +168,7 @@ def test_spec_test_vector_is_recomputed_by_the_verifier() -> None:
 
 
 def test_official_sdk_saves_and_queries_end_to_end(tmp_path: Path) -> None:
-    srv = start(tmp_path / "kd", verify_api_signature=True)  # the SDK's X-Api-Signature must verify too
-    try:
+    with _serve(tmp_path / "kd", verify_api_signature=True) as srv:  # the SDK's X-Api-Signature must verify too
         sdk = sdk_for(srv.url)
         result = batch_save(sdk, bill(), NeedReturnFields=["FBillNo", "FEntity.FEntryID"],
                             IsVerifyBaseDataField="false")
@@ -189,8 +181,6 @@ def test_official_sdk_saves_and_queries_end_to_end(tmp_path: Path) -> None:
         rows = query(sdk, "SAL_OUTSTOCK", "FID,FBillNo,FDate,FDocumentStatus,FCustomerID.FNumber,FRealQty,"
                      "F_ora_Text_ysdh", "FBillNo = 'CK2024120400001'")
         assert rows == [[100001, "CK2024120400001", "2024-12-04T00:00:00", "A", SHOP, 2, "TB-778899"]]
-    finally:
-        stop(srv)
 
 
 def test_wrong_secret_is_msgcode_1_and_wrong_acct_is_not_200(server: KingdeeHTTPServer) -> None:
@@ -231,9 +221,8 @@ def test_validate_user_session_cookie_and_header(server: KingdeeHTTPServer) -> N
 
 
 def test_logout_and_idle_sessions_need_a_new_login(tmp_path: Path) -> None:
-    srv = start(tmp_path / "kd", session_idle_seconds=60)
-    stocks = {"data": {"FormId": "BD_STOCK", "FieldKeys": "FNumber"}}
-    try:
+    with _serve(tmp_path / "kd", session_idle_seconds=60) as srv:
+        stocks = {"data": {"FormId": "BD_STOCK", "FieldKeys": "FNumber"}}
         http = logged_in(srv.url)
         assert post(srv.url, STUB + "AuthService.Logout", {}, http).json()["LogoutResultType"] == 1
         after = post(srv.url, QUERY, stocks, http).json()
@@ -242,8 +231,6 @@ def test_logout_and_idle_sessions_need_a_new_login(tmp_path: Path) -> None:
         srv.emulator.sessions.idle_seconds = 0  # every session is now idle for too long
         expired = post(srv.url, BILL_QUERY, stocks, http).json()
         assert expired[0]["Result"]["ResponseStatus"]["MsgCode"] == 1  # BillQuery: the error is a row object
-    finally:
-        stop(srv)
 
 
 @pytest.mark.parametrize("secret_key", ["appSecret", "appSec", "appsecret"])
@@ -452,13 +439,9 @@ def test_master_data_queries(sdk: K3CloudApiSdk) -> None:
 # ------------------------------------------------------------------------------------- persistence
 def test_bills_and_counters_survive_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "missing" / "kingdee"  # created on start
-    first = start(data_dir)
-    try:
+    with _serve(data_dir) as first:
         assert saved(batch_save(sdk_for(first.url), bill("CK-KEEP", rows=[row(BATCH_SKU)])))
-    finally:
-        stop(first)
-    second = start(data_dir)
-    try:
+    with _serve(data_dir) as second:
         sdk = sdk_for(second.url)
         again = batch_save(sdk, bill("CK-KEEP"), bill("CK-NEXT", rows=[row(BATCH_SKU)]))
         assert errors(again) == [(0, "FBillNo", DUPLICATE.format("CK-KEEP"))]
@@ -467,8 +450,6 @@ def test_bills_and_counters_survive_a_restart(tmp_path: Path) -> None:
         rows = query(sdk, "SAL_OUTSTOCK", keys, OrderString="FID")
         assert [r[:3] for r in rows] == [[100001, "CK-KEEP", 100001], [100002, "CK-NEXT", 100002]]
         assert rows[0][3] == rows[1][3] and rows[0][4] == "CK-KEEP"  # the lot was found, not created twice
-    finally:
-        stop(second)
 
 
 def test_cli_prints_url_first_and_stops_on_sigterm(tmp_path: Path) -> None:

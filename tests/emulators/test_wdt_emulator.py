@@ -12,9 +12,7 @@ import hmac
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from tests.conftest import serving
 from emulators.dataset import UNKNOWN_SKU, build_dataset
 from emulators.wdt import make_server, verify_signature
 
@@ -138,20 +137,11 @@ def fetch_all(url: str, business: dict[str, Any], page_size: int) -> tuple[list[
 
 
 # -- fixtures ------------------------------------------------------------------------------------------
-@contextmanager
-def _serve(**options: Any) -> Iterator[Any]:
-    server = make_server(
+def _serve(**options: Any) -> Any:
+    return serving(make_server(
         "127.0.0.1", 0, app_key=APP_KEY, app_secret=SECRET, target_app_key=TARGET, sid=SID,
         seed=SEED, orders=ORDERS, start=START, days=DAYS, **options,
-    )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    ))
 
 
 @pytest.fixture(scope="module")

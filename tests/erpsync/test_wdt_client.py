@@ -157,6 +157,13 @@ def test_paging_that_loses_orders_is_an_error():
         list(paginator.orders(lambda page, size: pages[page], "test"))
 
 
+def test_an_order_without_its_key_is_an_error():
+    page = {"total_count": "1", "stockout_list": [{"order_no": "CK1"}]}
+    paginator = TotalCountPaginator(page_size=2, start_page=0, list_key="stockout_list", total_key="total_count", id_key="stockout_id")
+    with pytest.raises(PagingError, match="order 'CK1' has no stockout_id"):
+        list(paginator.orders(lambda page_no, size: page, "test"))
+
+
 def _with_page_size(size: int):
     from dataclasses import replace
 

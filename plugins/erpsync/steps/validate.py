@@ -26,7 +26,7 @@ from erpsync.staging import RunFiles, StoragePath, read_parquet, write_bytes, wr
 log = logging.getLogger(__name__)
 
 _ROW = "_row"
-QUARANTINE_COLUMNS = ["stockout_id", "order_no", "rec_id", "suite", "rule", "column", "value"]
+QUARANTINE_COLUMNS = ["stockout_id", "order_no", "rec_id", "suite", "rule", "check", "column", "value"]
 
 
 class ValidationSetupError(RuntimeError):
@@ -143,8 +143,8 @@ def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> Validate
     write_json(summary, files.quality / "summary.json")
     for row in report.itertuples():
         log.warning(
-            "Quarantined stock-out %s (id %s, line %s): %s on %s, value %r",
-            row.order_no, row.stockout_id, row.rec_id, row.rule, row.column, row.value,
+            "Quarantined stock-out %s (id %s, line %s): breaks %s (%s), value %r",
+            row.order_no, row.stockout_id, row.rec_id, row.check, row.rule, row.value,
         )
     return ValidateResult(
         orders=summary["orders"],
@@ -153,6 +153,28 @@ def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> Validate
         broken_rules=len(report),
         docs_index=str(files.quality / "docs" / "index.html"),
     )
+
+
+def _plain(number: Any) -> str:
+    """0.0 -> "0", 2.50 -> "2.5": GX hands bounds back as floats."""
+    return format(Decimal(str(number)).normalize(), "f")
+
+
+def describe(expectation_type: str, kwargs: dict[str, Any]) -> str:
+    """The rule in a reader's words, e.g. "goods_count > 0"."""
+    column = kwargs.get("column")
+    if expectation_type == "expect_column_values_to_not_be_null":
+        return f"{column} is present"
+    if expectation_type == "expect_column_values_to_be_unique":
+        return f"{column} is unique"
+    if expectation_type == "expect_column_values_to_be_between":
+        parts = []
+        if kwargs.get("min_value") is not None:
+            parts.append(f"{column} {'>' if kwargs.get('strict_min') else '>='} {_plain(kwargs['min_value'])}")
+        if kwargs.get("max_value") is not None:
+            parts.append(f"{column} {'<' if kwargs.get('strict_max') else '<='} {_plain(kwargs['max_value'])}")
+        return " and ".join(parts) or f"{column} in range"
+    return f"{expectation_type}({column})"
 
 
 def _broken(suite: str, result: Any, raw: pd.DataFrame, order_numbers: dict[Any, Any]) -> list[dict[str, Any]]:
@@ -179,6 +201,7 @@ def _broken(suite: str, result: Any, raw: pd.DataFrame, order_numbers: dict[Any,
                     "rec_id": _clean(source.get("rec_id")),
                     "suite": suite,
                     "rule": config.type,
+                    "check": describe(config.type, config.kwargs),
                     "column": column,
                     "value": _clean(value),
                 }

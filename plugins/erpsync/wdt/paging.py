@@ -38,7 +38,9 @@ class TotalCountPaginator:
         seen: set[str] = set()
         for page in self._pages(first, pages, fetch):
             for order in page.get(self.list_key) or []:
-                key = str(order.get(self.id_key))
+                if order.get(self.id_key) in (None, ""):
+                    raise PagingError(f"{what}: order {order.get('order_no')!r} has no {self.id_key}, the key of a stock-out")
+                key = str(order[self.id_key])
                 if key not in seen:
                     seen.add(key)
                     yield order
