@@ -76,3 +76,20 @@ def test_a_disabled_scheme_skips_its_runs(tmp_path):
     extract = dag.get_task("extract").python_callable
     with pytest.raises(AirflowSkipException, match="disabled"):
         extract(params={"window_start": "2026-11-01", "window_end": "2026-11-02"})
+
+
+def test_backfill_plans_one_run_per_schedule_window(airflow_db):
+    """`airflow backfill create` over three hours of the hourly schedule plans one run per window."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, cwd=REPO)
+    plan = subprocess.run(
+        [airflow, "backfill", "create", "--dag-id", "wdt_kingdee_sales_outstock", "--dry-run",
+         "--from-date", "2026-11-01T00:00:00+08:00", "--to-date", "2026-11-01T03:00:00+08:00"],
+        check=True, capture_output=True, text=True, cwd=REPO,
+    ).stdout
+    assert len(re.findall(r"^\| 2026-1[01]-\d\d \d\d:00:00\+0[08]:00", plan, re.M)) == 4, plan

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -29,6 +30,12 @@ class StoragePath(Protocol):
     def rename(self, target: Any) -> Any: ...
     def unlink(self, missing_ok: bool = ...) -> None: ...
     def read_text(self) -> str: ...
+
+    @property
+    def fs(self) -> Any: ...  # the fsspec filesystem (ObjectStoragePath / UPath)
+
+    @property
+    def path(self) -> str: ...
 
     @property
     def parent(self) -> StoragePath: ...
@@ -94,3 +101,14 @@ def read_jsonl(path: StoragePath) -> list[dict[str, Any]]:
 
 def write_bytes(data: bytes, path: StoragePath) -> None:
     _atomic_write(path, data)
+
+
+def replace_tree(local: Path, target: StoragePath) -> None:
+    """Make ``target`` a copy of the local folder ``local``, dropping what a previous run left there."""
+    if target.exists():
+        target.fs.rm(target.path, recursive=True)
+    for file in sorted(p for p in local.rglob("*") if p.is_file()):
+        destination = target
+        for part in file.relative_to(local).parts:
+            destination = destination / part
+        write_bytes(file.read_bytes(), destination)

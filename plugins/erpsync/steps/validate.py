@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from erpsync.staging import RunFiles, StoragePath, read_parquet, write_bytes, write_json, write_parquet
+from erpsync.staging import RunFiles, read_parquet, replace_tree, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,6 @@ def _load_suite(path: Path) -> tuple[Any, dict[str, Any]]:
     return suite, spec.get("meta", {})
 
 
-def _copy_tree(local: Path, target: StoragePath) -> None:
-    for file in sorted(p for p in local.rglob("*") if p.is_file()):
-        destination = target
-        for part in file.relative_to(local).parts:
-            destination = destination / part
-        write_bytes(file.read_bytes(), destination)
-
-
 def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> ValidateResult:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the task log
@@ -128,7 +120,7 @@ def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> Validate
             for result in outcome.run_results.values():
                 write_json(result.to_json_dict(), files.quality / f"{name}.json")
                 quarantine.extend(_broken(name, result, frame, order_numbers))
-        _copy_tree(Path(docs_dir), files.quality / "docs")
+        replace_tree(Path(docs_dir), files.quality / "docs")
 
     report = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS).astype("string")
     write_parquet(report, files.quarantine)
