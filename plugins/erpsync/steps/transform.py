@@ -47,10 +47,10 @@ def transform(mapping: BillMapping, files: RunFiles, order_key: str, line_key: s
     quarantined = set(quarantine["stockout_id"].dropna())
     keep = orders[order_key].notna() & ~orders[order_key].isin(quarantined)
     valid = orders[keep]
-    lines_by_order = {
-        str(key): _records(group)
-        for key, group in _line_order(lines[lines[order_key].isin(valid[order_key])], line_key).groupby(order_key, sort=False)
-    }
+    lines_by_order: dict[str, list[dict[str, Any]]] = {}
+    # one conversion of the whole frame: per-group pandas work would cost milliseconds per order
+    for line in _records(_line_order(lines[lines[order_key].isin(valid[order_key])], line_key)):
+        lines_by_order.setdefault(str(line[order_key]), []).append(line)
 
     bills: list[dict[str, Any]] = []
     unmapped: list[dict[str, Any]] = []
