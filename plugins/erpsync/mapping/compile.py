@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from erpsync.mapping.values import Constant, Empty, Value, compile_value
+from erpsync.mapping.values import Constant, Value, compile_value
 from erpsync.scheme import Collection, FormField, MappingRow, Scheme, SchemeError, SourceApi, TargetForm
 
 Record = Mapping[str, Any]
@@ -191,7 +191,7 @@ class _EntryContext:
 
 
 def _option_value(row: MappingRow, definition: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(compile_value(row.value), (Constant, Empty)):
+    if not isinstance(compile_value(row.value), Constant):
         raise SchemeError(f"{where}: a request option takes a constant, got {row.value!r}")
     text = row.value.strip()
     if definition.get("kind") == "bool":
@@ -242,6 +242,8 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
                 raise SchemeError(f"{where}: '{parent}' is not an entity of {form.form_id}")
 
         option = form.option(key)
+        if option is not None and not row.value.strip():
+            continue  # an option left empty keeps Kingdee's default
         if option is not None:
             name, definition = option
             value = _option_value(row, definition, where)
@@ -250,8 +252,8 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
                     raise SchemeError(f"{where}: FormId {value!r} does not match the form {form.form_id}")
                 form_id = value
             elif name == "Operation":
-                service = "BatchSave"
-            elif not isinstance(compile_value(row.value), Empty):
+                service = "BatchSave"  # the only value the form definition allows: Save, many bills per call
+            else:
                 options[name] = value
             continue
 
