@@ -11,11 +11,12 @@ import io
 import json
 import uuid
 from pathlib import Path
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from erpsync.windows import Window
+
+if TYPE_CHECKING:  # pandas is imported by the functions that need it: DAG parsing never does
+    import pandas as pd
 
 
 class StoragePath(Protocol):
@@ -77,6 +78,8 @@ def write_parquet(frame: pd.DataFrame, path: StoragePath) -> None:
 
 
 def read_parquet(path: StoragePath) -> pd.DataFrame:
+    import pandas as pd
+
     with path.open("rb") as fh:
         return pd.read_parquet(fh)
 
