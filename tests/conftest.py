@@ -67,6 +67,28 @@ def kingdee_emulator(tmp_path: Path) -> Iterator[Any]:
         yield server
 
 
+@pytest.fixture
+def edited_scheme(tmp_path: Path) -> Any:
+    """``edit(change)``: a copy of include/ whose sales_outstock scheme ``change(data)`` altered, loaded."""
+    import shutil
+
+    import yaml
+
+    from erpsync.scheme import INCLUDE_DIR, load_scheme
+
+    include = tmp_path / "include"
+    shutil.copytree(INCLUDE_DIR, include)
+    path = include / "schemes" / "sales_outstock.yaml"
+
+    def edit(change: Any) -> Any:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        change(data)
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        return load_scheme(path, include)
+
+    return edit
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     """The metadata database of the test Airflow home (SQLite), for runs with ``dag.test()``."""

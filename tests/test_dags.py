@@ -59,22 +59,12 @@ def test_parsing_loads_no_client_or_data_library():
     assert out.strip().splitlines()[-1] == "['wdt_kingdee_sales_outstock'] []"
 
 
-def test_a_disabled_scheme_skips_its_runs(tmp_path):
-    import shutil
-
-    import yaml
+def test_a_disabled_scheme_skips_its_runs(edited_scheme):
     from airflow.sdk.exceptions import AirflowSkipException
 
     from erpsync.dag_factory import build_dag
 
-    include = tmp_path / "include"
-    shutil.copytree(INCLUDE_DIR, include)
-    path = include / "schemes" / "sales_outstock.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["settings"]["enabled"] = False
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-
-    dag = build_dag(load_scheme(path, include))
+    dag = build_dag(edited_scheme(lambda data: data["settings"].update(enabled=False)))
     assert dag.is_paused_upon_creation is True
     extract = dag.get_task("extract").python_callable
     with pytest.raises(AirflowSkipException, match="disabled"):

@@ -1,12 +1,9 @@
 """The scheme file carries the user's whole document, and malformed schemes fail with a named row."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-
 from erpsync.mapping.compile import compile_mapping
 from erpsync.scheme import INCLUDE_DIR, SchemeError, load_scheme
 
@@ -45,21 +42,6 @@ def test_the_scheme_loads_with_its_settings():
     assert scheme.settings.timezone == "Asia/Shanghai"
 
 
-@pytest.fixture
-def scheme_copy(tmp_path):
-    include = tmp_path / "include"
-    shutil.copytree(INCLUDE_DIR, include)
-    path = include / "schemes" / "sales_outstock.yaml"
-
-    def edit(change):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        change(data)
-        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-        return load_scheme(path, include)
-
-    return edit
-
-
 def _row(data, field):
     return next(r for r in data["target"]["mapping"] if r["field"] == field)
 
@@ -79,9 +61,9 @@ def _row(data, field):
         (lambda d: _row(d, "SubHeadEntity.FEntity.IsAutoSubmitAndAudit").update(value="maybe"), r"expected true or false"),
     ],
 )
-def test_a_malformed_mapping_names_the_row(scheme_copy, change, message):
+def test_a_malformed_mapping_names_the_row(edited_scheme, change, message):
     with pytest.raises(SchemeError, match=message):
-        compile_mapping(scheme_copy(change))
+        compile_mapping(edited_scheme(change))
 
 
 @pytest.mark.parametrize(
@@ -96,11 +78,11 @@ def test_a_malformed_mapping_names_the_row(scheme_copy, change, message):
         (lambda d: d["target"]["collections"]["batch_details"]["aliases"].update(num="qty"), r"'qty' is not a line field"),
     ],
 )
-def test_a_malformed_scheme_names_the_setting(scheme_copy, change, message):
+def test_a_malformed_scheme_names_the_setting(edited_scheme, change, message):
     with pytest.raises(SchemeError, match=message):
-        scheme_copy(change)
+        edited_scheme(change)
 
 
-def test_errors_name_the_file(scheme_copy):
+def test_errors_name_the_file(edited_scheme):
     with pytest.raises(SchemeError, match=re.escape("sales_outstock.yaml")):
-        scheme_copy(lambda d: d["settings"].pop("enabled"))
+        edited_scheme(lambda d: d["settings"].pop("enabled"))

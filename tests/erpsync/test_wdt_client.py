@@ -17,6 +17,7 @@ from tests.conftest import SEED, START, WDT, serving
 
 SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 METHOD = "wdt.stockout.order.query.trade"
+PAGINATOR = TotalCountPaginator(page_size=2, start_page=0, list_key="stockout_list", total_key="total_count", id_key="stockout_id")
 
 
 def _client(server, **overrides) -> QimenClient:
@@ -152,16 +153,14 @@ def test_bad_filters_are_refused(filters, message):
 def test_paging_that_loses_orders_is_an_error():
     pages = {0: {"total_count": "3", "stockout_list": [{"stockout_id": "1"}, {"stockout_id": "2"}]},
              1: {"stockout_list": [{"stockout_id": "2"}]}}  # order 3 slid away while we read
-    paginator = TotalCountPaginator(page_size=2, start_page=0, list_key="stockout_list", total_key="total_count", id_key="stockout_id")
     with pytest.raises(PagingError, match="announced 3 orders but the pages held 2"):
-        list(paginator.orders(lambda page, size: pages[page], "test"))
+        list(PAGINATOR.orders(lambda page, size: pages[page], "test"))
 
 
 def test_an_order_without_its_key_is_an_error():
     page = {"total_count": "1", "stockout_list": [{"order_no": "CK1"}]}
-    paginator = TotalCountPaginator(page_size=2, start_page=0, list_key="stockout_list", total_key="total_count", id_key="stockout_id")
     with pytest.raises(PagingError, match="order 'CK1' has no stockout_id"):
-        list(paginator.orders(lambda page_no, size: page, "test"))
+        list(PAGINATOR.orders(lambda page_no, size: page, "test"))
 
 
 def _with_page_size(size: int):

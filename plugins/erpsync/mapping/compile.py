@@ -229,7 +229,6 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
     subheads: dict[str, list[FieldRule]] = {k: [] for k, kind in form.entities.items() if kind == "subhead"}
     entry: list[FieldRule] = []
     options: dict[str, Any] = {}
-    form_id, service = form.form_id, "BatchSave"
     entry_collection: Collection | None = None
     seen: dict[str, str] = {}
 
@@ -242,19 +241,14 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
                 raise SchemeError(f"{where}: '{parent}' is not an entity of {form.form_id}")
 
         option = form.option(key)
-        if option is not None and not row.value.strip():
-            continue  # an option left empty keeps Kingdee's default
         if option is not None:
-            name, definition = option
-            value = _option_value(row, definition, where)
-            if name == "FormId":
-                if value != form.form_id:
+            if row.value.strip():  # an option left empty keeps Kingdee's default
+                name, definition = option
+                value = _option_value(row, definition, where)
+                if name == "FormId" and value != form.form_id:
                     raise SchemeError(f"{where}: FormId {value!r} does not match the form {form.form_id}")
-                form_id = value
-            elif name == "Operation":
-                service = "BatchSave"  # the only value the form definition allows: Save, many bills per call
-            else:
-                options[name] = value
+                if name not in ("FormId", "Operation"):  # Operation: Save, the only value allowed: BatchSave
+                    options[name] = value
             continue
 
         if key in form.entities:  # structural row: the entity itself
@@ -308,7 +302,7 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
         entry_entity=entry_entity,
         entry_collection=entry_collection,
         entry=tuple(entry),
-        request=RequestSpec(form_id, service, options),
+        request=RequestSpec(form.form_id, "BatchSave", options),
         line_list_key=api.line_list_key,
     )
 
