@@ -5,15 +5,21 @@ made is listed in the docstring of the module that implements it.
 
 Public interface:
 - ``make_server(host, port, *, acct_id, username, app_id, app_secret, data_dir, seed, password=None,
-  verify_api_signature=False, session_idle_seconds=None, verbose=False)`` → a ThreadingHTTPServer with
-  ``.url`` (``http://host:port/k3cloud/``), ``serve_forever()``, ``shutdown()`` and ``server_close()``.
+  verify_api_signature=False, session_ttl_s=None, latency_ms=0, per_bill_ms=0, error_rate=0,
+  lost_response_rate=0, max_concurrent=None, network_control_rate=0, call_limit_per_minute=None,
+  response_error_rate=0, verbose=False)`` → a ThreadingHTTPServer with ``.url``
+  (``http://host:port/k3cloud/``), ``.emulator``, ``serve_forever()``, ``shutdown()`` and
+  ``server_close()``. The keyword arguments match the CLI flags of ``__main__``.
 - ``python -m emulators.kingdee`` (see ``__main__``): prints the URL as its first stdout line.
 - ``DEFAULT_CREDENTIALS``: what the CLI uses when no flag is given.
 
 Module map: ``server`` (HTTP, routing, services), ``auth`` (signatures, logins, sessions), ``outstock``
-(SAL_OUTSTOCK validation, defaults, amounts), ``query`` (ExecuteBillQuery/BillQuery), ``store``
-(SQLite), ``master`` (seeded master data), ``wire``/``envelopes`` (JSON and response shapes). Each
-module's docstring lists the decisions taken on the spec's [INF]/[?] points.
+(SAL_OUTSTOCK validation, defaults, amounts), ``operations`` (View/Submit/Audit/UnAudit/Delete),
+``inventory`` (stock levels, negative-stock check), ``basedata`` (Save on BD_MATERIAL/BD_Customer),
+``tasks`` (BatchSaveQuery/QueryAsyncResult), ``faults`` (latency and injected faults), ``query``
+(ExecuteBillQuery/BillQuery, number index), ``store`` (SQLite), ``master`` (seeded master data),
+``wire``/``envelopes`` (JSON and response shapes). Each module's docstring lists the decisions taken on
+the spec's [INF]/[?] points.
 """
 
 from .server import KingdeeEmulator, KingdeeHTTPServer, make_server

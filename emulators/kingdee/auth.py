@@ -15,8 +15,11 @@ Decisions ([INF]/[?] points of the spec):
   (a GUID, = ``KDSVCSessionId``) and ``ASP.NET_SessionId`` (24 lowercase letters/digits), ``path=/``,
   ``HttpOnly``, no ``expires`` (so the SDK's comma split of Set-Cookie stays clean). A failed signature
   check still sets a fresh, useless ``kdservice-sessionid`` cookie, like the real server.
-- Sessions live in memory with no idle expiry by default (a real server kept them ≥ 90 min); the
-  server's ``session_idle_seconds`` can expire them to exercise re-login.
+- Sessions live in memory and do not expire by default (a real server kept them ≥ 90 min). With the
+  server's ``session_ttl_s`` S a session ends S seconds after it was opened, however busy it is. An
+  expired SID counts as no SID: a request with signature headers has them checked and gets a new session
+  (and cookies), as spec §2.5 observed; a request carrying only the expired SID (session-login clients)
+  gets the §4.4 MsgCode 1 envelope ``会话信息已丢失，请重新登录``.
 - ValidateUser checks the password (``--password``, default the AppSecret); LoginByAppSecret checks
   AppId and AppSecret (named keys ``appSecret``/``appSec``/``appsecret``); LoginBySign checks
   ``sha256(sorted([acctID, username, appId, appSecret, str(timestamp)]) joined)`` in lowercase hex
@@ -119,14 +122,14 @@ class Session:
     asp_id: str
     username: str
     lcid: int
-    last_seen: float = field(default_factory=time.monotonic)
+    opened: float = field(default_factory=time.monotonic)
 
 
 class SessionStore:
-    def __init__(self, idle_seconds: float | None = None) -> None:
+    def __init__(self, ttl_seconds: float | None = None) -> None:
         self._by_id: dict[str, Session] = {}
         self._lock = threading.Lock()
-        self.idle_seconds = idle_seconds
+        self.ttl_seconds = ttl_seconds
 
     def open(self, username: str, lcid: int) -> Session:
         session = Session(str(uuid.uuid4()), new_asp_id(), username, lcid)
@@ -142,11 +145,10 @@ class SessionStore:
                 session = self._by_id.get(sid)
                 if session is None:
                     continue
-                if self.idle_seconds is not None and now - session.last_seen > self.idle_seconds:
+                if self.ttl_seconds is not None and now - session.opened >= self.ttl_seconds:
                     self._by_id.pop(session.sid, None)
                     self._by_id.pop(session.asp_id, None)
                     continue
-                session.last_seen = now
                 return session
         return None
 

@@ -9,6 +9,17 @@ Decisions ([INF]/[?] points of the spec):
   one-bill save answers ``[{}]`` like the doc template.
 - Query errors are wrapped ``[[{"Result": …}]]`` for ExecuteBillQuery (captured) and ``[{"Result": …}]``
   for BillQuery [?]: the error object sits where that service puts a row.
+- An interaction (the negative-stock prompt of an audit) [?] is answered like a validation failure of
+  that bill: ``IsSuccess`` false, an ``Errors`` entry ``{"FieldName": null, "Message": <the prompt>,
+  "DIndex": <the bill's index>}`` among the others, MsgCode 11. The client answers it by sending the
+  request again with the interaction's flag in ``InterationFlags``.
+- Submit/Audit/UnAudit/Delete answer the §4.1 envelope without Id/Number/NeedReturnData; each target
+  that succeeded is in ``SuccessEntitys`` (``{"Id", "Number", "DIndex"}``, DIndex = position in Ids or
+  Numbers) and has a ``SuccessMessages`` entry ``单据编号为“X”的销售出库单，审核成功！`` (提交/审核/反审核/
+  删除, after the captured AR audit message). MsgCode 11 when a target failed, 10 (未找到对应数据) when
+  every failure is a bill that does not exist.
+- View [?]: ``{"Result": {"ResponseStatus": {…IsSuccess true, MsgCode 0…}, "Result": <bill>}}``; the
+  bill object's shape is in ``operations.view_object``.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ MSG_CONTEXT_LOST = 1
 MSG_EXCEPTION = 4
 MSG_PARAMETER = 8
 MSG_NO_SUCH_FIELD = 9
+MSG_NOT_FOUND = 10
 MSG_VALIDATION = 11
 
 SESSION_LOST = "会话信息已丢失，请重新登录"
@@ -40,7 +52,7 @@ class Problem:
 
 
 def response_status(errors: list[Problem], successes: list[dict[str, Any]], msg_code: int,
-                    ) -> dict[str, Any]:
+                    messages: list[Problem] | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {}
     if errors:
         status["ErrorCode"] = 500
@@ -48,7 +60,7 @@ def response_status(errors: list[Problem], successes: list[dict[str, Any]], msg_
         "IsSuccess": not errors,
         "Errors": [e.as_json() for e in errors],
         "SuccessEntitys": successes,
-        "SuccessMessages": [],
+        "SuccessMessages": [m.as_json() for m in messages or []],
         "MsgCode": msg_code,
     })
     return status
@@ -74,6 +86,17 @@ def save_result(errors: list[Problem], successes: list[dict[str, Any]], return_d
     if successes:
         result["NeedReturnData"] = return_data
     return {"Result": result}
+
+
+def operation_result(errors: list[Problem], successes: list[dict[str, Any]], messages: list[Problem],
+                     msg_code: int) -> dict[str, Any]:
+    """Submit/Audit/UnAudit/Delete (spec §4.5): the envelope without Id/Number/NeedReturnData."""
+    status = response_status(errors, successes, msg_code if errors else MSG_DEFAULT, messages)
+    return {"Result": {"ResponseStatus": status}}
+
+
+def view_result(bill: dict[str, Any]) -> dict[str, Any]:
+    return {"Result": {"ResponseStatus": response_status([], [], MSG_DEFAULT), "Result": bill}}
 
 
 def wrap_query_error(envelope: dict[str, Any], *, as_objects: bool) -> list[Any]:

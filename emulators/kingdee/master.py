@@ -9,6 +9,11 @@ Decisions ([INF]/[?] points of the spec):
   keys match case-insensitively (SQL Server's default collation). ``FMasterId`` aliases the id key.
 - Ids are stable: a fixed range per form in catalog order (PRE001 is currency 1, as in a real tenant).
 - Every seeded record is audited and enabled: FDocumentStatus ``C``, FForbidStatus ``A``.
+- BD_MATERIAL and BD_Customer also grow through Save (see ``basedata``): new records take the next id
+  after the highest one of their form and carry FCreateOrgId/FUseOrgId (seeded records have none, so
+  those keys query as 0).
+- Readers may look records up without the server's lock: records are only ever added, each with one
+  dict assignment, and scans copy the values first.
 """
 
 from __future__ import annotations
@@ -39,9 +44,20 @@ _COMMON = (
 )
 
 
+_ORG_FIELDS = (
+    Field("FCreateOrgId", "创建组织", Kind.BASE, "ORG_Organizations"),
+    Field("FUseOrgId", "使用组织", Kind.BASE, "ORG_Organizations"),
+)
+
+
 def number_key(number: Any) -> str:
     """Numbers compare like SQL Server strings: case-insensitive, trailing blanks ignored."""
     return str(number).rstrip().upper()
+
+
+def text_key(number: Any) -> str:
+    """A number as a query filter compares text (``query._as_text``): the key of the look-up indexes."""
+    return str(number).rstrip().casefold()
 
 
 @dataclass
@@ -53,6 +69,7 @@ class MasterForm:
     extra_fields: tuple[Field, ...] = ()
     records: dict[Any, dict[str, Any]] = field(default_factory=dict)  # id -> record
     by_number: dict[str, list[Any]] = field(default_factory=dict)  # upper number -> ids
+    by_text: dict[str, list[Any]] = field(default_factory=dict)  # text_key(number) -> ids, for queries
 
     @property
     def fields(self) -> dict[str, Field]:
@@ -65,6 +82,7 @@ class MasterForm:
         rid = record[self.id_key]
         self.records[rid] = record
         self.by_number.setdefault(number_key(record["FNumber"]), []).append(rid)
+        self.by_text.setdefault(text_key(record["FNumber"]), []).append(rid)
 
 
 class MasterData:
@@ -93,7 +111,8 @@ class MasterData:
         if not form:
             return None
         wanted = name.rstrip().casefold()
-        return next((r for r in form.records.values() if str(r["FName"]).rstrip().casefold() == wanted), None)
+        records = list(form.records.values())  # a copy: a record may be added meanwhile
+        return next((r for r in records if str(r["FName"]).rstrip().casefold() == wanted), None)
 
     def find_lot(self, material_id: Any, number: str) -> dict[str, Any] | None:
         form = self._forms[LOT_FORM.lower()]
@@ -106,6 +125,11 @@ class MasterData:
         form = self.form(form_id)
         assert form is not None
         return Ref(record[form.id_key], record["FNumber"])
+
+    def next_id(self, form_id: str) -> int:
+        form = self.form(form_id)
+        assert form is not None
+        return max([form.first_id - 1, *form.records]) + 1
 
     def add_lot(self, lot_id: int, material: Ref, number: str, created: str) -> None:
         self._forms[LOT_FORM.lower()].add({
@@ -132,7 +156,8 @@ class MasterData:
         self._register(MasterForm(STOCK_STATUS_FORM, "库存状态", "FStockStatusId", 10000), _STOCK_STATUSES)
         orgs = MasterForm("ORG_Organizations", "组织机构", "FORGID", 100001)
         self._register(orgs, master["ORG_Organizations"])
-        self._register(MasterForm("BD_Customer", "客户", "FCUSTID", 200001), master["BD_Customer"])
+        self._register(MasterForm("BD_Customer", "客户", "FCUSTID", 200001, extra_fields=_ORG_FIELDS),
+                       master["BD_Customer"])
         self._register(MasterForm("BD_STOCK", "仓库", "FSTOCKID", 400001), master["BD_STOCK"])
         self._register(MasterForm("BD_Department", "部门", "FDEPTID", 500001), master["BD_Department"])
         self._register(MasterForm("BD_Currency", "币别", "FCURRENCYID", 1), master["BD_Currency"])
@@ -157,5 +182,6 @@ class MasterData:
             Field("FIsBatchManage", "启用批号管理", Kind.BOOL),
             Field("FBARCODE", "条码", Kind.TEXT),
             Field("FBaseUnitId", "基本单位", Kind.BASE, UNIT_FORM),
+            *_ORG_FIELDS,
         ))
         self._register(form, catalog.kingdee_master["BD_MATERIAL"], extra)

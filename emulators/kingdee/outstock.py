@@ -18,14 +18,15 @@ Decisions ([INF]/[?] points of spec §3, each one chosen to follow the real serv
   ``单据体实体【明细信息】第【n】行分录，【物料编码】字段必录`` (rows); FieldName is the field key.
 - Required: FBillTypeID, FDate, FSaleOrgId, FCustomerID, FStockOrgId, FOwnerIdHead,
   SubHeadEntity.FSettleCurrID, SubHeadEntity.FSettleOrgID; per row FMaterialID, FUnitID, FRealQty,
-  FStockID, FStockStatusID, FOwnerID, and FLot for a batch-managed material. FBillTypeID and FDate are
-  not defaulted (a real server would take them from the bill template): an omission must show.
-  FOwnerIdHead, FUnitID, FStockStatusID and FOwnerID are defaulted (below), so they fail only when sent
-  with a number that matches nothing (or when what they default from is empty). The unit is derived
+  FStockID, FStockStatusID, FOwnerID, and FLot for a batch-managed material. FBillTypeID, FDate,
+  FOwnerIdHead, FUnitID, FStockStatusID and FOwnerID are defaulted (below), as the bill template does, so
+  they fail only when sent with a value that matches nothing (an unknown bill type stays refused) or
+  when what they default from is empty. The unit is derived
   from the material, so a row with an empty material reports the material alone, not also its unit
   [INF: one message per cause, as the spec's captured errors show].
 - Defaults, only when the key is not sent at all (a key sent with an unknown number stays empty, as
-  when Kingdee applies the JSON value after the field's change events): FOwnerTypeIdHead ``BD_OwnerOrg``,
+  when Kingdee applies the JSON value after the field's change events): FBillTypeID ``XSCKD01_SYS``
+  (标准销售出库单), FDate today (the server's local date), FOwnerTypeIdHead ``BD_OwnerOrg``,
   FOwnerIdHead = FStockOrgId, FReceiverID/FSettleID/FPayerID = FCustomerID, FBussinessType ``NORMAL``,
   SubHeadEntity FLocalCurrID = FSettleCurrID, FExchangeRate 1, FIsIncludedTax true,
   FIsPriceExcludeTax true; per row FRowType ``Standard``, FUnitID = the material's base unit (``Pcs``),
@@ -74,7 +75,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from .envelopes import Problem
-from .master import DEFAULT_STOCK_STATUS, LOT_FORM, STOCK_STATUS_FORM, MasterData
+from .master import BILL_TYPE_FORM, DEFAULT_STOCK_STATUS, LOT_FORM, STOCK_STATUS_FORM, MasterData
 from .schema import Field, Kind, field_index
 from .wire import decimal_text, lower_keys
 
@@ -85,6 +86,7 @@ ENTRY_CAPTION = "明细信息"
 SUBHEAD_KEY = "SubHeadEntity"
 ORG_FORM = "ORG_Organizations"
 DEFAULT_TAX_RATE = Decimal("13")
+DEFAULT_BILL_TYPE = "XSCKD01_SYS"  # 标准销售出库单, the template's own type
 _CENT = Decimal("0.01")
 _PRICE = Decimal("0.000001")
 
@@ -171,7 +173,7 @@ _RANK_CONVERT, _RANK_FID, _RANK_VERIFY = 0, 1, 2
 _RANK_HEAD = 10
 _RANK_NO_ROWS = 30
 _RANK_ENTRY = 40
-_RANK_LOT, _RANK_NEGATIVE, _RANK_UNIQUE = 60, 61, 90
+_RANK_LOT, _RANK_NEGATIVE, _RANK_UNIQUE, _RANK_INTERACTION = 60, 61, 90, 95
 
 
 @dataclass(frozen=True)
@@ -412,6 +414,8 @@ class DraftReader:
     def _default_head(self, draft: Draft, sent: set[str]) -> None:
         head = draft.head
         defaults: dict[str, Any] = {
+            "FBillTypeID": self._preset(BILL_TYPE_FORM, DEFAULT_BILL_TYPE),
+            "FDate": _dt.date.today().isoformat() + "T00:00:00",
             "FOwnerTypeIdHead": "BD_OwnerOrg",
             "FOwnerIdHead": head.get("FStockOrgId"),
             "FReceiverID": head.get("FCustomerID"),
@@ -621,6 +625,11 @@ def fid_problem(draft: Draft, exists: bool) -> None:
     else:
         message = f"FID为{draft.fid}的单据不存在，或者已被删除。"
     draft.fail(_RANK_FID, message, "FID")
+
+
+def interaction_problem(draft: Draft, message: str) -> None:
+    """An interaction the client did not answer (e.g. the negative-stock prompt), see ``envelopes``."""
+    draft.fail(_RANK_INTERACTION, message, None)
 
 
 def ordered_problems(drafts: list[Draft]) -> list[Problem]:

@@ -25,6 +25,11 @@ Decisions ([INF]/[?] points of the spec):
   that does not parse MsgCode 4 ``GetRealExpress error: …``.
 - Paging: TopRowCount (> 0) caps the result first, then StartRow (0-based) and Limit apply. Limit is
   capped at 10000 ("不能超过10000"), and 0 means that cap.
+- Index: when the filter pins the number (``FBillNo`` on SAL_OUTSTOCK, ``FNumber`` on master forms) to
+  literal texts, through ``=`` or ``IN (…)`` alone or ANDed with anything (or ORed with other such
+  conditions), only the records with those numbers are read, through a dict keyed like the text
+  comparison (trailing blanks off, casefolded); the full filter still runs on them, so the result is the
+  same as a scan.
 """
 
 from __future__ import annotations
@@ -103,8 +108,15 @@ class MasterSchema:
             return Column(lambda ctx: output(spec, raw(ctx)), kind=spec.kind)
         return reference_column(self.master, spec, raw, rest, key, entry=False)
 
-    def contexts(self, entry_level: bool) -> Iterator[Ctx]:
-        for record in list(self.form.records.values()):
+    index_key = "fnumber"
+
+    def contexts(self, entry_level: bool, texts: frozenset[str] | None = None) -> Iterator[Ctx]:
+        if texts is None:
+            records = list(self.form.records.values())
+        else:  # an index look-up, in id order like a scan
+            ids = sorted({rid for t in texts for rid in self.form.by_text.get(t, ())}, key=_id_order)
+            records = [self.form.records[rid] for rid in ids]
+        for record in records:
             yield record, None
 
 
@@ -150,8 +162,11 @@ class BillSchema:
             return Column(raw, entry)
         return Column(lambda ctx: _raw_property(raw(ctx), rest), entry)
 
-    def contexts(self, entry_level: bool) -> Iterator[Ctx]:
-        for bill in self.store.bills():
+    index_key = "fbillno"
+
+    def contexts(self, entry_level: bool, texts: frozenset[str] | None = None) -> Iterator[Ctx]:
+        bills = self.store.bills() if texts is None else self.store.bills_matching(texts)
+        for bill in bills:
             if not entry_level:
                 yield bill, None
             elif not bill["entries"]:
@@ -159,6 +174,10 @@ class BillSchema:
             else:
                 for entry in bill["entries"]:
                     yield bill, entry
+
+
+def _id_order(rid: Any) -> tuple[int, Any]:
+    return (0, rid) if isinstance(rid, int) else (1, str(rid))
 
 
 def _column_in(master: MasterData, form_id: str, key: str) -> Column | None:
@@ -259,28 +278,38 @@ Predicate = Callable[[Ctx], bool]
 
 
 @dataclass(frozen=True)
+class Cond:
+    """A parsed condition and, when it pins the indexed number to literal texts, those texts."""
+
+    test: Predicate
+    texts: frozenset[str] | None = None  # a matching record's number (as ``_as_text``) is one of these
+
+
+@dataclass(frozen=True)
 class Operand:
     get: Getter
     kind: Kind | None
     is_literal: bool = False
     literal: Any = None
+    ident: str = ""  # the field key, lower-cased, when the operand is a field
 
 
 class FilterParser:
     """Recursive descent over the token list; builds a predicate and notes the columns it uses."""
 
-    def __init__(self, text: str, resolve: Callable[[str], Column]) -> None:
+    def __init__(self, text: str, resolve: Callable[[str], Column], index_key: str = "") -> None:
         self.text = text
         self.tokens = tokenize(text)
         self.pos = 0
         self.resolve = resolve
+        self.index_key = index_key
         self.columns: list[Column] = []
 
-    def parse(self) -> Predicate:
-        predicate = self._or()
+    def parse(self) -> Cond:
+        cond = self._or()
         if self.pos != len(self.tokens):
             raise _bad_filter(self.text, f"多余的内容“{self.tokens[self.pos].text}”")
-        return predicate
+        return cond
 
     # -- helpers --------------------------------------------------------------------------------
     def _peek(self, offset: int = 0) -> Token | None:
@@ -307,57 +336,83 @@ class FilterParser:
             raise _bad_filter(self.text, f"缺少“{text}”" + (f"，遇到“{found.text}”" if found else ""))
 
     # -- grammar --------------------------------------------------------------------------------
-    def _or(self) -> Predicate:
+    def _or(self) -> Cond:
         parts = [self._and()]
         while self._accept("kw", "or"):
             parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda ctx: any(p(ctx) for p in parts))
+        if len(parts) == 1:
+            return parts[0]
+        tests = [p.test for p in parts]
+        # Every branch must pin the number for the union to bound the result.
+        texts = None
+        if all(p.texts is not None for p in parts):
+            texts = frozenset().union(*(p.texts or () for p in parts))
+        return Cond(lambda ctx: any(t(ctx) for t in tests), texts)
 
-    def _and(self) -> Predicate:
+    def _and(self) -> Cond:
         parts = [self._not()]
         while self._accept("kw", "and"):
             parts.append(self._not())
-        return parts[0] if len(parts) == 1 else (lambda ctx: all(p(ctx) for p in parts))
+        if len(parts) == 1:
+            return parts[0]
+        tests = [p.test for p in parts]
+        pinned = [p.texts for p in parts if p.texts is not None]  # one pinned branch bounds the result
+        texts = frozenset.intersection(*pinned) if pinned else None
+        return Cond(lambda ctx: all(t(ctx) for t in tests), texts)
 
-    def _not(self) -> Predicate:
+    def _not(self) -> Cond:
         if self._accept("kw", "not"):
-            inner = self._not()
-            return lambda ctx: not inner(ctx)
+            inner = self._not().test
+            return Cond(lambda ctx: not inner(ctx))
         if self._accept("punct", "("):
             inner = self._or()
             self._expect("punct", ")")
             return inner
         return self._comparison()
 
-    def _comparison(self) -> Predicate:
-        left, left_kind = self._operand_getter()
+    def _comparison(self) -> Cond:
+        left_operand = self._operand()
+        left, left_kind = left_operand.get, left_operand.kind
         negate = self._accept("kw", "not")
         if self._accept("kw", "in"):
-            return self._in(left, left_kind, negate)
+            return self._in(left_operand, negate)
         if self._accept("kw", "like"):
             pattern, _ = self._operand_getter()
-            return _like(left, pattern, negate)
+            return Cond(_like(left, pattern, negate))
         if self._accept("kw", "between"):
             low, _ = self._operand_getter()
             self._expect("kw", "and")
             high, _ = self._operand_getter()
             test = lambda ctx: (_compare(left(ctx), low(ctx), left_kind, ">=")  # noqa: E731
                                 and _compare(left(ctx), high(ctx), left_kind, "<="))
-            return (lambda ctx: not test(ctx)) if negate else test
+            return Cond((lambda ctx: not test(ctx)) if negate else test)
         if negate:
             raise _bad_filter(self.text, "NOT 之后缺少 IN、LIKE 或 BETWEEN")
         if self._accept("kw", "is"):
             is_not = self._accept("kw", "not")
             self._expect("kw", "null")
-            return lambda ctx: (left(ctx) is not None) == is_not
+            return Cond(lambda ctx: (left(ctx) is not None) == is_not)
         token = self._next()
         if token.kind != "op":
             raise _bad_filter(self.text, f"缺少比较运算符，遇到“{token.text}”")
-        right, right_kind = self._operand_getter()
+        right_operand = self._operand()
+        right, right_kind = right_operand.get, right_operand.kind
         op = "<>" if token.text == "!=" else token.text
-        return lambda ctx: _compare(left(ctx), right(ctx), left_kind or right_kind, op)
+        texts = None
+        if op == "=":
+            texts = self._pins(left_operand, [right_operand]) or self._pins(right_operand, [left_operand])
+        return Cond(lambda ctx: _compare(left(ctx), right(ctx), left_kind or right_kind, op), texts)
 
-    def _in(self, left: Getter, kind: Kind | None, negate: bool) -> Predicate:
+    def _pins(self, field: Operand, literals: list[Operand]) -> frozenset[str] | None:
+        """The texts an ``=``/``IN`` pins the indexed number to (compared as ``_as_text``), if it does."""
+        if not self.index_key or field.ident != self.index_key:
+            return None
+        if not all(o.is_literal and isinstance(o.literal, str) for o in literals):
+            return None
+        return frozenset(_as_text(o.literal) for o in literals)
+
+    def _in(self, left_operand: Operand, negate: bool) -> Cond:
+        left, kind = left_operand.get, left_operand.kind
         self._expect("punct", "(")
         values = [self._operand()]
         while self._accept("punct", ","):
@@ -376,7 +431,7 @@ class FilterParser:
             found = any(_compare(value, o.get(ctx), kind, "=") for o in values)
             return found != negate
 
-        return test
+        return Cond(test, None if negate else self._pins(left_operand, values))
 
     def _operand_getter(self) -> tuple[Getter, Kind | None]:
         operand = self._operand()
@@ -391,7 +446,7 @@ class FilterParser:
         if token.kind == "ident":
             column = self.resolve(token.text)
             self.columns.append(column)
-            return Operand(column.get, column.kind)
+            return Operand(column.get, column.kind, ident=token.text.lower())
         raise _bad_filter(self.text, f"此处不应出现“{token.text}”")
 
 
@@ -603,11 +658,14 @@ class QueryEngine:
         request = read_request(data)
         schema = self.schema(request.form_id)
         columns = [schema.column(k) for k in request.field_keys]
-        parser = FilterParser(request.filter_text, schema.column) if request.filter_text else None
-        predicate = parser.parse() if parser else None
+        parser = None
+        if request.filter_text:
+            parser = FilterParser(request.filter_text, schema.column, schema.index_key)
+        cond = parser.parse() if parser else None
         order = [(schema.column(k), desc) for k, desc in request.order]
         used = columns + (parser.columns if parser else []) + [c for c, _ in order]
-        contexts = [c for c in schema.contexts(any(c.entry for c in used)) if not predicate or predicate(c)]
+        candidates = schema.contexts(any(c.entry for c in used), cond.texts if cond else None)
+        contexts = [c for c in candidates if not cond or cond.test(c)]
         for column, desc in reversed(order):
             contexts.sort(key=lambda ctx, col=column: _sort_key(col.get(ctx)), reverse=desc)
         if request.top:

@@ -8,24 +8,33 @@ Decisions ([INF]/[?] points of the spec):
   with the text ``Service not found: <name>`` (the SDK raises it as ``RuntimeError``).
 - Services: AuthService.ValidateUser / LoginByAppSecret / LoginByAppSecret2 / LoginBySign / Logout,
   AccountService.GetDataCenterList, DynamicFormService.Save / BatchSave / ExecuteBillQuery / BillQuery /
-  QueryAsyncResult. Login and data-center services need no session; the others (Logout too) go
-  through the auth gate of ``auth.py``. Request bodies may be sent with Content-Length or chunked.
+  QueryAsyncResult / View / Submit / Audit / UnAudit / Delete (``operations.py``). Login and
+  data-center services need no session; the others (Logout too) go through the auth gate of
+  ``auth.py``. Request bodies may be sent with Content-Length or chunked. Injected latency and faults
+  (``faults.py``) apply to every call of a known service.
 - A body that is not JSON or lacks a required parameter answers HTTP 200 with MsgCode 8 (query
   services: wrapped like their other errors); ``formid`` missing: MsgCode 5 (单据标识为空).
-- Save/BatchSave only on SAL_OUTSTOCK; another known form answers MsgCode 4
-  ``模拟器不支持保存业务对象“X”。``, an unknown one ``标识为“X”的业务对象不存在，或者被删除。``. Missing or
-  empty Model: MsgCode 8 ``data数据包中的参数Model的值不能为空。``. BatchSave takes a single Model object
-  as a one-bill batch; Save with a Model array answers MsgCode 8.
-- Options: IsAutoSubmitAndAudit true saves the bill audited (FDocumentStatus ``C``, FApproveDate set),
-  otherwise created (``A``); ValidateFlag/IsVerifyBaseDataField see ``outstock.py``; NeedReturnFields
+- Save/BatchSave on SAL_OUTSTOCK, BD_MATERIAL and BD_Customer (``basedata.py``); another known form
+  answers MsgCode 4 ``模拟器不支持保存业务对象“X”。``, an unknown one
+  ``标识为“X”的业务对象不存在，或者被删除。`` (the operations likewise:
+  ``模拟器不支持业务对象“X”的Audit操作。``). Missing or empty Model: MsgCode 8
+  ``data数据包中的参数Model的值不能为空。``. BatchSave takes a single Model object as a one-bill batch;
+  Save with a Model array answers MsgCode 8.
+- Concurrency: parsing and reading Models happen outside the store lock; the checks that depend on the
+  store (FID, number uniqueness, stock) and the write hold it, one Save/BatchSave at a time, and all bills
+  of one call are written in one transaction. A number used twice in one batch saves the first bill
+  only; an auto-number never takes a number sent by another bill of the same batch.
+- Options: IsAutoSubmitAndAudit true saves the bill audited (FDocumentStatus ``C``, FApproveDate set)
+  after the stock check of ``inventory.py`` (refused with the negative-stock interaction unless
+  ``InterationFlags`` holds ``STK_InvCheckResult``; bills of one batch are checked in Model order, each
+  seeing the stock the earlier ones left), otherwise created (``A``); ValidateFlag/IsVerifyBaseDataField
+  see ``outstock.py``; NeedReturnFields
   (array or comma string; ``FEntity.X`` per row, ``SubHeadEntity.X`` nested) fills NeedReturnData
   (base data as ``{"FNumber": …}``); ValidateRepeatJson true rejects a data packet identical to one
   received before with MsgCode 11 ``数据包重复提交：相同的JSON数据包已经提交过。``. SubSystemId,
-  NeedUpDateFields, IsDeleteEntry, IsEntryBatchFill, NumberSearch, InterationFlags, IgnoreInterationFlag,
+  NeedUpDateFields, IsDeleteEntry, IsEntryBatchFill, NumberSearch, IgnoreInterationFlag,
   IsAutoAdjustField, IsControlPrecision, BatchCount and Creator are accepted and have no effect.
-- BatchSaveQuery (``beginmethod: BeginQueryImpl``) runs synchronously and answers
-  ``{"Status": 2, "TaskId": …, "Result": <the normal response>}``; QueryAsyncResult returns the same
-  for a known TaskId.
+- BatchSaveQuery (``beginmethod: BeginQueryImpl``) and QueryAsyncResult: see ``tasks.py``.
 - Unexpected server errors answer HTTP 500 with text ``response_error:<type>: <message>``.
 """
 
@@ -34,6 +43,7 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -45,25 +55,32 @@ from urllib.parse import unquote, urlsplit
 
 from emulators.dataset import build_catalog
 
+from . import basedata, operations
 from . import envelopes as env
 from .auth import (
     ASP_COOKIE, FAIL_PASSPORT, SESSION_COOKIE, Credentials, Session, SessionStore, Verdict, check_login,
     login_sign, parse_cookies, session_ids, verify_signature,
 )
-from .master import MasterData
+from .faults import (
+    BUSY_BODY, CALL_LIMIT, IIS_500_BODY, MSG_CALL_LIMIT, MSG_NETWORK_CONTROL, NETWORK_CONTROL, RESPONSE_ERROR,
+    Draw, FaultConfig, Faults,
+)
+from .inventory import NEGATIVE_STOCK, Inventory, allows_negative_stock
+from .master import MasterData, number_key
 from .outstock import (
-    ENTRY_FIELD_BY_KEY, FIELD_BY_KEY, FORM_ID, DraftReader, SaveOptions, duplicate_problem, fid_problem,
-    ordered_problems,
+    ENTRY_FIELD_BY_KEY, FIELD_BY_KEY, FORM_ID, Draft, DraftReader, SaveOptions, duplicate_problem,
+    fid_problem, interaction_problem, ordered_problems,
 )
 from .query import QueryEngine, QueryError
 from .schema import Kind
-from .store import Store
+from .store import Store, payload_digest
+from .tasks import Tasks
 from .wire import BadRequest, data_object, dumps, extract_params, loads, lower_keys, parse_body, to_bool
 
 SUFFIX = ".common.kdsvc"
 _STUB = "Kingdee.BOS.WebApi.ServicesStub."
 MSG_NO_FORM_ID = 5
-_MAX_TASKS = 1000
+_TEXT = "text/plain; charset=utf-8"
 
 
 @dataclass
@@ -72,6 +89,7 @@ class Reply:
     body: str
     content_type: str = "application/json; charset=utf-8"
     cookies: list[str] = field(default_factory=list)
+    drop: bool = False  # close the connection without any reply (a lost response)
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,8 @@ class Service:
     needs_session: bool = True
     query_style: str | None = None  # "rows" | "objects": errors wrapped like the service's rows
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    saving: bool = False  # Save/BatchSave: per-bill time, lost responses
+    writes: bool = False  # subject to network control
 
 
 @dataclass
@@ -91,21 +111,25 @@ class Call:
     session: Session | None
     body: Any
     cookies: list[str] = field(default_factory=list)
+    begun: float = 0.0  # time.monotonic() when the latency was over and work began
 
 
 class KingdeeEmulator:
-    """The WebAPI without HTTP: ``handle`` maps one request to one reply."""
+    """The WebAPI without HTTP: ``handle`` maps one request to one reply (safe to call from many threads)."""
 
     def __init__(self, creds: Credentials, data_dir: Path, seed: int, *, verify_api_signature: bool = False,
-                 session_idle_seconds: float | None = None) -> None:
+                 session_ttl_s: float | None = None, faults: FaultConfig | None = None) -> None:
         self.creds = creds
         self.master = MasterData(build_catalog(seed))
         self.store = Store(Path(data_dir), self.master)
+        self.inventory = Inventory(self.master, seed)
+        self.inventory.replay(self.store.bills())
         self.queries = QueryEngine(self.store, self.master)
-        self.sessions = SessionStore(session_idle_seconds)
+        self.sessions = SessionStore(session_ttl_s)
         self.verify_api_signature = verify_api_signature
-        self.lock = threading.RLock()  # one writer/reader of the store at a time
-        self._tasks: dict[str, Any] = {}
+        self.faults = Faults(faults or FaultConfig(), seed)
+        self.tasks = Tasks()
+        self.lock = threading.RLock()  # one writer/reader of the store, inventory and master data at a time
 
     def close(self) -> None:
         self.store.close()
@@ -121,12 +145,36 @@ class KingdeeEmulator:
         name = name[: -len(SUFFIX)]
         service = SERVICES.get(name.lower())
         if service is None or method != "POST":
-            return Reply(404, f"Service not found: {name}", "text/plain; charset=utf-8")
-        # X-Api-Signature covers the path and query as the client wrote them (before percent-encoding).
-        return self._call(service, unquote(raw_path), headers, body)
+            return Reply(404, f"Service not found: {name}", _TEXT)
+        if not self.faults.enter():
+            return Reply(503, BUSY_BODY, "text/html; charset=us-ascii")
+        try:
+            # X-Api-Signature covers the path and query as the client wrote them (before percent-encoding).
+            return self._admitted(service, unquote(raw_path), headers, body)
+        finally:
+            self.faults.leave()
 
-    def _call(self, service: Service, path: str, headers: dict[str, str], body_bytes: bytes) -> Reply:
-        call = Call(session=None, body=None)
+    def _admitted(self, service: Service, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Faults decided before anything is done, then the call itself."""
+        draw = self.faults.draw(saving=service.saving)
+        self.faults.wait_latency()
+        if self.faults.over_call_limit():
+            message = CALL_LIMIT.format(limit=self.faults.config.call_limit_per_minute)
+            return Reply(200, dumps(self._wrap(service, env.failure(message, MSG_CALL_LIMIT))))
+        if draw.server_error:
+            return Reply(500, IIS_500_BODY, "text/html; charset=utf-8")
+        if draw.response_error:
+            return Reply(200, "response_error:" + RESPONSE_ERROR, _TEXT)
+        reply = self._call(service, path, headers, body, draw, time.monotonic())
+        if service.saving and draw.lost == "close":
+            return Reply(0, "", drop=True)
+        if service.saving and draw.lost == "500":
+            return Reply(500, IIS_500_BODY, "text/html; charset=utf-8")
+        return reply
+
+    def _call(self, service: Service, path: str, headers: dict[str, str], body_bytes: bytes, draw: Draw,
+              begun: float) -> Reply:
+        call = Call(session=None, body=None, begun=begun)
         if service.needs_session:
             denied = self._authenticate(service, path, headers, call)
             if denied is not None:
@@ -134,7 +182,10 @@ class KingdeeEmulator:
         try:
             call.body = parse_body(body_bytes)
             params = extract_params(call.body, service.params, service.aliases)
-            result = service.handler(self, params, call)
+            if service.writes and draw.network_control:
+                result = self._network_conflict(call)  # nothing is written
+            else:
+                result = service.handler(self, params, call)
         except BadRequest as exc:
             result = self._wrap(service, env.failure(str(exc), env.MSG_PARAMETER))
         except QueryError as exc:
@@ -155,7 +206,7 @@ class KingdeeEmulator:
         check = verify_signature(headers, self.creds, path=path,
                                  verify_api_signature=self.verify_api_signature)
         if check.verdict is Verdict.UNKNOWN_ACCT:
-            return Reply(500, FAIL_PASSPORT, "text/plain; charset=utf-8")
+            return Reply(500, FAIL_PASSPORT, _TEXT)
         if check.verdict is Verdict.OK:
             call.session = self.sessions.open(check.username, check.lcid)
             call.cookies = session_cookies(call.session)
@@ -202,69 +253,146 @@ class KingdeeEmulator:
         return [{"Id": self.creds.acct_id, "Number": self.creds.acct_id, "Name": "金蝶云星空模拟器",
                  "DatabaseType": 3, "UseLanguages": _LANGUAGES}]
 
+    def _network_conflict(self, call: Call) -> Any:
+        result = env.failure(NETWORK_CONTROL, MSG_NETWORK_CONTROL)
+        return self.tasks.finished(result) if _async(call) else result  # BatchSaveQuery: done at once
+
     # -- saving ---------------------------------------------------------------------------------
     def save(self, p: dict[str, Any], call: Call) -> Any:
-        return self._with_async(call, lambda: self._save(p, single=True))
+        return self._with_async(call, lambda begun: self._save(p, begun, single=True))
 
     def batch_save(self, p: dict[str, Any], call: Call) -> Any:
-        return self._with_async(call, lambda: self._save(p, single=False))
+        return self._with_async(call, lambda begun: self._save(p, begun, single=False))
 
-    def _with_async(self, call: Call, run: Callable[[], Any]) -> Any:
-        begin = lower_keys(call.body).get("beginmethod") if isinstance(call.body, dict) else None
-        result = run()
-        if str(begin or "").lower() != "beginqueryimpl":
-            return result
-        task_id = str(uuid.uuid4())
-        self._tasks[task_id] = result
-        while len(self._tasks) > _MAX_TASKS:  # keep the latest results only
-            self._tasks.pop(next(iter(self._tasks)))
-        return {"Status": 2, "TaskId": task_id, "Result": result}
+    def _with_async(self, call: Call, run: Callable[[float], Any]) -> Any:
+        if not _async(call):
+            return run(call.begun)
+
+        def task() -> Any:
+            try:
+                return run(time.monotonic())
+            except BadRequest as exc:
+                return env.failure(str(exc), env.MSG_PARAMETER)
+
+        def bug(exc: BaseException) -> Any:
+            return env.failure(f"{type(exc).__name__}: {exc}", env.MSG_EXCEPTION)
+
+        return self.tasks.start(task, bug)
 
     def query_async_result(self, p: dict[str, Any], call: Call) -> Any:
         info = p["queryInfo"]
         info = loads(info) if isinstance(info, str) and info.strip() else info
         task_id = str(lower_keys(info).get("taskid") or "") if isinstance(info, dict) else ""
-        if task_id not in self._tasks:
+        answer = self.tasks.poll(task_id)
+        if answer is None:
             raise BadRequest(f"未找到异步任务：{task_id}")
-        return {"Status": 2, "TaskId": task_id, "Result": self._tasks[task_id]}
+        return answer
 
-    def _save(self, p: dict[str, Any], *, single: bool) -> Any:
+    def _save(self, p: dict[str, Any], begun: float, *, single: bool) -> Any:
+        form_id = str(p["formid"] or "").strip()
+        if not form_id:
+            return env.failure("业务对象标识formid不能为空。", MSG_NO_FORM_ID)
+        master_form = basedata.saves(form_id)
+        if form_id.lower() != FORM_ID.lower() and master_form is None:
+            return self._unsupported(form_id, "保存业务对象“{}”。")
+        data = data_object(p["data"])
+        view = lower_keys(data)
+        models = _models(view.get("model"), single=single)
+        # The answer may not come before the per-bill time; the work since ``begun`` counts toward it.
+        deadline = self.faults.bill_deadline(begun, len(models))
+        if master_form is not None:
+            with self.lock:
+                result = basedata.save_models(self.store, self.master, master_form, models, _now(),
+                                              single=single)
+        else:
+            result = self._save_bills(data, view, models, single=single)
+        self.faults.wait_until(deadline)
+        return result
+
+    def _unsupported(self, form_id: str, what: str) -> dict[str, Any]:
+        if self.master.form(form_id) is not None:
+            return env.failure("模拟器不支持" + what.format(form_id), env.MSG_EXCEPTION)
+        return env.failure(f"标识为“{form_id}”的业务对象不存在，或者被删除。", env.MSG_EXCEPTION)
+
+    def _save_bills(self, data: dict[str, Any], view: dict[str, Any], models: list[Any], *,
+                    single: bool) -> Any:
+        options = _save_options(view)
+        digest = payload_digest(data)
+        # Reading the Models only reads master data, which is never changed in place: no lock needed.
+        reader = DraftReader(self.master, options)
+        drafts = [reader.read(model, i) for i, model in enumerate(models)]
+        negative_ok = allows_negative_stock(view.get("interationflags"))
+        with self.lock:
+            now = _now()
+            fresh = self.store.remember_payload(digest, now)
+            if to_bool(view.get("validaterepeatjson"), False) and not fresh:
+                return env.failure("数据包重复提交：相同的JSON数据包已经提交过。", env.MSG_VALIDATION)
+            return self._save_drafts(drafts, options, negative_ok, now, single=single)
+
+    def _save_drafts(self, drafts: list[Draft], options: SaveOptions, negative_ok: bool, now: str, *,
+                     single: bool) -> Any:
+        """Checks that depend on the store, then one write; the caller holds the lock."""
+        accepted: list[Draft] = []
+        numbers: set[str] = set()
+        for draft in drafts:
+            if draft.fid:
+                fid_problem(draft, self.store.has_fid(draft.fid))
+            number = draft.bill_no
+            if number and (self.store.number_taken(number) or number_key(number) in numbers):
+                duplicate_problem(draft)
+            if not draft.problems and options.auto_audit and not negative_ok and self._short(draft):
+                interaction_problem(draft, NEGATIVE_STOCK)
+            if draft.problems:
+                continue
+            if draft.bill_no:
+                numbers.add(number_key(draft.bill_no))
+            if options.auto_audit:
+                self.inventory.issue(_entries(draft))  # the next bill of the batch sees what is left
+            accepted.append(draft)
+        status = "C" if options.auto_audit else "A"
+        try:
+            docs = self.store.save_all([(d, status) for d in accepted], now=now) if accepted else []
+        except BaseException:
+            if options.auto_audit:
+                for draft in accepted:
+                    self.inventory.give_back(_entries(draft))
+            raise
+        successes = [{"Id": d["head"]["FID"], "Number": d["head"]["FBillNo"], "DIndex": a.dindex}
+                     for d, a in zip(docs, accepted)]
+        returned = [need_return_data(d, options.need_return_fields) for d in docs]
+        return env.save_result(ordered_problems(drafts), successes, returned, single=single)
+
+    def _short(self, draft: Draft) -> bool:
+        return self.inventory.shortfall(_entries(draft))
+
+    # -- other operations -----------------------------------------------------------------------
+    def _operate(self, name: str, p: dict[str, Any]) -> Any:
         form_id = str(p["formid"] or "").strip()
         if not form_id:
             return env.failure("业务对象标识formid不能为空。", MSG_NO_FORM_ID)
         if form_id.lower() != FORM_ID.lower():
-            known = self.master.form(form_id) is not None
-            if known:
-                return env.failure(f"模拟器不支持保存业务对象“{form_id}”。", env.MSG_EXCEPTION)
-            return env.failure(f"标识为“{form_id}”的业务对象不存在，或者被删除。", env.MSG_EXCEPTION)
+            return self._unsupported(form_id, "业务对象“{}”的" + name + "操作。")
         data = data_object(p["data"])
-        view = lower_keys(data)
-        models = _models(view.get("model"), single=single)
-        options = _save_options(view)
-        now = _now()
         with self.lock:
-            fresh = self.store.remember_payload(data, now)
-            if to_bool(view.get("validaterepeatjson"), False) and not fresh:
-                return env.failure("数据包重复提交：相同的JSON数据包已经提交过。", env.MSG_VALIDATION)
-            return self._save_models(models, options, now, single=single)
+            if name == "View":
+                return operations.view(self.store, self.master, data)
+            operation = operations.OPERATIONS[name.lower()]
+            return operations.run(operation, self.store, self.inventory, data, _now())
 
-    def _save_models(self, models: list[Any], options: SaveOptions, now: str, *, single: bool) -> Any:
-        reader = DraftReader(self.master, options)
-        drafts = [reader.read(model, i) for i, model in enumerate(models)]
-        successes: list[dict[str, Any]] = []
-        returned: list[dict[str, Any]] = []
-        for draft in drafts:
-            if draft.fid:
-                fid_problem(draft, self.store.has_fid(draft.fid))
-            if draft.bill_no and self.store.number_taken(draft.bill_no):
-                duplicate_problem(draft)
-            if draft.problems:
-                continue
-            doc = self.store.save(draft, audited=options.auto_audit, now=now)
-            head = doc["head"]
-            successes.append({"Id": head["FID"], "Number": head["FBillNo"], "DIndex": draft.dindex})
-            returned.append(need_return_data(doc, options.need_return_fields))
-        return env.save_result(ordered_problems(drafts), successes, returned, single=single)
+    def view(self, p: dict[str, Any], call: Call) -> Any:
+        return self._operate("View", p)
+
+    def submit(self, p: dict[str, Any], call: Call) -> Any:
+        return self._operate("Submit", p)
+
+    def audit(self, p: dict[str, Any], call: Call) -> Any:
+        return self._operate("Audit", p)
+
+    def unaudit(self, p: dict[str, Any], call: Call) -> Any:
+        return self._operate("UnAudit", p)
+
+    def delete(self, p: dict[str, Any], call: Call) -> Any:
+        return self._operate("Delete", p)
 
     # -- queries --------------------------------------------------------------------------------
     def execute_bill_query(self, p: dict[str, Any], call: Call) -> Any:
@@ -320,6 +448,17 @@ def login_success(creds: Credentials, session: Session) -> dict[str, Any]:
         "ErrorStackTrace": None, "Lcid": 0, "AccessToken": None, "CustomParam": {}, "KdAccessResult": None,
         "IsSuccessByAPI": True,
     }
+
+
+def _async(call: Call) -> bool:
+    """Whether the body asks for BatchSaveQuery's task mode."""
+    begin = lower_keys(call.body).get("beginmethod") if isinstance(call.body, dict) else None
+    return str(begin or "").lower() == "beginqueryimpl"
+
+
+def _entries(draft: Draft) -> dict[str, Any]:
+    """A draft in the shape the inventory reads."""
+    return {"entries": draft.entries}
 
 
 def _models(value: Any, *, single: bool) -> list[Any]:
@@ -393,7 +532,8 @@ _HANDLERS = {
     "LoginByAppSecret2": "login_by_app_secret", "LoginBySign": "login_by_sign", "Logout": "logout",
     "GetDataCenterList": "data_centers", "Save": "save", "BatchSave": "batch_save",
     "ExecuteBillQuery": "execute_bill_query", "BillQuery": "bill_query",
-    "QueryAsyncResult": "query_async_result",
+    "QueryAsyncResult": "query_async_result", "View": "view", "Submit": "submit", "Audit": "audit",
+    "UnAudit": "unaudit", "Delete": "delete",
 }
 _SECRET_ALIASES = {"appSecret": ("appSec", "appsecret")}
 _SERVICE_LIST = (
@@ -411,8 +551,12 @@ _SERVICE_LIST = (
     (_STUB + "AuthService.Logout", _service("Logout", ())),
     ("Kingdee.BOS.ServiceFacade.ServicesStub.Account.AccountService.GetDataCenterList",
      _service("GetDataCenterList", (), needs_session=False)),
-    (_STUB + "DynamicFormService.Save", _service("Save", ("formid", "data"))),
-    (_STUB + "DynamicFormService.BatchSave", _service("BatchSave", ("formid", "data"))),
+    (_STUB + "DynamicFormService.Save", _service("Save", ("formid", "data"), saving=True, writes=True)),
+    (_STUB + "DynamicFormService.BatchSave",
+     _service("BatchSave", ("formid", "data"), saving=True, writes=True)),
+    (_STUB + "DynamicFormService.View", _service("View", ("formid", "data"))),
+    *((_STUB + f"DynamicFormService.{op}", _service(op, ("formid", "data"), writes=True))
+      for op in ("Submit", "Audit", "UnAudit", "Delete")),
     (_STUB + "DynamicFormService.ExecuteBillQuery",
      _service("ExecuteBillQuery", ("data",), query_style="rows")),
     (_STUB + "DynamicFormService.BillQuery", _service("BillQuery", ("data",), query_style="objects")),
@@ -425,6 +569,9 @@ SERVICES: dict[str, Service] = {name.lower(): service for name, service in _SERV
 class _Handler(BaseHTTPRequestHandler):
     server: KingdeeHTTPServer
     protocol_version = "HTTP/1.1"  # keep-alive, like IIS; every reply carries Content-Length
+    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the client's delayed
+    # ACK (~40 ms on Linux loopback), a delay no real server adds.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         self._serve("POST")
@@ -439,7 +586,10 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.emulator.handle(method, self.path, headers, body)
         except Exception as exc:  # an emulator bug must show, not hang the client
             traceback.print_exc(file=sys.stderr)
-            reply = Reply(500, f"response_error:{type(exc).__name__}: {exc}", "text/plain; charset=utf-8")
+            reply = Reply(500, f"response_error:{type(exc).__name__}: {exc}", _TEXT)
+        if reply.drop:  # the connection is closed without a byte of reply
+            self.close_connection = True
+            return
         payload = reply.body.encode("utf-8")
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
@@ -468,6 +618,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class KingdeeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of parallel clients must reach the handler (and --max-concurrent)
 
     def __init__(self, address: tuple[str, int], emulator: KingdeeEmulator, *, verbose: bool = False) -> None:
         super().__init__(address, _Handler)
@@ -483,12 +634,20 @@ class KingdeeHTTPServer(ThreadingHTTPServer):
 
 def make_server(host: str, port: int, *, acct_id: str, username: str, app_id: str, app_secret: str,
                 data_dir: str | Path, seed: int, password: str | None = None,
-                verify_api_signature: bool = False, session_idle_seconds: float | None = None,
-                verbose: bool = False) -> KingdeeHTTPServer:
+                verify_api_signature: bool = False, session_ttl_s: float | None = None,
+                latency_ms: float = 0, per_bill_ms: float = 0, error_rate: float = 0,
+                lost_response_rate: float = 0, max_concurrent: int | None = None,
+                network_control_rate: float = 0, call_limit_per_minute: int | None = None,
+                response_error_rate: float = 0, verbose: bool = False) -> KingdeeHTTPServer:
     """A ready server (not yet serving): call ``serve_forever()``, then ``shutdown()``/``server_close()``."""
     creds = Credentials(acct_id, username, app_id, app_secret, app_secret if password is None else password)
+    faults = FaultConfig(
+        latency_ms=latency_ms, per_bill_ms=per_bill_ms, error_rate=error_rate,
+        lost_response_rate=lost_response_rate, max_concurrent=max_concurrent,
+        network_control_rate=network_control_rate, call_limit_per_minute=call_limit_per_minute,
+        response_error_rate=response_error_rate)
     emulator = KingdeeEmulator(creds, Path(data_dir), seed, verify_api_signature=verify_api_signature,
-                               session_idle_seconds=session_idle_seconds)
+                               session_ttl_s=session_ttl_s, faults=faults)
     try:
         return KingdeeHTTPServer((host, port), emulator, verbose=verbose)
     except BaseException:

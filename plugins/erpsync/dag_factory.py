@@ -7,6 +7,7 @@ task runs. XCom carries the window, paths and counts, never data.
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import closing
 from dataclasses import asdict
@@ -16,12 +17,14 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param, conf, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from erpsync.mapping.compile import compile_mapping
 from erpsync.scheme import INCLUDE_DIR, Scheme, load_scheme, scheme_paths
 from erpsync.staging import RunFiles
 from erpsync.windows import Window, resolve_window
+
+log = logging.getLogger(__name__)
 
 START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
 
@@ -48,7 +51,7 @@ def _doc(scheme: Scheme) -> str:
         "* Trigger with params `window_start`/`window_end` (ISO, Asia/Shanghai when no offset) to run any window; "
         "`filters` (e.g. `{\"shop_no\": \"FENXIAO004\"}`) narrows a run to one shop or one stock-out.\n"
         "* Reports per window under the staging root: `quality/docs/index.html` (Data Docs), "
-        "`quarantine.parquet`, `unmapped.parquet`, `load_report.parquet`.\n"
+        "`quarantine.parquet`, `unmapped.parquet`, `load_report/` (one part per chunk).\n"
     )
 
 
@@ -117,14 +120,32 @@ def build_dag(scheme: Scheme) -> DAG:
             result = transform(mapping, _files(scheme, manifest), api.order_key, api.line_key)
             return {**manifest, **asdict(result)}
 
-        @task(task_id="load", execution_timeout=timedelta(hours=2))
+        @task(
+            task_id="load",
+            execution_timeout=timedelta(hours=2),
+            # one pool per Kingdee connection caps the calls of every run and DAG on it: each load
+            # task holds as many slots as it has calls in flight
+            pool=scheme.target.connection,
+            pool_slots=settings.load.concurrency,
+        )
         def load_task(manifest: dict[str, Any]) -> dict[str, Any]:
+            from erpsync.kingdee.client import KingdeeConfigError
             from erpsync.kingdee.hook import KingdeeHook
-            from erpsync.steps.load import load
+            from erpsync.steps.load import load, summary, window_problems
 
-            with closing(KingdeeHook(scheme.target.connection).get_conn()) as client:
-                result = load(client, _files(scheme, manifest), settings.chunk_size)
-            return {**manifest, **asdict(result)}
+            files = _files(scheme, manifest)
+            try:
+                with closing(KingdeeHook(scheme.target.connection).get_conn()) as client:
+                    result = load(client, files, settings.load)
+            except KingdeeConfigError as exc:  # a retry cannot fix it: fail now, without retries
+                raise AirflowFailException(str(exc)) from exc
+            problems = window_problems(files)
+            text = summary(str(Window.from_dict(manifest["window"])), result, problems)
+            if problems and settings.load.on_problem == "fail":
+                log.error("%s\nEverything else is loaded. Fix the data or Kingdee, then clear this task.", text)
+                raise AirflowFailException(f"{len(problems)} orders of this window did not reach Kingdee (listed above)")
+            (log.warning if problems else log.info)(text)
+            return {**manifest, **asdict(result), "problems": len(problems)}
 
         extracted = extract_task()
         load_task(transform_task(validate_task(extracted)))

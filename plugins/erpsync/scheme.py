@@ -128,6 +128,20 @@ class Target:
     mapping: tuple[MappingRow, ...]
 
 
+ON_PROBLEM = ("fail", "warn")
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """``settings.load``: how bills reach Kingdee."""
+
+    chunk_size: int = 100  # bills per BatchSave call
+    concurrency: int = 1  # BatchSave calls in flight at once within one load task
+    rounds: int = 5  # look-up-and-resend rounds after unknown outcomes, per chunk
+    on_problem: str = "fail"  # a valid order that did not reach Kingdee: fail (red run) or warn (green)
+    asynchronous: bool = False  # BatchSaveQuery + QueryAsyncResult polling instead of BatchSave
+
+
 @dataclass(frozen=True)
 class Settings:
     cron: str
@@ -137,7 +151,7 @@ class Settings:
     enabled: bool
     preconditions: tuple[str, ...]
     max_active_runs: int
-    chunk_size: int
+    load: LoadSettings
 
 
 @dataclass(frozen=True)
@@ -321,10 +335,7 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
     )
 
     schedule = st.sub("schedule")
-    load = st.sub("load")
-    chunk_size = load.get("chunk_size", int)
-    if chunk_size < 1:
-        raise SchemeError(f"{load.where}.chunk_size: must be at least 1, got {chunk_size}")
+    load = _load_settings(st.sub("load"))
     retries = st.get("retries", int)
     if retries < 0:
         raise SchemeError(f"{st.where}.retries: must not be negative, got {retries}")
@@ -336,7 +347,7 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
         enabled=st.get("enabled", bool),
         preconditions=tuple(str(p) for p in st.get("preconditions", list, [])),
         max_active_runs=st.get("max_active_runs", int, 1),
-        chunk_size=chunk_size,
+        load=load,
     )
     _check_cron(settings.cron, f"{schedule.where}.cron")
     return Scheme(
@@ -348,6 +359,22 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
         target=target,
         settings=settings,
         path=path,
+    )
+
+
+def _load_settings(reader: _Reader) -> LoadSettings:
+    default = LoadSettings()
+    numbers = {
+        key: reader.get(key, int, getattr(default, key)) for key in ("chunk_size", "concurrency", "rounds")
+    }
+    for key, value in numbers.items():
+        if value < 1:
+            raise SchemeError(f"{reader.where}.{key}: must be at least 1, got {value}")
+    on_problem = reader.get("on_problem", str, default.on_problem)
+    if on_problem not in ON_PROBLEM:
+        raise SchemeError(f"{reader.where}.on_problem: must be one of {', '.join(ON_PROBLEM)}, got {on_problem!r}")
+    return LoadSettings(
+        **numbers, on_problem=on_problem, asynchronous=reader.get("asynchronous", bool, default.asynchronous)
     )
 
 

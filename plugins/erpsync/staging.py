@@ -31,6 +31,7 @@ class StoragePath(Protocol):
     def rename(self, target: Any) -> Any: ...
     def unlink(self, missing_ok: bool = ...) -> None: ...
     def read_text(self) -> str: ...
+    def iterdir(self) -> Any: ...
 
     @property
     def fs(self) -> Any: ...  # the fsspec filesystem (ObjectStoragePath / UPath)
@@ -55,7 +56,7 @@ class RunFiles:
         self.bills = self.dir / "bills.jsonl"
         self.unmapped = self.dir / "unmapped.parquet"
         self.request = self.dir / "request.json"
-        self.load_report = self.dir / "load_report.parquet"
+        self.load_report = self.dir / "load_report"  # one Parquet part per chunk: see append_part
 
 
 def _atomic_write(path: StoragePath, data: bytes) -> None:
@@ -84,6 +85,27 @@ def read_parquet(path: StoragePath) -> pd.DataFrame:
         return pd.read_parquet(fh)
 
 
+def append_part(frame: pd.DataFrame, folder: StoragePath, index: int) -> None:
+    """Add part ``index`` to a folder of Parquet parts: appending costs one part, not a rewrite of all."""
+    write_parquet(frame, folder / f"part-{index:06d}.parquet")
+
+
+def read_parts(folder: StoragePath, columns: list[str]) -> pd.DataFrame:
+    """All parts of a folder written by ``append_part``, in part order (empty frame if none)."""
+    import pandas as pd
+
+    parts = sorted(folder.iterdir(), key=lambda p: p.name) if folder.exists() else []
+    frames = [read_parquet(p) for p in parts if p.name.startswith("part-") and p.name.endswith(".parquet")]
+    if not frames:
+        return pd.DataFrame(columns=columns).astype("string")
+    return pd.concat(frames, ignore_index=True)
+
+
+def remove_tree(target: StoragePath) -> None:
+    if target.exists():
+        target.fs.rm(target.path, recursive=True)
+
+
 def write_json(data: Any, path: StoragePath) -> None:
     _atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"))
 
@@ -108,8 +130,7 @@ def write_bytes(data: bytes, path: StoragePath) -> None:
 
 def replace_tree(local: Path, target: StoragePath) -> None:
     """Make ``target`` a copy of the local folder ``local``, dropping what a previous run left there."""
-    if target.exists():
-        target.fs.rm(target.path, recursive=True)
+    remove_tree(target)
     for file in sorted(p for p in local.rglob("*") if p.is_file()):
         destination = target
         for part in file.relative_to(local).parts:

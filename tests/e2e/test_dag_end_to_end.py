@@ -2,7 +2,7 @@
 
 Checks the promise of the project: every valid completed stock-out of the window becomes exactly one
 Kingdee bill carrying the scheme's mapped values, bad orders are quarantined or rejected with their
-reason, and a rerun adds nothing.
+reason (and the run ends red, as ``on_problem: fail`` asks), and a rerun adds nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ DAG_ID = "wdt_kingdee_sales_outstock"
 WINDOW = {"window_start": "2026-11-01T00:00:00", "window_end": "2026-11-04T00:00:00"}
 
 
-@pytest.fixture
-def dag(airflow_db, wdt_emulator, kingdee_emulator, tmp_path, monkeypatch):
+def _connections(monkeypatch, tmp_path, wdt_emulator, kingdee_emulator, **kingdee_extra):
     monkeypatch.setenv("AIRFLOW__ERPSYNC__STAGING_ROOT", (tmp_path / "staging").as_uri())
     monkeypatch.setenv("AIRFLOW_CONN_WDT_DEFAULT", json.dumps({
         "conn_type": "generic", "host": wdt_emulator.url, "login": WDT["app_key"], "password": WDT["app_secret"],
@@ -32,8 +31,14 @@ def dag(airflow_db, wdt_emulator, kingdee_emulator, tmp_path, monkeypatch):
     }))
     monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps({
         "conn_type": "generic", "host": kingdee_emulator.url, "login": KINGDEE["username"],
-        "password": KINGDEE["app_secret"], "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"]},
+        "password": KINGDEE["app_secret"],
+        "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "backoff_seconds": 0.01, **kingdee_extra},
     }))
+
+
+@pytest.fixture
+def dag(airflow_db, wdt_emulator, kingdee_emulator, tmp_path, monkeypatch):
+    _connections(monkeypatch, tmp_path, wdt_emulator, kingdee_emulator)
     from erpsync.dag_factory import build_dags
 
     return build_dags()[DAG_ID]
@@ -45,9 +50,14 @@ def _kingdee(server):
     return K3CloudClient(K3CloudConfig(server_url=server.url, **KINGDEE))
 
 
-def _run(dag, conf):
+def _run(dag, conf, state="failed"):
+    """Run the DAG for one window. The data set holds bad orders on purpose, so a window ends red
+    (``on_problem: fail``) after loading everything else, unless a test fixes them first."""
     run = dag.test(run_conf=conf)
-    assert run.state == "success", f"DAG run ended {run.state}"
+    assert run.state == state, f"DAG run ended {run.state}"
+    tis = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert {k: v for k, v in tis.items() if k != "load"} == {"extract": "success", "validate": "success", "transform": "success"}
+    assert tis["load"] == state
     return run
 
 
@@ -55,11 +65,12 @@ def _reports(tmp_path):
     from airflow.sdk import ObjectStoragePath
 
     from erpsync.staging import RunFiles, read_parquet
+    from erpsync.steps.load import read_report
     from erpsync.windows import Window, parse_datetime
 
     window = Window.of(parse_datetime(WINDOW["window_start"], "s"), parse_datetime(WINDOW["window_end"], "e"))
     files = RunFiles(ObjectStoragePath((tmp_path / "staging").as_uri()), DAG_ID, window)
-    return files, read_parquet(files.quarantine), read_parquet(files.load_report)
+    return files, read_parquet(files.quarantine), read_report(files)
 
 
 def test_stockouts_become_exactly_one_bill_each(dag, dataset, kingdee_emulator, tmp_path):
@@ -138,9 +149,66 @@ def test_the_cli_run_logs_outcomes_and_no_secret(dag, kingdee_emulator):
     conf = json.dumps(WINDOW)
     done = subprocess.run([str(airflow), "dags", "test", DAG_ID, "--conf", conf], capture_output=True, text=True, cwd=REPO)
     logs = done.stdout + done.stderr
-    assert done.returncode == 0, logs[-3000:]
-    assert "Kingdee rejected bill" in logs and "物料编码" in logs
+    assert done.returncode != 0 and "DagRun failed" in logs, logs[-3000:]
+    # the load task's summary lists every order that did not reach Kingdee, with its reason
+    assert "orders did not reach Kingdee:" in logs
+    assert "rejected" in logs and "物料编码" in logs and "quarantined" in logs and "goods_count='0.0000'" in logs
     assert "Quarantined stock-out" in logs
     for secret in (WDT["app_secret"], KINGDEE["app_secret"]):
         assert secret not in logs
     assert len(_kingdee(kingdee_emulator).execute_bill_query("SAL_OUTSTOCK", ["FID"])) > 0
+
+
+def test_on_problem_warn_gives_a_green_run_with_the_same_bills(airflow_db, wdt_emulator, kingdee_emulator, tmp_path,
+                                                             monkeypatch, edited_scheme):
+    _connections(monkeypatch, tmp_path, wdt_emulator, kingdee_emulator)
+    from erpsync.dag_factory import build_dag
+
+    scheme = edited_scheme(lambda d: d["settings"]["load"].update(on_problem="warn"))
+    _run(build_dag(scheme), WINDOW, state="success")
+    _, quarantine, report = _reports(tmp_path)
+    assert len(quarantine) and (report["outcome"] == "rejected").any()
+
+
+def test_repush_after_the_missing_material_is_created(dag, dataset, kingdee_emulator, tmp_path):
+    """Kingdee refused bills for a SKU it did not know; once the material exists, re-running the
+    window loads exactly those bills and reports the rest as existing."""
+    _run(dag, WINDOW)
+    _, _, first = _reports(tmp_path)
+    rejected = set(first.loc[first["outcome"] == "rejected", "bill_no"])
+    assert rejected
+
+    client = _kingdee(kingdee_emulator)
+    skus = {line["spec_no"]: o["shop_no"] for o in dataset.orders if o["order_no"] in rejected for line in o["details_list"]}
+    unknown = {(sku, org) for sku, org in skus.items()
+               if not client.execute_bill_query("BD_MATERIAL", ["FNumber"], f"FNumber = '{sku}'")}
+    assert unknown
+    for sku, org in sorted(unknown):  # what a person does in Kingdee: create the material
+        status = client._call("Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.Save", {"formid": "BD_MATERIAL", "data": {
+            "Model": {"FMATERIALID": 0, "FNumber": sku, "FName": f"新物料 {sku}",
+                      "FCreateOrgId": {"FNumber": org}, "FUseOrgId": {"FNumber": org}}}})
+        assert status["Result"]["ResponseStatus"]["IsSuccess"] is True, status
+
+    before = {row[0] for row in client.execute_bill_query("SAL_OUTSTOCK", ["FBillNo"])}
+    _run(dag, WINDOW)  # still red: the quarantined orders have zero quantities
+    _, _, again = _reports(tmp_path)
+    assert set(again.loc[again["outcome"] == "created", "bill_no"]) == rejected
+    assert set(again.loc[again["outcome"] == "existing", "bill_no"]) == before
+    assert not (again["outcome"] == "rejected").any()
+    after = {row[0] for row in client.execute_bill_query("SAL_OUTSTOCK", ["FBillNo"])}
+    assert after == before | rejected
+
+
+def test_a_wrong_secret_fails_the_load_at_once_without_retries(airflow_db, wdt_emulator, kingdee_emulator, tmp_path,
+                                                                monkeypatch):
+    _connections(monkeypatch, tmp_path, wdt_emulator, kingdee_emulator)
+    monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps({
+        "conn_type": "generic", "host": kingdee_emulator.url, "login": KINGDEE["username"], "password": "0" * 32,
+        "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"]},
+    }))
+    from erpsync.dag_factory import build_dags
+
+    run = build_dags()[DAG_ID].test(run_conf=WINDOW)
+    load = next(ti for ti in run.get_task_instances() if ti.task_id == "load")
+    assert (run.state, load.state, load.try_number) == ("failed", "failed", 1)
+    assert not _kingdee(kingdee_emulator).execute_bill_query("SAL_OUTSTOCK", ["FID"])

@@ -47,7 +47,7 @@ WAREHOUSE = CATALOG.warehouses[0].warehouse_no
 
 # ------------------------------------------------------------------------------------------ helpers
 def _serve(data_dir: Path, **overrides: Any) -> Any:
-    return serving(make_server("127.0.0.1", 0, data_dir=data_dir, seed=0, **{**CREDS, **overrides}))
+    return serving(make_server("127.0.0.1", 0, **{"data_dir": data_dir, "seed": 0, **CREDS, **overrides}))
 
 
 @pytest.fixture()
@@ -220,15 +220,15 @@ def test_validate_user_session_cookie_and_header(server: KingdeeHTTPServer) -> N
     assert wrong["LoginResultType"] == 0 and wrong["Context"] is None and wrong["Message"]
 
 
-def test_logout_and_idle_sessions_need_a_new_login(tmp_path: Path) -> None:
-    with _serve(tmp_path / "kd", session_idle_seconds=60) as srv:
+def test_logout_and_expired_sessions_need_a_new_login(tmp_path: Path) -> None:
+    with _serve(tmp_path / "kd", session_ttl_s=60) as srv:
         stocks = {"data": {"FormId": "BD_STOCK", "FieldKeys": "FNumber"}}
         http = logged_in(srv.url)
         assert post(srv.url, STUB + "AuthService.Logout", {}, http).json()["LogoutResultType"] == 1
         after = post(srv.url, QUERY, stocks, http).json()
         assert after[0][0]["Result"]["ResponseStatus"]["Errors"][0]["Message"] == SESSION_LOST
         http = logged_in(srv.url)
-        srv.emulator.sessions.idle_seconds = 0  # every session is now idle for too long
+        srv.emulator.sessions.ttl_seconds = 0  # every session is now older than its TTL
         expired = post(srv.url, BILL_QUERY, stocks, http).json()
         assert expired[0]["Result"]["ResponseStatus"]["MsgCode"] == 1  # BillQuery: the error is a row object
 
@@ -306,7 +306,7 @@ def test_partial_success_keeps_dindex_fieldname_and_verbatim_messages(sdk: K3Clo
 def test_required_fields_conversions_and_options(sdk: K3CloudApiSdk) -> None:
     empty = {"FBillTypeID": {"FNumber": "NOPE"}, "FEntity": [{"FMaterialID": {"FNumber": PLAIN_SKU}}]}
     assert [(f, m) for _, f, m in errors(batch_save(sdk, empty))] == [
-        ("FBillTypeID", "字段“单据类型”是必填项"), ("FDate", "字段“日期”是必填项"),
+        ("FBillTypeID", "字段“单据类型”是必填项"),  # an unknown type stays refused; FDate is defaulted
         ("FSaleOrgId", "字段“销售组织”是必填项"), ("FCustomerID", "字段“客户”是必填项"),
         ("FStockOrgId", "字段“发货组织”是必填项"), ("FOwnerIdHead", "字段“货主”是必填项"),
         ("FSettleCurrID", "字段“结算币别”是必填项"), ("FSettleOrgID", "字段“结算组织”是必填项"),

@@ -7,9 +7,10 @@ import copy
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeError
-from erpsync.staging import RunFiles, read_parquet, write_json, write_jsonl
-from erpsync.steps.load import load
+from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeConfigError
+from erpsync.scheme import LoadSettings
+from erpsync.staging import RunFiles, write_json, write_jsonl
+from erpsync.steps.load import load, read_report
 from erpsync.windows import Window, parse_datetime
 from tests.conftest import KINGDEE
 
@@ -77,17 +78,17 @@ def test_load_creates_each_bill_once_and_reports_rejections(kingdee_emulator, tm
     bills = [_model("CK-L-1"), _model("CK-L-2", material="NEW-SKU-999"), _model("CK-L-3", price="0"), _model("CK-L-4")]
     files = _files(tmp_path, bills)
 
-    first = load(client, files, chunk_size=3)
+    first = load(client, files, LoadSettings(chunk_size=3))
     assert (first.created, first.existing, first.rejected) == (3, 0, 1)
-    report = read_parquet(files.load_report).set_index("bill_no")
+    report = read_report(files).set_index("bill_no")
     assert report.loc["CK-L-2", "outcome"] == "rejected"
     assert "FMaterialID" in report.loc["CK-L-2", "field"].split("; ")
     assert "物料编码" in report.loc["CK-L-2", "message"] and "第【1】行" in report.loc["CK-L-2", "message"]
     assert report.loc["CK-L-1", "kingdee_id"] and report.loc["CK-L-1", "kingdee_number"] == "CK-L-1"
 
-    again = load(client, files, chunk_size=3)
+    again = load(client, files, LoadSettings(chunk_size=3))
     assert (again.created, again.existing, again.rejected) == (0, 3, 1)
-    rerun = read_parquet(files.load_report).set_index("bill_no")
+    rerun = read_report(files).set_index("bill_no")
     assert rerun.loc["CK-L-1", "kingdee_id"] == report.loc["CK-L-1", "kingdee_id"]
     assert len(client.execute_bill_query(FORM, ["FID"], "FBillNo like 'CK-L-%'")) == 3
 
@@ -96,18 +97,18 @@ def test_a_number_saved_twice_in_one_chunk_is_one_bill(kingdee_emulator, tmp_pat
     client = _client(kingdee_emulator)
     twin = copy.deepcopy(_model("CK-D-1"))
     files = _files(tmp_path, [_model("CK-D-1"), twin])
-    result = load(client, files, chunk_size=10)
+    result = load(client, files, LoadSettings(chunk_size=10))
     assert (result.created, result.existing, result.rejected) == (1, 1, 0)
     assert len(client.find_bills(FORM, ["CK-D-1"])) == 1
 
 
 def test_a_wrong_secret_is_refused(kingdee_emulator):
-    with pytest.raises(KingdeeError, match="MsgCode 1"):
+    with pytest.raises(KingdeeConfigError, match="refused the credentials.*MsgCode 1"):
         _client(kingdee_emulator, app_secret="0" * 32).find_bills(FORM, ["X"])
 
 
 def test_an_unknown_data_center_is_refused(kingdee_emulator):
-    with pytest.raises(KingdeeError, match="Fail to verify thirty passport"):
+    with pytest.raises(KingdeeConfigError, match="data centre in extra.acct_id"):
         _client(kingdee_emulator, acct_id="nope").find_bills(FORM, ["X"])
 
 

@@ -1,17 +1,36 @@
-"""A K/3 Cloud WebAPI client: signed requests, the session cookie, bill queries and BatchSave.
+"""A K/3 Cloud WebAPI client: authentication, transient-fault retries, bill queries and BatchSave.
 
-Authentication is the SDK 8.x way (signature headers on every call); the session the server opens is
-kept through its ``kdservice-sessionid`` cookie, sent back as cookie and header like the SDK does. A
-"session lost" answer (MsgCode 1) drops the session and signs again, once.
+Two ways to authenticate, as ``auth`` says (spec §2):
 
-Only reads are retried on network errors. A BatchSave is never resent by this client: a save that
-timed out may have been applied, and the load step decides what to do by looking the bills up first.
+* ``signature`` — the SDK 8.x way: signature headers on every call; the session the server opens is
+  kept through its ``kdservice-sessionid`` cookie, sent back as cookie and header like the SDK does.
+* ``password`` (AuthService.ValidateUser) or ``app_secret`` (AuthService.LoginByAppSecret) — a login
+  call first, as on-premise installations without "第三方系统登录授权" use; the session id it returns
+  is sent as the ``kdservice-sessionid`` header.
+
+A "session lost" answer (MsgCode 1) logs in (or signs) again once; a second one means the server
+refuses the credentials, a configuration error.
+
+Faults are sorted in one place, :meth:`K3CloudClient._call`:
+
+* :class:`KingdeeConfigError` — nothing a retry can fix: an unknown data centre, refused credentials,
+  no permission, an unknown form or service, a malformed app id. Raised at once.
+* :class:`KingdeeTransientError` — the network, HTTP 5xx, a busy server, ``response_error:``,
+  network-control conflict (MsgCode 13), call limit (MsgCode 14). Reads and logins are retried with
+  exponential back-off. A write (BatchSave) is never resent here: its outcome may be unknown (the
+  save may have been applied before the reply was lost), and the load step decides by looking the
+  bills up.
+
+One client may be shared by several threads: each thread has its own HTTP connection pool, and the
+login session is shared.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,23 +39,39 @@ from typing import Any
 
 import requests
 
-from erpsync.kingdee.signing import signature_headers
+from erpsync.kingdee.signing import APP_ID_SHAPE, client_secret, signature_headers
 
 log = logging.getLogger(__name__)
 
 _SERVICE = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."
+_AUTH = "Kingdee.BOS.WebApi.ServicesStub.AuthService."
 _SESSION_COOKIE = "kdservice-sessionid"
-_SESSION_LOST = 1
 _QUERY_PAGE = 2000  # rows per ExecuteBillQuery call (the server caps Limit at 10000)
-_LOOKUP_BATCH = 200  # bill numbers per "FBillNo in (...)" filter
+_LOOKUP_BATCH = 500  # bill numbers per "FBillNo in (...)" filter
+
+AUTH_MODES = ("signature", "password", "app_secret")
+# MsgCode (spec §4.2) of whole-call failures
+SESSION_LOST = 1
+_CONFIG_CODES = {2: "no permission (没有权限)", 7: "licence error (许可错误)", 15: "administrator login is forbidden (禁止管理员登录)"}
+_TRANSIENT_CODES = {13: "network-control conflict (网控冲突)", 14: "call limit (调用限制)"}
+_UNKNOWN_ACCT = "Fail to verify thirty passport"
+_LOGIN_OK = (1, -5)  # Success; DealWithForm, which the manual says an API login may also accept
 
 
 class KingdeeError(RuntimeError):
-    """Kingdee refused a call as a whole (auth, bad request, server error)."""
+    """Kingdee refused or failed a call as a whole."""
 
-    def __init__(self, service: str, message: str, msg_code: int | None = None) -> None:
-        super().__init__(f"Kingdee {service} failed: {message}" + (f" (MsgCode {msg_code})" if msg_code is not None else ""))
+    def __init__(self, message: str, msg_code: int | None = None) -> None:
+        super().__init__(message + (f" (MsgCode {msg_code})" if msg_code is not None else ""))
         self.msg_code = msg_code
+
+
+class KingdeeConfigError(KingdeeError):
+    """A fault no retry can fix: the connection or the scheme must be corrected."""
+
+
+class KingdeeTransientError(KingdeeError):
+    """A fault that may pass: network, 5xx, busy, MsgCode 13/14. After a write, the outcome is unknown."""
 
 
 @dataclass(frozen=True)
@@ -44,22 +79,69 @@ class K3CloudConfig:
     server_url: str  # ends with /k3cloud/
     acct_id: str
     username: str
-    app_id: str
-    app_secret: str
+    app_id: str = ""  # signature and app_secret auth
+    app_secret: str = ""  # signature and app_secret auth
+    password: str = ""  # password auth (ValidateUser)
+    auth: str = "signature"
     lcid: int = 2052
     timeout_seconds: float = 120.0
-    max_read_attempts: int = 3
-    backoff_seconds: float = 2.0
+    attempts: int = 5  # per read or login, for transient faults
+    backoff_seconds: float = 1.0  # first pause; doubles up to max_backoff_seconds, with jitter
+    max_backoff_seconds: float = 30.0
+    poll_seconds: float = 1.0  # BatchSaveQuery: pause between QueryAsyncResult polls
+    name: str = "Kingdee"  # how errors name this configuration, e.g. "connection 'kingdee_default'"
+
+    def check(self) -> None:
+        """Raise :class:`KingdeeConfigError` naming the first field that cannot work (never its value if secret)."""
+        if self.auth not in AUTH_MODES:
+            raise KingdeeConfigError(f"{self.name}: extra.auth is {self.auth!r}; expected one of {', '.join(AUTH_MODES)}")
+        if not self.server_url.startswith(("http://", "https://")):
+            raise KingdeeConfigError(f"{self.name}: host must be the server URL, e.g. https://erp.example.com/k3cloud/")
+        for field, value in (("extra.acct_id (data centre id)", self.acct_id), ("login (user name)", self.username)):
+            if not value:
+                raise KingdeeConfigError(f"{self.name}: {field} is empty")
+        if self.auth in ("signature", "app_secret"):
+            try:
+                client_secret(self.app_id)
+            except ValueError:
+                raise KingdeeConfigError(f"{self.name}: extra.app_id is malformed: expected {APP_ID_SHAPE}") from None
+            if not self.app_secret:
+                raise KingdeeConfigError(f"{self.name}: password (the app secret) is empty")
+        elif not self.password:
+            raise KingdeeConfigError(f"{self.name}: password (the user's password) is empty")
+
+    def pause(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: exponential, capped, with jitter."""
+        delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
+        return delay * random.uniform(0.5, 1.0)
+
+
+def _status(result: Any) -> dict[str, Any] | None:
+    inner = result.get("Result") if isinstance(result, dict) else None
+    status = inner.get("ResponseStatus") if isinstance(inner, dict) else None
+    return status if isinstance(status, dict) else None
 
 
 def _failure(result: Any) -> tuple[str, int | None] | None:
-    """The message and MsgCode of a whole-call failure envelope, if ``result`` is one."""
-    status = result.get("Result", {}).get("ResponseStatus") if isinstance(result, dict) else None
-    if not isinstance(status, dict) or status.get("IsSuccess") in (True, "true", "True"):
+    """The message and MsgCode of a failure envelope, if ``result`` is one."""
+    status = _status(result)
+    if status is None or status.get("IsSuccess") in (True, "true", "True"):
         return None
     messages = "; ".join(str(e.get("Message")) for e in status.get("Errors") or []) or "no message"
     code = status.get("MsgCode")
-    return messages, int(code) if code not in (None, "") else None
+    try:
+        return messages, int(code) if code not in (None, "") else None
+    except (TypeError, ValueError):
+        return messages, None
+
+
+def _unwrap_query_error(result: Any) -> Any:
+    """ExecuteBillQuery wraps a failure envelope as ``[[{"Result": …}]]``."""
+    if isinstance(result, list) and len(result) == 1 and isinstance(result[0], list) and len(result[0]) == 1:
+        inner = result[0][0]
+        if isinstance(inner, dict) and "Result" in inner:
+            return inner
+    return result
 
 
 def sql_quote(value: str) -> str:
@@ -67,66 +149,156 @@ def sql_quote(value: str) -> str:
 
 
 class K3CloudClient:
-    def __init__(self, config: K3CloudConfig, session: requests.Session | None = None) -> None:
+    def __init__(self, config: K3CloudConfig) -> None:
+        config.check()
         self.config = config
-        self.session = session or requests.Session()
         self.base = config.server_url if config.server_url.endswith("/") else config.server_url + "/"
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()  # guards the list of sessions
+        self._login_lock = threading.Lock()  # one login at a time; the others wait for its session
+        self._sid: str | None = None  # login modes: the session all threads share
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's HTTP session (connection pool and cookie jar)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            with self._lock:
+                self._sessions.append(session)
+        return session
 
     def close(self) -> None:
-        self.session.close()
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
 
-    def _post(self, service: str, body: Mapping[str, Any]) -> Any:
+    # -- one HTTP exchange --------------------------------------------------------------------
+    def _post(self, service: str, body: Mapping[str, Any], headers: dict[str, str]) -> Any:
         url = f"{self.base}{service}.common.kdsvc"
-        headers = signature_headers(
-            url,
-            acct_id=self.config.acct_id,
-            username=self.config.username,
-            app_id=self.config.app_id,
-            app_secret=self.config.app_secret,
-            lcid=self.config.lcid,
-        )
-        sid = self.session.cookies.get(_SESSION_COOKIE)
+        name = service.rsplit(".", 1)[-1]
+        payload = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
+        headers = {**headers, "Content-Type": "application/json; charset=utf-8"}
+        log.debug("Kingdee %s request: %s", name, payload[:2000].decode("utf-8", "replace"))
+        try:
+            reply = self.session.post(url, data=payload, headers=headers, timeout=self.config.timeout_seconds)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise KingdeeTransientError(f"Kingdee {name}: network error: {exc}") from exc
+        text = reply.text
+        if reply.status_code not in (200, 206):
+            if _UNKNOWN_ACCT in text:
+                raise KingdeeConfigError(
+                    f"{self.config.name}: Kingdee does not know the data centre in extra.acct_id "
+                    f"({self.config.acct_id!r}): {text[:200]}"
+                )
+            if reply.status_code == 404:
+                raise KingdeeConfigError(
+                    f"{self.config.name}: {url} was not found (HTTP 404); host must be the server URL ending in /k3cloud/"
+                )
+            if reply.status_code >= 500 or reply.status_code == 429:
+                raise KingdeeTransientError(f"Kingdee {name}: HTTP {reply.status_code}: {text[:300]}")
+            raise KingdeeConfigError(f"{self.config.name}: Kingdee {name} answered HTTP {reply.status_code}: {text[:300]}")
+        if text.startswith("response_error:"):
+            raise KingdeeTransientError(f"Kingdee {name}: {text[len('response_error:'):].strip()[:300] or 'response_error'}")
+        try:
+            return json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError:
+            raise KingdeeTransientError(f"Kingdee {name}: the reply is not JSON: {text[:300]!r}") from None
+
+    def _auth_headers(self, url: str) -> tuple[dict[str, str], str | None]:
+        """Headers that authenticate one call, and the session id they carry."""
+        if self.config.auth == "signature":
+            c = self.config
+            headers = signature_headers(
+                url, acct_id=c.acct_id, username=c.username, app_id=c.app_id, app_secret=c.app_secret, lcid=c.lcid
+            )
+            sid = self.session.cookies.get(_SESSION_COOKIE)
+        else:
+            headers, sid = {}, self._sid or self._login(None)
         if sid:
             headers[_SESSION_COOKIE] = sid
-        headers["Content-Type"] = "application/json; charset=utf-8"
-        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        reply = self.session.post(url, data=payload, headers=headers, timeout=self.config.timeout_seconds)
-        name = service.rsplit(".", 1)[-1]
-        if reply.status_code not in (200, 206):
-            raise KingdeeError(name, f"HTTP {reply.status_code}: {reply.text[:300]}")
-        if reply.text.startswith("response_error:"):
-            raise KingdeeError(name, reply.text[len("response_error:") :].strip() or "empty error")
-        try:
-            return json.loads(reply.text, parse_float=Decimal)
-        except json.JSONDecodeError:
-            raise KingdeeError(name, f"not JSON: {reply.text[:300]!r}") from None
+        return headers, sid
 
-    def _call(self, service: str, body: Mapping[str, Any], *, retry_network: bool) -> Any:
-        """POST with one re-sign on a lost session, and network retries for reads."""
-        name = service.rsplit(".", 1)[-1]
-        attempts = self.config.max_read_attempts if retry_network else 1
-        delay = self.config.backoff_seconds
-        relogged = False
+    def _login(self, stale: str | None) -> str:
+        """Log in (password or app secret) unless another thread already replaced the session ``stale``."""
+        with self._login_lock:
+            if self._sid is not None and self._sid != stale:
+                return self._sid
+            c = self.config
+            if c.auth == "password":
+                service, body = "ValidateUser", {"acctID": c.acct_id, "username": c.username, "password": c.password, "lcid": c.lcid}
+            else:
+                service = "LoginByAppSecret"
+                body = {"acctID": c.acct_id, "username": c.username, "appId": c.app_id, "appSecret": c.app_secret, "lcid": c.lcid}
+            result = self._with_retries(service, lambda: self._post(_AUTH + service, body, {}))
+            sid = result.get("KDSVCSessionId") if isinstance(result, dict) else None
+            if not isinstance(result, dict) or result.get("LoginResultType") not in _LOGIN_OK or not sid:
+                message = result.get("Message") if isinstance(result, dict) else str(result)[:200]
+                raise KingdeeConfigError(
+                    f"{self.config.name}: Kingdee {service} refused user {c.username!r} in data centre {c.acct_id!r} "
+                    f"(check login, password, extra.acct_id{', extra.app_id' if c.auth == 'app_secret' else ''}): {message}"
+                )
+            log.info("Kingdee %s: logged in as %s", service, c.username)
+            self._sid = str(sid)
+            return self._sid
+
+    def _with_retries(self, name: str, send: Any) -> Any:
         attempt = 0
         while True:
             attempt += 1
             try:
-                result = self._post(service, body)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt >= attempts:
-                    raise KingdeeError(name, f"network error: {exc}") from exc
-                log.warning("Kingdee %s attempt %d failed (%s); retrying in %.0f s", name, attempt, exc, delay)
+                return send()
+            except KingdeeTransientError as exc:
+                if attempt >= self.config.attempts:
+                    raise
+                delay = self.config.pause(attempt)
+                log.warning("%s (attempt %d of %d); retrying in %.1f s", exc, attempt, self.config.attempts, delay)
                 time.sleep(delay)
-                delay *= 2
-                continue
-            failure = _failure(_unwrap_query_error(result))
-            if failure and failure[1] == _SESSION_LOST and not relogged:
-                log.info("Kingdee session lost; signing in again")
-                self.session.cookies.clear()
-                relogged = True
-                continue
-            return result
 
+    def _call(self, service: str, body: Mapping[str, Any], *, write: bool = False) -> Any:
+        """POST one service call: authenticate, re-login once on a lost session, sort the faults.
+
+        Reads are retried on transient faults; a write raises them to the caller (its outcome may be
+        unknown). A lost session is safe to resend either way: the server did nothing.
+        """
+        name = service.rsplit(".", 1)[-1]
+        url = f"{self.base}{service}.common.kdsvc"
+
+        def once() -> Any:
+            for relogin in (False, True):
+                headers, sid = self._auth_headers(url)
+                result = self._post(service, body, headers)
+                failure = _failure(_unwrap_query_error(result))
+                if failure is None:
+                    return result
+                message, code = failure
+                if code == SESSION_LOST and not relogin:
+                    log.info("Kingdee %s: session lost; %s again", name, "signing" if self.config.auth == "signature" else "logging in")
+                    self._drop_session(sid)
+                    continue
+                if code == SESSION_LOST:
+                    raise KingdeeConfigError(
+                        f"{self.config.name}: Kingdee refused the credentials (login user name, password, extra.app_id, "
+                        f"extra.acct_id, extra.lcid): {message}", code
+                    )
+                if code in _CONFIG_CODES:
+                    raise KingdeeConfigError(f"{self.config.name}: Kingdee {name}: {_CONFIG_CODES[code]}: {message}", code)
+                if code in _TRANSIENT_CODES:
+                    raise KingdeeTransientError(f"Kingdee {name}: {_TRANSIENT_CODES[code]}: {message}", code)
+                return result
+            raise AssertionError("unreachable")
+
+        return once() if write else self._with_retries(f"Kingdee {name}", once)
+
+    def _drop_session(self, sid: str | None) -> None:
+        if self.config.auth == "signature":
+            self.session.cookies.clear()
+        else:
+            self._login(sid)
+
+    # -- services -----------------------------------------------------------------------------
     def execute_bill_query(
         self, form_id: str, field_keys: Sequence[str], filter_string: str = "", order_string: str = ""
     ) -> list[list[Any]]:
@@ -143,18 +315,19 @@ class K3CloudClient:
                 "Limit": _QUERY_PAGE,
                 "SubSystemId": "",
             }
-            result = self._call(_SERVICE + "ExecuteBillQuery", {"data": data}, retry_network=True)
+            result = self._call(_SERVICE + "ExecuteBillQuery", {"data": data})
             failure = _failure(_unwrap_query_error(result))
             if failure:
-                raise KingdeeError("ExecuteBillQuery", failure[0], failure[1])
+                # our filters are built by code, so a refusal names a form or field this server lacks
+                raise KingdeeConfigError(f"{self.config.name}: Kingdee cannot query form {form_id!r}: {failure[0]}", failure[1])
             if not isinstance(result, list):
-                raise KingdeeError("ExecuteBillQuery", f"expected rows, got {str(result)[:200]}")
+                raise KingdeeTransientError(f"Kingdee ExecuteBillQuery: expected rows, got {str(result)[:200]}")
             rows.extend(result)
             if len(result) < _QUERY_PAGE:
                 return rows
 
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]:
-        """Bills that already exist: bill number -> (FID, FBillNo)."""
+        """Bills that exist: bill number -> (FID, FBillNo)."""
         found: dict[str, tuple[int, str]] = {}
         numbers = list(dict.fromkeys(bill_nos))
         for i in range(0, len(numbers), _LOOKUP_BATCH):
@@ -164,21 +337,32 @@ class K3CloudClient:
                 found[str(number)] = (int(fid), str(number))
         return found
 
-    def batch_save(self, form_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        """One BatchSave call; returns ``Result.ResponseStatus`` with per-bill outcomes by DIndex."""
-        result = self._call(_SERVICE + "BatchSave", {"formid": form_id, "data": data}, retry_network=False)
-        status = result.get("Result", {}).get("ResponseStatus") if isinstance(result, dict) else None
-        if not isinstance(status, dict):
-            raise KingdeeError("BatchSave", f"no ResponseStatus in the reply: {str(result)[:300]}")
-        if status.get("MsgCode") == _SESSION_LOST:
-            raise KingdeeError("BatchSave", "; ".join(str(e.get("Message")) for e in status.get("Errors") or []), 1)
+    def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]:
+        """One BatchSave (or BatchSaveQuery, polled) call; returns ``Result.ResponseStatus``.
+
+        Raises :class:`KingdeeTransientError` when the outcome is unknown or nothing was done.
+        """
+        body: dict[str, Any] = {"formid": form_id, "data": data}
+        if asynchronous:
+            body.update(beginmethod="BeginQueryImpl", querymethod="QueryAsyncResult")
+        result = self._call(_SERVICE + "BatchSave", body, write=True)
+        if asynchronous:
+            result = self._await_task(result)
+        status = _status(result)
+        if status is None:
+            raise KingdeeTransientError(f"Kingdee BatchSave: no ResponseStatus in the reply: {str(result)[:300]}")
         return status
 
-
-def _unwrap_query_error(result: Any) -> Any:
-    """ExecuteBillQuery wraps a failure envelope as ``[[{"Result": …}]]``."""
-    if isinstance(result, list) and len(result) == 1 and isinstance(result[0], list) and len(result[0]) == 1:
-        inner = result[0][0]
-        if isinstance(inner, dict) and "Result" in inner:
-            return inner
-    return result
+    def _await_task(self, reply: Any) -> Any:
+        """Poll QueryAsyncResult until the BatchSaveQuery task is complete (Status 2), or time out."""
+        deadline = time.monotonic() + self.config.timeout_seconds
+        while True:
+            if not isinstance(reply, dict) or "Status" not in reply:
+                raise KingdeeTransientError(f"Kingdee BatchSaveQuery: unexpected reply {str(reply)[:300]}")
+            if int(reply["Status"]) == 2:
+                return reply.get("Result")
+            if time.monotonic() > deadline:
+                raise KingdeeTransientError(f"Kingdee BatchSaveQuery: task {reply.get('TaskId')} not complete after {self.config.timeout_seconds:.0f} s")
+            time.sleep(self.config.poll_seconds)
+            info = json.dumps({"TaskId": reply.get("TaskId"), "Cancelled": False})
+            reply = self._call(_SERVICE + "QueryAsyncResult", {"queryInfo": info})

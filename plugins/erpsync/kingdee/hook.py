@@ -1,17 +1,35 @@
 """Airflow hook for Kingdee K/3 Cloud WebAPI: builds a ``K3CloudClient`` from a connection.
 
-Connection ``kingdee_default``: host = the server URL ending ``/k3cloud/``, login = the integration
-user name, password = the app secret, extra = ``{"acct_id": …, "app_id": …, "lcid": 2052}`` and
-optionally ``timeout_seconds``.
+Connection ``kingdee_default``:
+
+* host = the server URL ending ``/k3cloud/``; login = the integration user name;
+* extra.auth = ``signature`` (default: SDK 8.x signature headers, "第三方系统登录授权"), ``password``
+  (AuthService.ValidateUser) or ``app_secret`` (AuthService.LoginByAppSecret);
+* password = the app secret (``signature``, ``app_secret``) or the user's password (``password``);
+* extra.acct_id = the data centre id; extra.app_id = ``<clientId>_<32 base64 chars>`` (not needed
+  for ``password``); extra.lcid (2052); optional extra.timeout_seconds (120), extra.attempts (5),
+  extra.backoff_seconds (1), extra.poll_seconds (1, BatchSaveQuery).
+
+Every configuration fault raises :class:`~erpsync.kingdee.client.KingdeeConfigError` naming the
+connection and the field, never a secret.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
-from erpsync.connections import extra_value, required
-from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
+from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeConfigError
+
+
+def _number(name: str, field: str, extra: dict[str, Any], default: float, kind: type = float) -> Any:
+    value = extra.get(field, default)
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise KingdeeConfigError(f"{name}: extra.{field} must be a number, got {value!r}") from None
 
 
 class KingdeeHook(BaseHook):
@@ -24,19 +42,33 @@ class KingdeeHook(BaseHook):
         super().__init__()
         self.kingdee_conn_id = kingdee_conn_id
 
-    def get_conn(self) -> K3CloudClient:
+    def config(self) -> K3CloudConfig:
+        name = f"connection {self.kingdee_conn_id!r}"
         conn = self.get_connection(self.kingdee_conn_id)
-        cid = self.kingdee_conn_id
-        secret = required(cid, "password (app secret)", conn.password)
-        mask_secret(secret)
+        if conn.password:
+            mask_secret(conn.password)
         extra = conn.extra_dejson
+        if not isinstance(extra, dict):
+            raise KingdeeConfigError(f"{name}: extra must be a JSON object")
+        auth = str(extra.get("auth") or "signature")
+        secret = conn.password or ""
         config = K3CloudConfig(
-            server_url=required(cid, "host (server URL)", conn.host),
-            acct_id=str(extra_value(cid, extra, "acct_id")),
-            username=required(cid, "login (user name)", conn.login),
-            app_id=str(extra_value(cid, extra, "app_id")),
-            app_secret=secret,
-            lcid=int(extra_value(cid, extra, "lcid", 2052)),
-            timeout_seconds=float(extra_value(cid, extra, "timeout_seconds", 120)),
+            server_url=conn.host or "",
+            acct_id=str(extra.get("acct_id") or ""),
+            username=conn.login or "",
+            app_id=str(extra.get("app_id") or ""),
+            app_secret=secret if auth != "password" else "",
+            password=secret if auth == "password" else "",
+            auth=auth,
+            lcid=_number(name, "lcid", extra, 2052, int),
+            timeout_seconds=_number(name, "timeout_seconds", extra, 120),
+            attempts=_number(name, "attempts", extra, 5, int),
+            backoff_seconds=_number(name, "backoff_seconds", extra, 1),
+            poll_seconds=_number(name, "poll_seconds", extra, 1),
+            name=name,
         )
-        return K3CloudClient(config)
+        config.check()
+        return config
+
+    def get_conn(self) -> K3CloudClient:
+        return K3CloudClient(self.config())

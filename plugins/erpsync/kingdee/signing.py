@@ -8,14 +8,19 @@ call is needed.
 from __future__ import annotations
 
 import base64
+import binascii
 import codecs
 import hashlib
 import hmac
+import re
 import time
 from urllib.parse import quote, urlsplit
 
 # The SDK's obfuscation key for the client secret inside an app id, ROT13-encoded as it ships.
 _CLIENT_SECRET_KEY = codecs.decode("0054s397p6234378o09pn7q3r5qropr7", "rot13").encode()
+# <clientId>_<32 characters of standard base64>: 24 bytes, so no padding; '+' and '/' are allowed.
+_APP_ID = re.compile(r"(?P<client>[^_]+)_(?P<secret>[A-Za-z0-9+/]{32})")
+APP_ID_SHAPE = "<clientId>_<32 characters of standard base64 (A-Z a-z 0-9 + /)>"
 
 
 def hmac_sha256_b64hex(content: str, key: str) -> str:
@@ -25,13 +30,20 @@ def hmac_sha256_b64hex(content: str, key: str) -> str:
 
 
 def client_secret(app_id: str) -> tuple[str, str]:
-    """(client id, client secret) hidden in an app id ``<clientId>_<32 chars>``; empty when it has no such form."""
-    parts = app_id.split("_")
-    if len(parts) != 2 or len(parts[1]) != 32:
-        return (parts[0] if len(parts) == 2 else ""), ""
-    raw = base64.b64decode(parts[1])
+    """(client id, client secret) hidden in an app id ``<clientId>_<32 chars>``.
+
+    Raises ``ValueError`` for any other shape: the SDK would silently sign with an empty key, and the
+    server would answer with a "session lost" that hides the real cause.
+    """
+    match = _APP_ID.fullmatch(app_id)
+    if match is None:
+        raise ValueError(f"the app id must look like {APP_ID_SHAPE}")
+    try:
+        raw = base64.b64decode(match["secret"], validate=True)
+    except binascii.Error as exc:  # unreachable for 32 base64 characters; kept so no decode error escapes
+        raise ValueError(f"the app id must look like {APP_ID_SHAPE}") from exc
     mixed = bytes(b ^ _CLIENT_SECRET_KEY[i] for i, b in enumerate(raw))
-    return parts[0], base64.b64encode(mixed).decode("ascii")
+    return match["client"], base64.b64encode(mixed).decode("ascii")
 
 
 def signature_headers(

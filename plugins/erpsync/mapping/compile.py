@@ -198,6 +198,10 @@ def _option_value(row: MappingRow, definition: Mapping[str, Any], where: str) ->
         if text.lower() not in _TRUE | _FALSE:
             raise SchemeError(f"{where}: expected true or false, got {row.value!r}")
         return text.lower() in _TRUE
+    if definition.get("kind") == "int":
+        if not text.isdigit():
+            raise SchemeError(f"{where}: expected a whole number, got {row.value!r}")
+        return int(text)
     allowed = definition.get("values")
     if allowed and text not in allowed:
         raise SchemeError(f"{where}: {row.value!r} is not supported; use one of {', '.join(allowed)}")

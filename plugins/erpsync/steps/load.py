@@ -1,36 +1,54 @@
-"""Load: BatchSave the window's bills in chunks, never creating a bill that already exists.
+"""Load: BatchSave the window's bills in concurrent chunks, each bill exactly once.
 
-Before each chunk is saved its bill numbers are looked up in Kingdee; existing bills are recorded as
-``existing`` with their id and not sent again. So a retried task, a cleared run or a backfill over
-loaded windows adds nothing. A save answered with the duplicate-number error (another run saved the
-bill in between) is looked up again and recorded as ``existing``. A bill Kingdee rejects is recorded
-as ``rejected`` with every message Kingdee gave, each naming its field.
+Each chunk (``settings.load.chunk_size`` bills; ``concurrency`` chunks in flight) goes through:
 
-``load_report.parquet`` is rewritten after every chunk, so an interrupted load still leaves a true
-record of what reached Kingdee.
+1. **Look up** its bill numbers in Kingdee: a bill that exists is ``existing`` and is not sent, so a
+   retried task, a cleared run or a backfill over loaded windows adds nothing.
+2. **Save** the missing ones in one BatchSave. Saved bills (``SuccessEntitys``, by DIndex) are
+   ``created``.
+3. **Decide every other bill by looking it up**, never by reading Kingdee's (localised) message: a
+   refused bill that exists was saved by someone else (``existing``); one that does not is
+   ``rejected`` with Kingdee's fields and messages. Errors without a usable DIndex cannot be pinned
+   on a bill, so the bills they may concern are sent again one per call, each getting its own verdict.
+4. **Unknown outcomes**: after a timeout, a dropped connection, a 5xx, a busy server or MsgCode 13/14
+   the save may or may not have happened. The chunk waits (back-off), looks its bills up, counts the
+   ones found as ``created`` and sends only the rest, for at most ``settings.load.rounds`` rounds; then
+   the task fails and Airflow's retry starts over from step 1. Nothing is ever sent twice blindly.
+
+The report ``load_report/`` gets one Parquet part per chunk as it finishes, so an interrupted load
+leaves a true record of what reached Kingdee and a long backfill never rewrites what it wrote.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import pandas as pd
 import pendulum
 
-from erpsync.staging import RunFiles, read_json, read_jsonl, write_parquet
+from erpsync.kingdee.client import KingdeeConfigError, KingdeeTransientError
+from erpsync.scheme import LoadSettings
+from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_parquet, read_parts, remove_tree
 
 log = logging.getLogger(__name__)
 
 REPORT_COLUMNS = ["bill_no", "stockout_id", "order_no", "outcome", "kingdee_id", "kingdee_number", "field", "message", "at"]
-_DUPLICATE = "违反字段唯一性要求"
+OUTCOMES = ("created", "existing", "rejected")
+
+
+class _Config(Protocol):
+    def pause(self, attempt: int) -> float: ...
 
 
 class KingdeeWriter(Protocol):
+    config: _Config
+
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]: ...
-    def batch_save(self, form_id: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
+    def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,16 @@ class LoadResult:
     created: int
     existing: int
     rejected: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A valid stock-out of the window that did not become a Kingdee bill."""
+
+    stockout_id: str
+    order_no: str
+    stage: str  # quarantined | unmapped | rejected
+    reason: str
 
 
 def _row(bill: Mapping[str, Any], outcome: str, **values: Any) -> dict[str, Any]:
@@ -55,77 +83,197 @@ def _row(bill: Mapping[str, Any], outcome: str, **values: Any) -> dict[str, Any]
     }
 
 
-def _outcomes(status: Mapping[str, Any], count: int) -> tuple[dict[int, tuple[int, str]], dict[int, list[tuple[str, str]]]]:
-    """Saved (DIndex -> (FID, FBillNo)) and refused (DIndex -> [(field, message)]) bills of one call."""
-    saved = {int(e["DIndex"]): (int(e["Id"]), str(e["Number"])) for e in status.get("SuccessEntitys") or []}
+def _dindex(value: Any, count: int) -> int | None:
+    if count == 1 and value in (None, ""):  # a one-bill call: the error can only be about that bill
+        return 0
+    try:
+        index = int(value)
+    except (TypeError, ValueError):
+        return None
+    return index if 0 <= index < count else None
+
+
+def _outcomes(status: Mapping[str, Any], count: int) -> tuple[dict[int, tuple[int, str]], dict[int, list[tuple[str, str]]], list[str]]:
+    """One call's saved (DIndex -> (FID, FBillNo)) and refused (DIndex -> [(field, message)]) bills,
+    and the messages that name no bill of the call."""
+    saved: dict[int, tuple[int, str]] = {}
+    for entity in status.get("SuccessEntitys") or []:
+        index = _dindex(entity.get("DIndex"), count)
+        if index is not None:
+            saved[index] = (int(entity["Id"]), str(entity["Number"]))
     refused: dict[int, list[tuple[str, str]]] = {}
+    unattributed: list[str] = []
     for error in status.get("Errors") or []:
-        index = int(error.get("DIndex") or 0)
-        if not 0 <= index < count:
-            raise ValueError(f"Kingdee named bill index {index} of a batch of {count}: {error.get('Message')}")
-        refused.setdefault(index, []).append((str(error.get("FieldName") or ""), str(error.get("Message") or "")))
-    return saved, refused
-
-
-def _save_chunk(client: KingdeeWriter, form_id: str, options: Mapping[str, Any], chunk: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    existing = client.find_bills(form_id, [b["bill_no"] for b in chunk])
-    todo = []
-    for bill in chunk:
-        if bill["bill_no"] in existing:
-            fid, number = existing[bill["bill_no"]]
-            rows.append(_row(bill, "existing", kingdee_id=fid, kingdee_number=number))
+        field, message = str(error.get("FieldName") or ""), str(error.get("Message") or "")
+        index = _dindex(error.get("DIndex"), count)
+        if index is None or (count > 1 and index in saved):
+            unattributed.append(message)
         else:
-            todo.append(bill)
-    if not todo:
+            refused.setdefault(index, []).append((field, message))
+    return saved, refused, unattributed
+
+
+def _rejected(bill: Mapping[str, Any], problems: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    fields = "; ".join(dict.fromkeys(f for f, _ in problems if f))
+    messages = "; ".join(dict.fromkeys(m for _, m in problems if m))
+    return _row(bill, "rejected", field=fields or None, message=messages or "Kingdee refused the bill without a message")
+
+
+class _ChunkLoader:
+    """Steps 1-4 of the module docstring for one chunk."""
+
+    def __init__(self, client: KingdeeWriter, form_id: str, options: Mapping[str, Any], settings: LoadSettings) -> None:
+        self.client = client
+        self.form_id = form_id
+        self.options = options
+        self.settings = settings
+
+    def __call__(self, chunk: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        existing = self.client.find_bills(self.form_id, [b["bill_no"] for b in chunk])
+        for bill in chunk:
+            if bill["bill_no"] in existing:
+                fid, number = existing[bill["bill_no"]]
+                rows.append(_row(bill, "existing", kingdee_id=fid, kingdee_number=number))
+        pending = [b for b in chunk if b["bill_no"] not in existing]
+        groups = [pending] if pending else []
+        failures = 0
+        while groups:
+            group = groups.pop(0)
+            try:
+                status = self.client.batch_save(
+                    self.form_id, {**self.options, "Model": [b["model"] for b in group]}, asynchronous=self.settings.asynchronous
+                )
+            except KingdeeTransientError as exc:
+                failures += 1
+                if failures >= self.settings.rounds:
+                    raise KingdeeTransientError(
+                        f"{len(group)} bills ({group[0]['bill_no']}…) still have no known outcome after "
+                        f"{failures} rounds; the task's retry will look them up again. Last fault: {exc}"
+                    ) from exc
+                delay = self.client.config.pause(failures)
+                log.warning("Save of %d bills: %s; looking them up in %.1f s (round %d of %d)",
+                            len(group), exc, delay, failures, self.settings.rounds)
+                time.sleep(delay)
+                missing = self._settle(group, rows, "created")
+                if missing:
+                    groups.insert(0, missing)
+                continue
+            groups.extend([b] for b in self._decide(group, status, rows))
         return rows
 
-    status = client.batch_save(form_id, {**options, "NeedReturnFields": ["FID", "FBillNo"], "Model": [b["model"] for b in todo]})
-    saved, refused = _outcomes(status, len(todo))
-    recheck = []
-    for index, bill in enumerate(todo):
-        if index in saved:
-            fid, number = saved[index]
-            rows.append(_row(bill, "created", kingdee_id=fid, kingdee_number=number))
-        elif index in refused and any(_DUPLICATE in message for _, message in refused[index]):
-            recheck.append(bill)
-        elif index in refused:
-            fields = "; ".join(dict.fromkeys(f for f, _ in refused[index] if f))
-            messages = "; ".join(dict.fromkeys(m for _, m in refused[index]))
-            rows.append(_row(bill, "rejected", field=fields or None, message=messages))
-        else:  # neither saved nor refused: find out instead of guessing
-            recheck.append(bill)
-    if recheck:
-        found = client.find_bills(form_id, [b["bill_no"] for b in recheck])
-        for bill in recheck:
+    def _settle(self, bills: Sequence[Mapping[str, Any]], rows: list[dict[str, Any]], outcome: str) -> list[Mapping[str, Any]]:
+        """Record the bills Kingdee has as ``outcome``; return the ones it does not have."""
+        found = self.client.find_bills(self.form_id, [b["bill_no"] for b in bills])
+        for bill in bills:
             if bill["bill_no"] in found:
                 fid, number = found[bill["bill_no"]]
-                rows.append(_row(bill, "existing", kingdee_id=fid, kingdee_number=number))
+                rows.append(_row(bill, outcome, kingdee_id=fid, kingdee_number=number))
+        return [b for b in bills if b["bill_no"] not in found]
+
+    def _decide(self, group: Sequence[Mapping[str, Any]], status: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
+        """Record each bill of one answered call; return those to send again alone."""
+        saved, refused, unattributed = _outcomes(status, len(group))
+        unsure: list[tuple[int, Mapping[str, Any]]] = []
+        for index, bill in enumerate(group):
+            if index in saved:
+                fid, number = saved[index]
+                rows.append(_row(bill, "created", kingdee_id=fid, kingdee_number=number))
             else:
-                rows.append(_row(bill, "rejected", message="Kingdee reported no outcome for this bill and does not have it"))
-    return rows
+                unsure.append((index, bill))
+        if not unsure:
+            return []
+        found = self.client.find_bills(self.form_id, [b["bill_no"] for _, b in unsure])
+        again: list[Mapping[str, Any]] = []
+        for index, bill in unsure:
+            if bill["bill_no"] in found:  # refused as a duplicate, or saved but not reported
+                fid, number = found[bill["bill_no"]]
+                rows.append(_row(bill, "existing" if index in refused else "created", kingdee_id=fid, kingdee_number=number))
+            elif index in refused:
+                rows.append(_rejected(bill, refused[index]))
+            elif len(group) == 1:
+                problems = [("", m) for m in unattributed] or [("", "Kingdee reported no outcome for this bill and does not have it")]
+                rows.append(_rejected(bill, problems))
+            else:
+                again.append(bill)
+        if again:
+            log.info("%d bills got no verdict of their own (%s); sending them one per call",
+                     len(again), "; ".join(unattributed)[:300] or "no message")
+        return again
 
 
-def load(client: KingdeeWriter, files: RunFiles, chunk_size: int) -> LoadResult:
+def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> LoadResult:
+    import pandas as pd
+
     bills = read_jsonl(files.bills)
     request = read_json(files.request)
-    form_id, options = request["form_id"], request.get("options", {})
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(bills), chunk_size):
-        chunk = bills[start : start + chunk_size]
-        rows.extend(_save_chunk(client, form_id, options, chunk))
-        write_parquet(pd.DataFrame(rows, columns=REPORT_COLUMNS).astype("string"), files.load_report)
-        log.info("Loaded bills %d-%d of %d", start + 1, start + len(chunk), len(bills))
-    if not bills:
-        write_parquet(pd.DataFrame(rows, columns=REPORT_COLUMNS).astype("string"), files.load_report)
+    loader = _ChunkLoader(client, request["form_id"], request.get("options", {}), settings)
+    chunks = [bills[i : i + settings.chunk_size] for i in range(0, len(bills), settings.chunk_size)]
+    remove_tree(files.load_report)  # this attempt's report: created now, or existing
+    counts = dict.fromkeys(OUTCOMES, 0)
 
-    counts = pd.Series([r["outcome"] for r in rows], dtype="string").value_counts()
-    for row in rows:
-        if row["outcome"] == "rejected":
-            log.warning("Kingdee rejected bill %s (stock-out id %s): %s", row["bill_no"], row["stockout_id"], row["message"])
-    return LoadResult(
-        bills=len(bills),
-        created=int(counts.get("created", 0)),
-        existing=int(counts.get("existing", 0)),
-        rejected=int(counts.get("rejected", 0)),
-    )
+    def record(index: int, rows: list[dict[str, Any]]) -> None:
+        append_part(pd.DataFrame(rows, columns=REPORT_COLUMNS).astype("string"), files.load_report, index)
+        for row in rows:
+            counts[row["outcome"]] += 1
+        done = sum(counts.values())
+        log.info("Chunk %d of %d: %d bills; %d of %d bills decided", index + 1, len(chunks), len(rows), done, len(bills))
+
+    failures: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="batchsave") as pool:
+        futures: dict[Future[list[dict[str, Any]]], int] = {pool.submit(loader, c): i for i, c in enumerate(chunks)}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
+            for future in sorted(done, key=futures.__getitem__):
+                if future.cancelled():
+                    continue
+                if future.exception() is None:
+                    record(futures[future], future.result())
+                    continue
+                failures.append(future.exception())
+                if isinstance(future.exception(), KingdeeConfigError):  # every other chunk would fail alike
+                    for other in remaining:
+                        other.cancel()
+    if failures:
+        raise failures[0]
+    return LoadResult(bills=len(bills), **counts)
+
+
+def read_report(files: RunFiles):  # -> pd.DataFrame
+    return read_parts(files.load_report, REPORT_COLUMNS)
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value == value and str(value) not in ("", "<NA>")
+
+
+def window_problems(files: RunFiles) -> list[Problem]:
+    """Every valid stock-out of the window that is not in Kingdee, with the reason, from the staged reports."""
+    problems: list[Problem] = []
+    quarantine = read_parquet(files.quarantine)
+    for stockout_id, rules in quarantine.groupby("stockout_id", sort=False):
+        reasons = "; ".join(
+            dict.fromkeys(f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.rec_id})" if _given(r.rec_id) else "")
+                          for r in rules.itertuples())
+        )
+        problems.append(Problem(str(stockout_id), str(rules["order_no"].iloc[0]), "quarantined", reasons))
+    for u in read_parquet(files.unmapped).itertuples():
+        problems.append(Problem(str(u.stockout_id), str(u.order_no), "unmapped", f"{u.field}: {u.message}"))
+    report = read_report(files)
+    for r in report[report["outcome"] == "rejected"].itertuples():
+        problems.append(Problem(str(r.stockout_id), str(r.order_no), "rejected", f"[{r.field or '-'}] {r.message}"))
+    return problems
+
+
+def summary(window: str, result: LoadResult, problems: Sequence[Problem]) -> str:
+    """The task-log summary of a window: counts, then every order that did not reach Kingdee and why."""
+    lines = [
+        f"Window {window}: {result.bills} bills: {result.created} created, {result.existing} already in Kingdee, "
+        f"{result.rejected} rejected; {sum(p.stage == 'quarantined' for p in problems)} orders quarantined, "
+        f"{sum(p.stage == 'unmapped' for p in problems)} unmapped."
+    ]
+    if problems:
+        lines.append(f"{len(problems)} orders did not reach Kingdee:")
+        lines += [f"  {p.stage:<11} {p.order_no} (stock-out {p.stockout_id}): {p.reason}" for p in problems]
+    return "\n".join(lines)
