@@ -8,6 +8,7 @@ reason (and the run ends red, as ``on_problem: fail`` asks), and a rerun adds no
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -143,8 +144,12 @@ def test_a_rerun_and_an_overlapping_window_add_nothing(dag, kingdee_emulator, tm
     assert sorted(client.execute_bill_query("SAL_OUTSTOCK", ["FID", "FBillNo"])) == before
 
 
-def test_the_cli_run_logs_outcomes_and_no_secret(dag, kingdee_emulator):
-    """What a user types: `airflow dags test … --conf`; its task logs name each rejection, never a secret."""
+def test_the_cli_run_logs_outcomes_and_no_secret(dag, kingdee_emulator, monkeypatch):
+    """What a user types: `airflow dags test … --conf`; its task logs name each order that did not
+    reach Kingdee, and never a secret, though the login it logs carries the password."""
+    conn = json.loads(os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"])
+    conn["extra"]["auth"] = "password"
+    monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps(conn))
     airflow = Path(sys.executable).parent / "airflow"
     conf = json.dumps(WINDOW)
     done = subprocess.run([str(airflow), "dags", "test", DAG_ID, "--conf", conf], capture_output=True, text=True, cwd=REPO)
@@ -154,6 +159,8 @@ def test_the_cli_run_logs_outcomes_and_no_secret(dag, kingdee_emulator):
     assert "orders did not reach Kingdee:" in logs
     assert "rejected" in logs and "物料编码" in logs and "quarantined" in logs and "goods_count='0.0000'" in logs
     assert "Quarantined stock-out" in logs
+    # the path that carries a secret did run: the login, whose request holds the password
+    assert '"username": "erpsync", "password": "***"' in logs
     for secret in (WDT["app_secret"], KINGDEE["app_secret"]):
         assert secret not in logs
     assert len(_kingdee(kingdee_emulator).execute_bill_query("SAL_OUTSTOCK", ["FID"])) > 0

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -144,6 +145,21 @@ def _unwrap_query_error(result: Any) -> Any:
     return result
 
 
+_SECRET_KEYS = {"password", "appsecret", "appsec"}
+
+
+def _for_log(body: Mapping[str, Any]) -> str:
+    """A request body for the debug log, login secrets blanked (Airflow's masker is the second guard)."""
+    shown = {k: "***" if k.lower() in _SECRET_KEYS else v for k, v in body.items()}
+    return json.dumps(shown, ensure_ascii=False, default=str)[:2000]
+
+
+def _brief(text: str) -> str:
+    """A reply body fit for one log line: an HTML error page by its title, anything else cut short."""
+    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    return (title.group(1) if title else " ".join(text.split()))[:300]
+
+
 def sql_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -181,7 +197,7 @@ class K3CloudClient:
         name = service.rsplit(".", 1)[-1]
         payload = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
         headers = {**headers, "Content-Type": "application/json; charset=utf-8"}
-        log.debug("Kingdee %s request: %s", name, payload[:2000].decode("utf-8", "replace"))
+        log.debug("Kingdee %s request: %s", name, _for_log(body))
         try:
             reply = self.session.post(url, data=payload, headers=headers, timeout=self.config.timeout_seconds)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -191,21 +207,21 @@ class K3CloudClient:
             if _UNKNOWN_ACCT in text:
                 raise KingdeeConfigError(
                     f"{self.config.name}: Kingdee does not know the data centre in extra.acct_id "
-                    f"({self.config.acct_id!r}): {text[:200]}"
+                    f"({self.config.acct_id!r}): {_brief(text)}"
                 )
             if reply.status_code == 404:
                 raise KingdeeConfigError(
                     f"{self.config.name}: {url} was not found (HTTP 404); host must be the server URL ending in /k3cloud/"
                 )
             if reply.status_code >= 500 or reply.status_code == 429:
-                raise KingdeeTransientError(f"Kingdee {name}: HTTP {reply.status_code}: {text[:300]}")
-            raise KingdeeConfigError(f"{self.config.name}: Kingdee {name} answered HTTP {reply.status_code}: {text[:300]}")
+                raise KingdeeTransientError(f"Kingdee {name}: HTTP {reply.status_code}: {_brief(text)}")
+            raise KingdeeConfigError(f"{self.config.name}: Kingdee {name} answered HTTP {reply.status_code}: {_brief(text)}")
         if text.startswith("response_error:"):
-            raise KingdeeTransientError(f"Kingdee {name}: {text[len('response_error:'):].strip()[:300] or 'response_error'}")
+            raise KingdeeTransientError(f"Kingdee {name}: response_error: {_brief(text[len('response_error:'):])}")
         try:
             return json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError:
-            raise KingdeeTransientError(f"Kingdee {name}: the reply is not JSON: {text[:300]!r}") from None
+            raise KingdeeTransientError(f"Kingdee {name}: the reply is not JSON: {_brief(text)!r}") from None
 
     def _auth_headers(self, url: str) -> tuple[dict[str, str], str | None]:
         """Headers that authenticate one call, and the session id they carry."""
@@ -232,6 +248,7 @@ class K3CloudClient:
             else:
                 service = "LoginByAppSecret"
                 body = {"acctID": c.acct_id, "username": c.username, "appId": c.app_id, "appSecret": c.app_secret, "lcid": c.lcid}
+            log.info("Kingdee %s: logging in with %s", service, _for_log(body))
             result = self._with_retries(service, lambda: self._post(_AUTH + service, body, {}))
             sid = result.get("KDSVCSessionId") if isinstance(result, dict) else None
             if not isinstance(result, dict) or result.get("LoginResultType") not in _LOGIN_OK or not sid:
@@ -240,7 +257,6 @@ class K3CloudClient:
                     f"{self.config.name}: Kingdee {service} refused user {c.username!r} in data centre {c.acct_id!r} "
                     f"(check login, password, extra.acct_id{', extra.app_id' if c.auth == 'app_secret' else ''}): {message}"
                 )
-            log.info("Kingdee %s: logged in as %s", service, c.username)
             self._sid = str(sid)
             return self._sid
 

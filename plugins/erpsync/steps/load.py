@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -224,7 +224,7 @@ def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> Load
         futures: dict[Future[list[dict[str, Any]]], int] = {pool.submit(loader, c): i for i, c in enumerate(chunks)}
         remaining = set(futures)
         while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=futures.__getitem__):
                 if future.cancelled():
                     continue
