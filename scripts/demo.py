@@ -34,7 +34,6 @@ AIRFLOW_HOME = REPO / ".airflow"
 DATA_DIR = REPO / ".demo"
 LOG_DIR = AIRFLOW_HOME / "logs" / "demo"
 PYTHON = sys.executable
-KINGDEE_POOL_SLOTS = 8  # at least settings.load.concurrency of the scheme
 
 
 def say(text: str) -> None:
@@ -142,7 +141,7 @@ def main() -> None:
         airflow(env, "connections", "import", "--overwrite", str(conn_file))
         conn_file.unlink()
         # the load task runs in the pool named after its Kingdee connection: calls in flight on it
-        airflow(env, "pools", "set", "kingdee_default", str(KINGDEE_POOL_SLOTS), "Kingdee calls in flight on kingdee_default")
+        airflow(env, "pools", "import", str(REPO / "include" / "pools.json"))
 
         windows = [
             Window.of(parse_datetime((START + timedelta(days=d)).isoformat(), "start"),

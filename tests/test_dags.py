@@ -36,6 +36,20 @@ def test_the_sales_outstock_dag_follows_its_scheme(dagbag):
         assert task.retry_delay == timedelta(seconds=scheme.settings.retry_delay_seconds)
 
 
+def test_every_kingdee_connection_has_a_pool_for_the_load_tasks(dagbag):
+    """The load task holds `concurrency` slots of the pool named after its Kingdee connection; a
+    missing pool would leave it unscheduled, so include/pools.json (imported by the demo and the
+    deployment) must name each one with enough slots."""
+    import json
+
+    pools = json.loads((INCLUDE_DIR / "pools.json").read_text(encoding="utf-8"))
+    for path in scheme_paths():
+        scheme = load_scheme(path)
+        load = dagbag.dags[scheme.dag_id].get_task("load")
+        assert (load.pool, load.pool_slots) == (scheme.target.connection, scheme.settings.load.concurrency)
+        assert pools[load.pool]["slots"] >= load.pool_slots
+
+
 def test_plugins_folder_is_not_scanned_for_airflow_plugins():
     # Airflow imports every .py of the plugins folder under its bare file name; erpsync is a library.
     from airflow.sdk._shared.module_loading import find_path_from_directory

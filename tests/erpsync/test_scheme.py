@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from erpsync.mapping.compile import compile_mapping
-from erpsync.scheme import INCLUDE_DIR, SchemeError, load_scheme
+from erpsync.scheme import INCLUDE_DIR, LoadSettings, SchemeError, load_scheme
 
 SCHEME = INCLUDE_DIR / "schemes" / "sales_outstock.yaml"
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "000_81bf6d41061929cf.txt"
@@ -40,6 +40,18 @@ def test_the_scheme_loads_with_its_settings():
     assert scheme.source.page_size == 100 and scheme.source.start_page == 0
     assert scheme.settings.enabled is True and scheme.settings.retries == 3
     assert scheme.settings.timezone == "Asia/Shanghai"
+    assert scheme.settings.load == LoadSettings(chunk_size=100, concurrency=4, rounds=5, on_problem="fail", asynchronous=False)
+
+
+def test_more_request_options_reach_the_request(edited_scheme):
+    rows = [{"field": "BatchCount", "label": "服务端线程数", "type": "int", "value": "4"},
+            {"field": "ValidateRepeatJson", "label": "校验重复", "type": "bool", "value": "true"},
+            {"field": "InterationFlags", "label": "交互标志", "type": "string", "value": "STK_InvCheckResult"}]
+    scheme = edited_scheme(lambda d: d["target"]["mapping"].extend(rows))
+    assert compile_mapping(scheme).request.options == {
+        "IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21",
+        "BatchCount": 4, "ValidateRepeatJson": True, "InterationFlags": "STK_InvCheckResult",
+    }
 
 
 def _row(data, field):
@@ -59,6 +71,7 @@ def _row(data, field):
         (lambda d: _row(d, "SubHeadEntity.FEntity").update(value="gifts"), r"entry list 'gifts'"),
         (lambda d: d["target"]["mapping"].append({"field": "FBillNo", "value": "x"}), r"FBillNo is mapped twice"),
         (lambda d: _row(d, "SubHeadEntity.FEntity.IsAutoSubmitAndAudit").update(value="maybe"), r"expected true or false"),
+        (lambda d: d["target"]["mapping"].append({"field": "BatchCount", "value": "four"}), r"expected a whole number"),
     ],
 )
 def test_a_malformed_mapping_names_the_row(edited_scheme, change, message):
@@ -76,6 +89,9 @@ def test_a_malformed_mapping_names_the_row(edited_scheme, change, message):
         (lambda d: d["settings"].pop("enabled"), r"settings: missing 'enabled'"),
         (lambda d: d["target"].update(form="SAL_NOPE"), r"kingdee.SAL_NOPE.yaml: file not found"),
         (lambda d: d["target"]["collections"]["batch_details"]["aliases"].update(num="qty"), r"'qty' is not a line field"),
+        (lambda d: d["settings"]["load"].update(concurrency=0), r"settings.load.concurrency: must be at least 1"),
+        (lambda d: d["settings"]["load"].update(on_problem="ignore"), r"on_problem: must be one of fail, warn"),
+        (lambda d: d["settings"]["load"].update(asynchronous="yes"), r"'asynchronous' must be bool"),
     ],
 )
 def test_a_malformed_scheme_names_the_setting(edited_scheme, change, message):
