@@ -19,6 +19,7 @@ from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeConfigEr
 from erpsync.scheme import LoadSettings
 from erpsync.steps.load import _ChunkLoader, load, read_report
 from tests.conftest import KINGDEE, SEED, serving
+from erpsync.staging import write_json
 from tests.erpsync.test_kingdee_client import FORM, OPTIONS, _files, _model
 
 
@@ -194,6 +195,24 @@ def test_a_refused_duplicate_is_decided_by_look_up_not_by_its_message(tmp_path):
 
 
 # -- answers that name no bill -----------------------------------------------------------------------
+def test_a_whole_call_refusal_is_not_pinned_on_the_first_bill(tmp_path):
+    """ValidateRepeatJson refuses a resent payload as a whole, with DIndex 0: each bill then goes alone
+    and gets its own verdict, instead of the first one being 'rejected' for a repeat."""
+    with kingdee(tmp_path) as server:
+        c = client(server)
+        models = [_model(f"CK-REP-{i}", material="NEW-SKU-999") for i in range(2)] + [_model("CK-REP-2")]
+        files = _files(tmp_path, models)
+        write_json({"form_id": FORM, "service": "BatchSave", "options": {**OPTIONS, "ValidateRepeatJson": True}}, files.request)
+        c.batch_save(FORM, {**OPTIONS, "ValidateRepeatJson": True, "Model": models})  # the same packet, long ago
+        c._call("Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.Delete",
+                {"formid": FORM, "data": {"Numbers": ["CK-REP-2"]}}, write=True)  # its one saved bill, deleted since
+        result = load(c, files, LoadSettings(chunk_size=3))
+        report = read_report(files).set_index("bill_no")
+        assert (result.created, result.rejected) == (1, 2), report[["outcome", "message"]]
+        assert all("物料编码" in report.loc[f"CK-REP-{i}", "message"] for i in range(2))
+
+
+
 class _Unattributed:
     """Kingdee as a test double that answers errors without DIndex: what real servers sometimes do for
     whole-batch problems. Saves one bill per call and refuses bills whose number ends in 'X'."""

@@ -8,8 +8,9 @@ Each chunk (``settings.load.chunk_size`` bills; ``concurrency`` chunks in flight
    ``created``.
 3. **Decide every other bill by looking it up**, never by reading Kingdee's (localised) message: a
    refused bill that exists was saved by someone else (``existing``); one that does not is
-   ``rejected`` with Kingdee's fields and messages. Errors without a usable DIndex cannot be pinned
-   on a bill, so the bills they may concern are sent again one per call, each getting its own verdict.
+   ``rejected`` with Kingdee's fields and messages. Errors without a usable DIndex, or an answer that
+   leaves some bills unmentioned (a whole-call failure), cannot be pinned on a bill: those bills are
+   sent again one per call, each getting its own verdict.
 4. **Unknown outcomes**: after a timeout, a dropped connection, a 5xx, a busy server or MsgCode 13/14
    the save may or may not have happened. The chunk waits (back-off), looks its bills up, counts the
    ones found as ``created`` and sends only the rest, for at most ``settings.load.rounds`` rounds; then
@@ -184,12 +185,15 @@ class _ChunkLoader:
         if not unsure:
             return []
         found = self.client.find_bills(self.form_id, [b["bill_no"] for _, b in unsure])
+        # A bill the answer does not mention means the call failed as a whole; its errors (a whole-call
+        # failure carries DIndex 0 too) may then name no bill truly: each bill goes again alone.
+        whole_call = len(group) > 1 and any(i not in refused for i, _ in unsure)
         again: list[Mapping[str, Any]] = []
         for index, bill in unsure:
             if bill["bill_no"] in found:  # refused as a duplicate, or saved but not reported
                 fid, number = found[bill["bill_no"]]
                 rows.append(_row(bill, "existing" if index in refused else "created", kingdee_id=fid, kingdee_number=number))
-            elif index in refused:
+            elif index in refused and not whole_call:
                 rows.append(_rejected(bill, refused[index]))
             elif len(group) == 1:
                 problems = [("", m) for m in unattributed] or [("", "Kingdee reported no outcome for this bill and does not have it")]
