@@ -179,13 +179,11 @@ def summarize(runs: list[RunFiles], windows: list[Window], states: list[str]) ->
     for files, window, state in zip(runs, windows, states):
         report = read_report(files)
         outcome = report["outcome"].value_counts()
-        problems = window_problems(files)
-        row = [len(read_parquet(files.orders)), sum(p.stage == "quarantined" for p in problems),
-               sum(p.stage == "unmapped" for p in problems),
-               int(outcome.get("created", 0)), int(outcome.get("existing", 0)), int(outcome.get("rejected", 0))]
+        row = [len(read_parquet(files.orders)),
+               *(int(outcome.get(o, 0)) for o in ("quarantined", "unmapped", "created", "existing", "rejected"))]
         totals = [a + b for a, b in zip(totals, row)]
         print(f"{window.start.format('YYYY-MM-DD'):<24}{state:>8}" + "".join(f"{v:>{w}}" for v, w in zip(row, widths)))
-        lines += [f"  {p.stage:<11} {p.order_no}: {p.reason}" for p in problems]
+        lines += [f"  {p.outcome:<11} {p.order_no}: {p.reason}" for p in window_problems(files)]
     print(f"{'total':<32}" + "".join(f"{v:>{w}}" for v, w in zip(totals, widths)))
     if lines:
         print("\nOrders that did not become bills, and why (their windows end red: settings.load.on_problem: fail):")
@@ -194,7 +192,8 @@ def summarize(runs: list[RunFiles], windows: list[Window], states: list[str]) ->
     print("  quality/docs/index.html   Great Expectations Data Docs")
     print("  quality/summary.json      rules broken, by rule")
     print("  quarantine.parquet        orders held back, with the rule and value")
-    print("  load_report/              every bill: created / existing / rejected, Kingdee id or message")
+    print("  load_report/              every order: created / existing / rejected (Kingdee id or message),")
+    print("                            quarantined / unmapped (the reason)")
     first = runs[0].dir
     print(f"  e.g. {first}")
     print(f"Task logs of each run: {LOG_DIR.relative_to(REPO)}/<window>.log")

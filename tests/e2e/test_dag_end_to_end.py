@@ -91,6 +91,10 @@ def test_stockouts_become_exactly_one_bill_each(dag, dataset, kingdee_emulator, 
     # Kingdee refuses the SKU it does not know, and says which field of which row
     rejected = report[report["outcome"] == "rejected"]
     assert set(rejected["bill_no"]) == unknown_sku
+    # the report has every order of the window: the quarantined ones too, with their reason
+    held = report[report["outcome"] == "quarantined"]
+    assert set(held["order_no"]) == zero_qty and held["bill_no"].isna().all()
+    assert all("goods_count='0.0000' breaks 'goods_count > 0'" in m for m in held["message"])
     assert all("FMaterialID" in f.split("; ") for f in rejected["field"])
     assert all("物料编码" in m for m in rejected["message"])
     assert set(report.loc[report["outcome"] == "created", "bill_no"]) == set(valid)
@@ -139,7 +143,7 @@ def test_a_rerun_and_an_overlapping_window_add_nothing(dag, kingdee_emulator, tm
 
     _run(dag, WINDOW)
     _, _, report = _reports(tmp_path)
-    assert set(report["outcome"]) == {"existing", "rejected"}
+    assert set(report["outcome"]) == {"existing", "rejected", "quarantined"}
     _run(dag, {"window_start": "2026-11-02", "window_end": "2026-11-03"})
     assert sorted(client.execute_bill_query("SAL_OUTSTOCK", ["FID", "FBillNo"])) == before
 

@@ -17,7 +17,9 @@ Each chunk (``settings.load.chunk_size`` bills; ``concurrency`` chunks in flight
    the task fails and Airflow's retry starts over from step 1. Nothing is ever sent twice blindly.
 
 The report ``load_report/`` gets one Parquet part per chunk as it finishes, so an interrupted load
-leaves a true record of what reached Kingdee and a long backfill never rewrites what it wrote.
+leaves a true record of what reached Kingdee and a long backfill never rewrites what it wrote. A last
+part lists the orders held back upstream (``quarantined``, ``unmapped``), so the report has every
+order of the window.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_p
 log = logging.getLogger(__name__)
 
 REPORT_COLUMNS = ["bill_no", "stockout_id", "order_no", "outcome", "kingdee_id", "kingdee_number", "field", "message", "at"]
-OUTCOMES = ("created", "existing", "rejected")
+OUTCOMES = ("created", "existing", "rejected", "quarantined", "unmapped")
+PROBLEMS = ("rejected", "quarantined", "unmapped")  # a valid order that is not in Kingdee
 
 
 class _Config(Protocol):
@@ -58,6 +61,8 @@ class LoadResult:
     created: int
     existing: int
     rejected: int
+    quarantined: int  # orders held back upstream, listed in the report too
+    unmapped: int
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class Problem:
 
     stockout_id: str
     order_no: str
-    stage: str  # quarantined | unmapped | rejected
+    outcome: str  # rejected | quarantined | unmapped
     reason: str
 
 
@@ -220,8 +225,9 @@ def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> Load
         append_part(pd.DataFrame(rows, columns=REPORT_COLUMNS).astype("string"), files.load_report, index)
         for row in rows:
             counts[row["outcome"]] += 1
-        done = sum(counts.values())
-        log.info("Chunk %d of %d: %d bills; %d of %d bills decided", index + 1, len(chunks), len(rows), done, len(bills))
+        if index < len(chunks):
+            done = sum(counts[o] for o in ("created", "existing", "rejected"))
+            log.info("Chunk %d of %d: %d bills; %d of %d bills decided", index + 1, len(chunks), len(rows), done, len(bills))
 
     failures: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="batchsave") as pool:
@@ -241,6 +247,9 @@ def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> Load
                         other.cancel()
     if failures:
         raise failures[0]
+    upstream = _upstream_rows(files)
+    if upstream:
+        record(len(chunks), upstream)
     return LoadResult(bills=len(bills), **counts)
 
 
@@ -252,32 +261,41 @@ def _given(value: Any) -> bool:
     return value is not None and value == value and str(value) not in ("", "<NA>")
 
 
+def _upstream_rows(files: RunFiles) -> list[dict[str, Any]]:
+    """The orders validate quarantined and transform could not map: no bill was built for them."""
+    rows: list[dict[str, Any]] = []
+    if files.quarantine.exists():
+        for stockout_id, rules in read_parquet(files.quarantine).groupby("stockout_id", sort=False):
+            reasons = "; ".join(dict.fromkeys(
+                f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.rec_id})" if _given(r.rec_id) else "")
+                for r in rules.itertuples()
+            ))
+            order = {"bill_no": None, "stockout_id": stockout_id, "order_no": rules["order_no"].iloc[0]}
+            rows.append(_row(order, "quarantined", field="; ".join(dict.fromkeys(rules["column"])), message=reasons))
+    if files.unmapped.exists():
+        for u in read_parquet(files.unmapped).itertuples():
+            order = {"bill_no": None, "stockout_id": u.stockout_id, "order_no": u.order_no}
+            rows.append(_row(order, "unmapped", field=u.field, message=u.message))
+    return rows
+
+
 def window_problems(files: RunFiles) -> list[Problem]:
-    """Every valid stock-out of the window that is not in Kingdee, with the reason, from the staged reports."""
-    problems: list[Problem] = []
-    quarantine = read_parquet(files.quarantine)
-    for stockout_id, rules in quarantine.groupby("stockout_id", sort=False):
-        reasons = "; ".join(
-            dict.fromkeys(f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.rec_id})" if _given(r.rec_id) else "")
-                          for r in rules.itertuples())
-        )
-        problems.append(Problem(str(stockout_id), str(rules["order_no"].iloc[0]), "quarantined", reasons))
-    for u in read_parquet(files.unmapped).itertuples():
-        problems.append(Problem(str(u.stockout_id), str(u.order_no), "unmapped", f"{u.field}: {u.message}"))
+    """Every valid stock-out of the window that is not in Kingdee, with the reason, from the load report."""
     report = read_report(files)
-    for r in report[report["outcome"] == "rejected"].itertuples():
-        problems.append(Problem(str(r.stockout_id), str(r.order_no), "rejected", f"[{r.field or '-'}] {r.message}"))
-    return problems
+    return [
+        Problem(str(r.stockout_id), str(r.order_no), r.outcome,
+                f"[{r.field if _given(r.field) else '-'}] {r.message}" if r.outcome == "rejected" else str(r.message))
+        for r in report[report["outcome"].isin(PROBLEMS)].itertuples()
+    ]
 
 
 def summary(window: str, result: LoadResult, problems: Sequence[Problem]) -> str:
     """The task-log summary of a window: counts, then every order that did not reach Kingdee and why."""
     lines = [
         f"Window {window}: {result.bills} bills: {result.created} created, {result.existing} already in Kingdee, "
-        f"{result.rejected} rejected; {sum(p.stage == 'quarantined' for p in problems)} orders quarantined, "
-        f"{sum(p.stage == 'unmapped' for p in problems)} unmapped."
+        f"{result.rejected} rejected; {result.quarantined} orders quarantined, {result.unmapped} unmapped."
     ]
     if problems:
         lines.append(f"{len(problems)} orders did not reach Kingdee:")
-        lines += [f"  {p.stage:<11} {p.order_no} (stock-out {p.stockout_id}): {p.reason}" for p in problems]
+        lines += [f"  {p.outcome:<11} {p.order_no} (stock-out {p.stockout_id}): {p.reason}" for p in problems]
     return "\n".join(lines)
