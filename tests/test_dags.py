@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import pytest
@@ -34,6 +35,27 @@ def test_the_sales_outstock_dag_follows_its_scheme(dagbag):
     for task in dag.tasks:
         assert task.retries == scheme.settings.retries
         assert task.retry_delay == timedelta(seconds=scheme.settings.retry_delay_seconds)
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [{"filters": {"shop_no": "../../x"}}, {"filters": {"status": "5"}}, {"filters": {"shop_no": 5}},
+     {"window_start": "yesterday"}, {"window_end": "2026-11-01; rm -rf /"}],
+)
+def test_the_trigger_form_refuses_unsafe_params(dagbag, conf):
+    """Airflow checks params against their schema when a run is triggered: nothing reaches a task."""
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    params = copy.deepcopy(dagbag.dags["wdt_kingdee_sales_outstock"].params)
+    with pytest.raises(ParamValidationError):
+        params.update(conf)
+        params.validate()
+
+
+def test_the_trigger_form_takes_a_window_and_a_shop(dagbag):
+    params = copy.deepcopy(dagbag.dags["wdt_kingdee_sales_outstock"].params)
+    params.update({"window_start": "2026-11-01", "window_end": "2026-11-02T00:00:00+08:00", "filters": {"shop_no": "FENXIAO004"}})
+    assert params.validate()["filters"] == {"shop_no": "FENXIAO004"}
 
 
 def test_every_kingdee_connection_has_a_pool_for_the_load_tasks(dagbag):

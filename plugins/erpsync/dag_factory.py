@@ -20,12 +20,14 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from erpsync.mapping.compile import compile_mapping
-from erpsync.scheme import INCLUDE_DIR, Scheme, load_scheme, scheme_paths
+from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_scheme, scheme_paths
 from erpsync.staging import RunFiles
-from erpsync.windows import Window, resolve_window
+from erpsync.windows import Window, WindowError, resolve_window
 
 log = logging.getLogger(__name__)
 
+# An ISO date or date-time, optionally with an offset (no offset: Asia/Shanghai).
+_ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
 START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
 
 
@@ -77,9 +79,14 @@ def build_dag(scheme: Scheme) -> DAG:
             "max_retry_delay": timedelta(hours=1),
         },
         params={
-            "window_start": Param(None, type=["null", "string"], description="Window start (ISO; Asia/Shanghai if no offset)"),
-            "window_end": Param(None, type=["null", "string"], description="Window end, exclusive"),
-            "filters": Param({}, type="object", description="Extra WDT request parameters, e.g. {\"shop_no\": \"FENXIAO004\"}"),
+            "window_start": Param(None, type=["null", "string"], pattern=_ISO_DATETIME,
+                                  description="Window start (ISO; Asia/Shanghai if no offset)"),
+            "window_end": Param(None, type=["null", "string"], pattern=_ISO_DATETIME, description="Window end, exclusive"),
+            "filters": Param(
+                {}, type="object", additionalProperties=False,
+                properties={f: {"type": "string", "pattern": FILTER_VALUE} for f in scheme.source.filter_fields},
+                description=f"Narrow a run: any of {', '.join(scheme.source.filter_fields)}, e.g. {{\"shop_no\": \"FENXIAO004\"}}",
+            ),
         },
     ) as dag:
 
@@ -90,16 +97,19 @@ def build_dag(scheme: Scheme) -> DAG:
 
             if not settings.enabled:
                 raise AirflowSkipException(f"scheme {scheme.name} is disabled (settings.enabled: false)")
-            window = resolve_window(
-                window_start=params.get("window_start"),
-                window_end=params.get("window_end"),
-                data_interval_start=data_interval_start,
-                data_interval_end=data_interval_end,
-                run_after=getattr(dag_run, "run_after", None),
-                cron=settings.cron,
-                timezone=settings.timezone,
-            )
-            filters = {str(k): str(v) for k, v in (params.get("filters") or {}).items()}
+            try:  # bad run inputs: refused before any call, and no retry would change them
+                window = resolve_window(
+                    window_start=params.get("window_start"),
+                    window_end=params.get("window_end"),
+                    data_interval_start=data_interval_start,
+                    data_interval_end=data_interval_end,
+                    run_after=getattr(dag_run, "run_after", None),
+                    cron=settings.cron,
+                    timezone=settings.timezone,
+                )
+                filters = scheme.source.check_filters(params.get("filters") or {})
+            except (WindowError, SchemeError) as exc:
+                raise AirflowFailException(f"run parameters: {exc}") from exc
             manifest = {"window": window.as_dict(), "filters": filters}
             files = _files(scheme, manifest)
             with closing(WdtHook(scheme.source.connection).get_conn()) as client:

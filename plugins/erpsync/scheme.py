@@ -7,6 +7,7 @@ scheme fails when the DAG is parsed with an error that names the file, the step 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,11 @@ class Collection:
     aliases: Mapping[str, str]
 
 
+# A run's `filters` value: one document number or code. Letters (CJK included), digits and - _ . : #;
+# nothing that could name a path or change a query's meaning.
+FILTER_VALUE = r"^[\w.:#-]{1,64}$"
+
+
 @dataclass(frozen=True)
 class Source:
     system: str
@@ -114,6 +120,25 @@ class Source:
     request: tuple[RequestParam, ...]
     page_size: int
     start_page: int
+
+    @property
+    def filter_fields(self) -> tuple[str, ...]:
+        """Request parameters a run may set (``filters``): those the scheme leaves empty."""
+        return tuple(p.field for p in self.request if not p.value.strip())
+
+    def check_filters(self, filters: Mapping[str, Any]) -> dict[str, str]:
+        """The run's filters as request parameters, or a ``SchemeError`` naming the bad one."""
+        checked: dict[str, str] = {}
+        for key, value in filters.items():
+            if key not in self.filter_fields:
+                raise SchemeError(
+                    f"filter {key!r} is not allowed: a run may set only {', '.join(self.filter_fields)} "
+                    "(the request parameters the scheme leaves empty)"
+                )
+            if not isinstance(value, str) or not re.fullmatch(FILTER_VALUE, value):
+                raise SchemeError(f"filter {key}={value!r} is not a document number or code (letters, digits, - _ . : #; 1-64)")
+            checked[key] = value
+        return checked
 
 
 @dataclass(frozen=True)

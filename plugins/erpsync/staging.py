@@ -7,6 +7,7 @@ rerun of a window overwrites exactly its own files and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import uuid
@@ -44,11 +45,16 @@ class StoragePath(Protocol):
 
 
 class RunFiles:
-    """The files of one window of one DAG: ``<root>/<dag_id>/window=<start>_<end>[,<filters>]/``."""
+    """The files of one window of one DAG: ``<root>/<dag_id>/window=<start>_<end>[,filters=<digest>]/``.
+
+    A run narrowed by filters gets its own folder, named by a digest of them: no value a user types
+    ever becomes part of a path. ``filters.json`` in the folder says which they were.
+    """
 
     def __init__(self, root: StoragePath, dag_id: str, window: Window, filters: dict[str, str] | None = None) -> None:
-        suffix = "".join(f",{k}={v}" for k, v in sorted((filters or {}).items()))
+        suffix = f",filters={filters_digest(filters)}" if filters else ""
         self.dir = root / dag_id / f"window={window.key}{suffix}"
+        self.filters = self.dir / "filters.json"
         self.orders = self.dir / "orders.parquet"
         self.lines = self.dir / "lines.parquet"
         self.quarantine = self.dir / "quarantine.parquet"
@@ -57,6 +63,11 @@ class RunFiles:
         self.unmapped = self.dir / "unmapped.parquet"
         self.request = self.dir / "request.json"
         self.load_report = self.dir / "load_report"  # one Parquet part per chunk: see append_part
+
+
+def filters_digest(filters: dict[str, str]) -> str:
+    canonical = json.dumps(filters, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def _atomic_write(path: StoragePath, data: bytes) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from erpsync.scheme import INCLUDE_DIR, load_scheme
-from erpsync.staging import RunFiles, read_parquet
-from erpsync.steps.extract import ExtractError, extract, request_params
+from erpsync.scheme import INCLUDE_DIR, SchemeError, load_scheme
+from erpsync.staging import RunFiles, filters_digest, read_parquet
+from erpsync.steps.extract import extract, request_params
 from erpsync.wdt.client import QimenClient, QimenConfig, WdtApiError
 from erpsync.wdt.paging import PagingError, TotalCountPaginator
 from erpsync.windows import Window, parse_datetime
@@ -137,17 +138,36 @@ def test_filters_narrow_a_run_and_get_their_own_folder(wdt_emulator, dataset, tm
     window = _window("2026-11-01", "2026-11-04")
     filters = {"shop_no": "FENXIAO004"}
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window, filters)
-    assert str(files.dir).endswith(",shop_no=FENXIAO004")
+    assert files.dir.name == f"window={window.key},filters={filters_digest(filters)}"
     extract(SCHEME, window, _client(wdt_emulator), files, filters)
+    assert json.loads(files.filters.read_text()) == filters
     orders = read_parquet(files.orders)
     expected = {o["order_no"] for o in dataset.orders if o["shop_no"] == "FENXIAO004"} & _expected(dataset, window)
     assert set(orders["order_no"]) == expected and expected
 
 
-@pytest.mark.parametrize(("filters", "message"), [({"start_time": "2020-01-01"}, "set by the run"), ({"nick": "x"}, "not a request parameter")])
-def test_bad_filters_are_refused(filters, message):
-    with pytest.raises(ExtractError, match=message):
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"start_time": "2020-01-01"}, "filter 'start_time' is not allowed: a run may set only src_order_no, src_tid"),
+        ({"nick": "x"}, "filter 'nick' is not allowed"),
+        ({"status": "5"}, "filter 'status' is not allowed"),  # would turn cancelled stock-outs into bills
+        ({"page_size": "1"}, "filter 'page_size' is not allowed"),
+        ({"shop_no": "../../x"}, "is not a document number or code"),
+        ({"shop_no": "S1/../../x"}, "is not a document number or code"),
+        ({"stockout_no": "CK1' or 1=1"}, "is not a document number or code"),
+        ({"shop_no": ""}, "is not a document number or code"),
+        ({"shop_no": 5}, "is not a document number or code"),
+    ],
+)
+def test_bad_filters_are_refused_before_any_call(filters, message):
+    with pytest.raises(SchemeError, match=message):
         request_params(SCHEME, _window("2026-11-01", "2026-11-02"), filters)
+
+
+def test_good_filters_reach_the_request():
+    params = request_params(SCHEME, _window("2026-11-01", "2026-11-02"), {"shop_no": "FENXIAO004", "src_tid": "天猫-123_4"})
+    assert (params["shop_no"], params["src_tid"], params["status"]) == ("FENXIAO004", "天猫-123_4", "110")
 
 
 def test_paging_that_loses_orders_is_an_error():

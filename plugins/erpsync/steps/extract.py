@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from erpsync.scheme import Scheme
-from erpsync.staging import RunFiles, write_parquet
+from erpsync.staging import RunFiles, write_json, write_parquet
 from erpsync.wdt.paging import TotalCountPaginator
 from erpsync.windows import Window
 
@@ -46,8 +46,8 @@ class ExtractResult:
 def request_params(scheme: Scheme, window: Window, filters: Mapping[str, str] | None = None) -> dict[str, str]:
     """The request of the scheme for one (sub-)window, without the page fields.
 
-    ``filters`` (the documented examples: one stockout_no, one shop_no, …) may set parameters that the
-    scheme leaves to the user; they never replace the window or the paging.
+    ``filters`` (the documented examples: one stockout_no, one shop_no, …) may set only parameters that
+    the scheme leaves empty; they never replace the window, the paging or the scheme's constants.
     """
     start, end = window.api_bounds()
     system = {
@@ -65,14 +65,7 @@ def request_params(scheme: Scheme, window: Window, filters: Mapping[str, str] | 
             params[param.field] = system[match.group(1)]
         elif param.value.strip():
             params[param.field] = param.value.strip()
-    for key, value in (filters or {}).items():
-        fixed = next((p for p in scheme.source.request if p.field == key), None)
-        if fixed is None:
-            raise ExtractError(f"filter {key!r} is not a request parameter of {scheme.source.api.method}")
-        if _SYSTEM_PLACEHOLDER.match(fixed.value.strip()):
-            raise ExtractError(f"filter {key!r} is set by the run itself and cannot be overridden")
-        if str(value).strip():
-            params[key] = str(value).strip()
+    params.update(scheme.source.check_filters(filters or {}))
     return params
 
 
@@ -132,6 +125,8 @@ def extract(
             row.setdefault(api.order_key, _text(order.get(api.order_key)))
             line_rows.append(row)
 
+    if filters:
+        write_json(dict(filters), files.filters)
     write_parquet(_frame(order_rows, list(api.order_fields)), files.orders)
     write_parquet(_frame(line_rows, list(api.line_fields)), files.lines)
     calls = getattr(client, "calls", 0) - calls_before
