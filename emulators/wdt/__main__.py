@@ -3,6 +3,23 @@
 Prints the gateway URL ``http://H:PORT/router/qm`` as the first stdout line (flushed) so that a parent
 process can read it even with ``--port 0``, then serves until SIGINT or SIGTERM and exits 0. A one-line
 summary of the data set goes to stderr. Without ``--start`` the data ends yesterday (Asia/Shanghai).
+
+Every flag is the ``make_server`` keyword of the same name (dashes for underscores); defaults in brackets:
+  identity   --app-key --app-secret --target-app-key --sid
+  data       --seed [1] --orders [200] --start YYYY-MM-DD [days before today] --days [7]
+  clock      --now 'YYYY-MM-DD HH:MM:SS' (Asia/Shanghai): the emulator's clock starts there and runs on
+             with real time [the wall clock]; the gateway answers with every order as it was then
+  history    --late-rate R [1.0]: share of completed orders that complete 2-48 h after shipping (the
+             others within minutes); --renumber-rate R [0]: share of orders rejected and re-approved
+             before shipping, which changes their order_no/stockout_no; --churn-rate R [0]: share of
+             page reads during which one pending event in the queried window happens now
+  faults     --latency-ms N [0]; --error-rate R [0]: share of calls answered HTTP 500/502/503;
+             --throttle-per-minute N [0 = unlimited]: calls beyond N per app_key in a sliding minute
+             answer WDT code 1012
+  limits     --max-span-minutes N [43200 = 30 days]; --timestamp-tolerance-s N [600]
+  shape      --total-count-every-page; --top-error-shape (gateway errors as TOP ``error_response``);
+             --batch-fields/--no-batch-fields [present]; --privacy masked|absent [masked]
+  --log-requests: log each request to stderr
 """
 
 from __future__ import annotations
@@ -13,6 +30,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from emulators.wdt.server import (
     DEFAULT_APP_KEY,
@@ -21,6 +39,7 @@ from emulators.wdt.server import (
     DEFAULT_TARGET_APP_KEY,
     make_server,
 )
+from emulators.wdt.timeline import SHANGHAI
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,28 +56,42 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--total-count-every-page", action="store_true",
                    help="return total_count on every page, not only page 0")
-    p.add_argument("--rate-limit-per-minute", type=int, default=0, help="0 = unlimited")
+    p.add_argument("--now", type=_shanghai_datetime, default=None,
+                   help="'YYYY-MM-DD HH:MM:SS' Asia/Shanghai; the emulator clock starts there and runs on")
+    p.add_argument("--late-rate", type=float, default=1.0,
+                   help="share of completed orders completing 2-48 h after shipping (others: minutes)")
+    p.add_argument("--renumber-rate", type=float, default=0.0,
+                   help="share of orders rejected and re-approved before shipping (new order_no)")
+    p.add_argument("--churn-rate", type=float, default=0.0,
+                   help="share of page reads during which a pending event in the window happens now")
+    p.add_argument("--latency-ms", type=int, default=0, help="every call waits this long")
+    p.add_argument("--error-rate", type=float, default=0.0, help="share of calls answered HTTP 5xx")
+    p.add_argument("--throttle-per-minute", type=int, default=0,
+                   help="calls per app_key per sliding minute before code 1012; 0 = unlimited")
+    p.add_argument("--max-span-minutes", type=int, default=43200, help="longest start_time..end_time")
+    p.add_argument("--timestamp-tolerance-s", type=int, default=600, help="allowed timestamp skew")
+    p.add_argument("--top-error-shape", action="store_true",
+                   help="gateway errors as TOP error_response instead of Qimen response/flag=failure")
+    p.add_argument("--batch-fields", action=argparse.BooleanOptionalAction, default=True,
+                   help="lines carry batch_no/product_date/expire_date")
+    p.add_argument("--privacy", choices=("masked", "absent"), default="masked",
+                   help="淘系 buyers' personal fields masked or left out")
     p.add_argument("--log-requests", action="store_true", help="log each request to stderr")
     return p.parse_args(argv)
 
 
+def _shanghai_datetime(value: str) -> dt.datetime:
+    return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
+
+
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The make_server keywords for parsed flags (every flag but host and port, same names)."""
+    return {k: v for k, v in vars(args).items() if k not in ("host", "port")}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    server = make_server(
-        args.host,
-        args.port,
-        app_key=args.app_key,
-        app_secret=args.app_secret,
-        target_app_key=args.target_app_key,
-        sid=args.sid,
-        seed=args.seed,
-        orders=args.orders,
-        start=args.start,
-        days=args.days,
-        total_count_every_page=args.total_count_every_page,
-        rate_limit_per_minute=args.rate_limit_per_minute,
-        log_requests=args.log_requests,
-    )
+    server = make_server(args.host, args.port, **server_options(args))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever() to return, so it must not run on the serving thread.
@@ -69,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     print(server.url, flush=True)
     data = server.gateway.dataset
     print(
-        f"wdt emulator: {len(data.orders)} orders, {len(data.defects)} defective, sid={args.sid}",
+        f"wdt emulator: {len(data.orders)} orders, {len(data.defects)} defective, sid={args.sid}, "
+        f"clock {server.emulator.now():%Y-%m-%d %H:%M:%S}",
         file=sys.stderr,
         flush=True,
     )

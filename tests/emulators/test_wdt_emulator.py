@@ -376,8 +376,8 @@ def test_shop_and_warehouse_filters(url: str, orders: list[dict[str, Any]]) -> N
     assert [o["stockout_id"] for o in rows] == expected and expected
 
 
-def test_rate_limit_when_enabled() -> None:
-    with _serve(rate_limit_per_minute=2) as srv:
+def test_throttle_when_enabled() -> None:
+    with _serve(throttle_per_minute=2) as srv:
         assert call(srv.url, window(0, 0))["flag"] == "success"
         assert call(srv.url, window(0, 0))["flag"] == "success"
         body = call(srv.url, window(0, 0))
