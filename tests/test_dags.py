@@ -58,10 +58,11 @@ def test_the_trigger_form_takes_a_window_and_a_shop(dagbag):
     assert params.validate()["filters"] == {"shop_no": "FENXIAO004"}
 
 
-def test_every_kingdee_connection_has_a_pool_for_the_load_tasks(dagbag):
-    """The load task holds `concurrency` slots of the pool named after its Kingdee connection; a
-    missing pool would leave it unscheduled, so include/pools.json (imported by the demo and the
-    deployment) must name each one with enough slots."""
+def test_every_connection_has_a_pool_for_its_tasks(dagbag):
+    """The load task holds `concurrency` slots of the pool named after its Kingdee connection, the
+    extract task one of the pool named after its WDT connection; a missing pool would leave them
+    unscheduled, so include/pools.json (imported by the demo and the deployment) must name each one
+    with enough slots."""
     import json
 
     pools = json.loads((INCLUDE_DIR / "pools.json").read_text(encoding="utf-8"))
@@ -70,6 +71,9 @@ def test_every_kingdee_connection_has_a_pool_for_the_load_tasks(dagbag):
         load = dagbag.dags[scheme.dag_id].get_task("load")
         assert (load.pool, load.pool_slots) == (scheme.target.connection, scheme.settings.load.concurrency)
         assert pools[load.pool]["slots"] >= load.pool_slots
+        extract = dagbag.dags[scheme.dag_id].get_task("extract")
+        assert (extract.pool, extract.pool_slots) == (scheme.source.connection, 1)
+        assert pools[extract.pool]["slots"] >= 1
 
 
 def test_plugins_folder_is_not_scanned_for_airflow_plugins():

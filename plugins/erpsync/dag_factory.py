@@ -90,9 +90,13 @@ def build_dag(scheme: Scheme) -> DAG:
         },
     ) as dag:
 
-        @task(task_id="extract", execution_timeout=timedelta(hours=2))
+        # one pool per WDT connection caps the extract tasks reading on it at once (the call rate per
+        # app key is shared through the machine-wide limiter)
+        @task(task_id="extract", execution_timeout=timedelta(hours=2), pool=scheme.source.connection)
         def extract_task(params: dict[str, Any], data_interval_start=None, data_interval_end=None, dag_run=None) -> dict[str, Any]:
+            from erpsync.connections import ConnectionConfigError
             from erpsync.steps.extract import extract
+            from erpsync.wdt.client import WdtConfigError
             from erpsync.wdt.hook import WdtHook
 
             if not settings.enabled:
@@ -112,8 +116,11 @@ def build_dag(scheme: Scheme) -> DAG:
                 raise AirflowFailException(f"run parameters: {exc}") from exc
             manifest = {"window": window.as_dict(), "filters": filters}
             files = _files(scheme, manifest)
-            with closing(WdtHook(scheme.source.connection).get_conn()) as client:
-                result = extract(scheme, window, client, files, filters)
+            try:
+                with closing(WdtHook(scheme.source.connection).get_conn()) as client:
+                    result = extract(scheme, window, client, files, filters)
+            except (ConnectionConfigError, WdtConfigError) as exc:  # a retry would be refused alike
+                raise AirflowFailException(str(exc)) from exc
             return {**manifest, "dir": str(files.dir), **asdict(result)}
 
         @task(task_id="validate", execution_timeout=timedelta(hours=1))

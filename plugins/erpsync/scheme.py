@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,8 @@ class Source:
     request: tuple[RequestParam, ...]
     page_size: int
     start_page: int
+    by_modified: bool = False  # send is_by_modified=1: the window is on last-modified time (spec §4.1)
+    lookback: timedelta = timedelta(0)  # each run also re-reads this much before its window
 
     @property
     def filter_fields(self) -> tuple[str, ...]:
@@ -345,6 +348,8 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
         request=_request_params(src, api),
         page_size=page_size,
         start_page=pagination.get("start_page", int),
+        by_modified=src.get("by_modified", bool, False),
+        lookback=_duration(src.get("lookback", str, "0"), f"{src.where}.lookback"),
     )
 
     form = load_target_form(include_dir / "apis" / f"kingdee.{tgt.get('form', str)}.yaml")
@@ -385,6 +390,18 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
         settings=settings,
         path=path,
     )
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(text: str, where: str) -> timedelta:
+    """``30m``, ``2h``, ``2d`` or ``0``."""
+    match = _DURATION.match(text)
+    if match is None or (match.group(2) == "" and match.group(1) != "0"):
+        raise SchemeError(f"{where}: expected a duration such as 30m, 2h or 2d, got {text!r}")
+    return timedelta(**{_UNITS.get(match.group(2), "minutes"): int(match.group(1))})
 
 
 def _load_settings(reader: _Reader) -> LoadSettings:

@@ -57,6 +57,7 @@ class RunFiles:
         self.filters = self.dir / "filters.json"
         self.orders = self.dir / "orders.parquet"
         self.lines = self.dir / "lines.parquet"
+        self.extract_summary = self.dir / "extract_summary.json"
         self.quarantine = self.dir / "quarantine.parquet"
         self.quality = self.dir / "quality"
         self.bills = self.dir / "bills.jsonl"
@@ -133,6 +134,20 @@ def write_jsonl(records: list[dict[str, Any]], path: StoragePath) -> None:
 def read_jsonl(path: StoragePath) -> list[dict[str, Any]]:
     with path.open("rb") as fh:
         return [json.loads(line) for line in fh.read().decode("utf-8").splitlines() if line.strip()]
+
+
+def put_file(local: Path, path: StoragePath) -> None:
+    """Copy a local file to ``path`` in pieces (no whole copy in memory), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(local, "rb") as source, tmp.open("wb") as target:
+            while block := source.read(1 << 20):
+                target.write(block)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes(data: bytes, path: StoragePath) -> None:

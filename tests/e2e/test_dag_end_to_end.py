@@ -21,7 +21,9 @@ from tests.conftest import KINGDEE, REPO, WDT
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "wdt_kingdee_sales_outstock"
-WINDOW = {"window_start": "2026-11-01T00:00:00", "window_end": "2026-11-04T00:00:00"}
+# The data set's orders ship on 2026-11-01..03 and complete up to two days later; the scheme reads on
+# last-modified time (is_by_modified), so this window holds every completion.
+WINDOW = {"window_start": "2026-11-01T00:00:00", "window_end": "2026-11-06T00:00:00"}
 
 
 def _connections(monkeypatch, tmp_path, wdt_emulator, kingdee_emulator, **kingdee_extra):
@@ -144,7 +146,7 @@ def test_a_rerun_and_an_overlapping_window_add_nothing(dag, kingdee_emulator, tm
     _run(dag, WINDOW)
     _, _, report = _reports(tmp_path)
     assert set(report["outcome"]) == {"existing", "rejected", "quarantined"}
-    _run(dag, {"window_start": "2026-11-02", "window_end": "2026-11-03"})
+    _run(dag, {"window_start": "2026-11-02", "window_end": "2026-11-04"})
     assert sorted(client.execute_bill_query("SAL_OUTSTOCK", ["FID", "FBillNo"])) == before
 
 

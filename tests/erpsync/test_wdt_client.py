@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -11,18 +14,22 @@ from airflow.sdk import ObjectStoragePath
 from erpsync.scheme import INCLUDE_DIR, SchemeError, load_scheme
 from erpsync.staging import RunFiles, filters_digest, read_parquet
 from erpsync.steps.extract import extract, request_params
-from erpsync.wdt.client import QimenClient, QimenConfig, WdtApiError
+from erpsync.wdt.client import QimenClient, QimenConfig, WdtConfigError, WdtTransientError
 from erpsync.wdt.paging import PagingError, TotalCountPaginator
 from erpsync.windows import Window, parse_datetime
-from tests.conftest import SEED, START, WDT, serving
+from tests.conftest import REPO, SEED, START, WDT, serving
 
 SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 METHOD = "wdt.stockout.order.query.trade"
 PAGINATOR = TotalCountPaginator(page_size=2, start_page=0, list_key="stockout_list", total_key="total_count", id_key="stockout_id")
 
 
+RATE_FILE = str(Path(tempfile.mkdtemp(prefix="erpsync-rate-")) / "wdt.sqlite")
+
+
 def _client(server, **overrides) -> QimenClient:
-    config = {**WDT, "gateway_url": server.url, "min_interval_seconds": 0, "backoff_seconds": 0.01, **overrides}
+    config = {**WDT, "gateway_url": server.url, "min_interval_seconds": 0, "backoff_seconds": 0.01,
+              "rate_limit_file": RATE_FILE, **overrides}
     return QimenClient(QimenConfig(**config))
 
 
@@ -30,18 +37,16 @@ def _window(start: str, end: str) -> Window:
     return Window.of(parse_datetime(start, "start"), parse_datetime(end, "end"))
 
 
-def _expected(dataset, window: Window, status: str = "110") -> set[str]:
-    start, end = window.api_bounds()
-    return {
-        o["order_no"]
-        for o in dataset.orders
-        if str(o["status"]) == status and start <= o["consign_time"] <= end
-    }
+def _expected(dataset, window: Window, scheme=SCHEME) -> set[str]:
+    """The completed orders a run of ``window`` reads: last modified in the window or its look-back."""
+    start, end = Window(window.start - scheme.source.lookback, window.end).api_bounds()
+    return {o["order_no"] for o in dataset.orders if o["status"] == 110 and start <= o["modified"] <= end}
 
 
 def test_a_signed_call_reads_orders_with_exact_numbers(wdt_emulator):
     client = _client(wdt_emulator)
-    params = request_params(SCHEME, _window("2026-11-01", "2026-11-02"))
+    params = request_params(SCHEME, _window("2026-11-01", "2026-11-04"))
+    assert (params["status"], params["is_by_modified"]) == ("110", "1")
     response = client.call(METHOD, {**params, "page_no": "0", "page_size": "5"})
     assert int(response["total_count"]) > 5
     order = response["stockout_list"][0]
@@ -53,41 +58,89 @@ def test_a_signed_call_reads_orders_with_exact_numbers(wdt_emulator):
 
 def test_a_wrong_secret_is_a_clear_error_without_the_secret(wdt_emulator):
     client = _client(wdt_emulator, app_secret="not-the-secret")
-    with pytest.raises(WdtApiError, match="code 25: Invalid signature") as caught:
+    with pytest.raises(WdtConfigError, match="code 25: Invalid signature") as caught:
         client.call(METHOD, request_params(SCHEME, _window("2026-11-01", "2026-11-02")))
     assert "not-the-secret" not in str(caught.value)
+    assert client.calls == 1  # refused at once: resending the same request changes nothing
 
 
-def test_a_business_error_names_the_parameter(wdt_emulator):
+def test_a_business_error_names_the_parameter_and_is_not_retried(wdt_emulator):
     client = _client(wdt_emulator)
-    with pytest.raises(WdtApiError, match="page_size"):
+    with pytest.raises(WdtConfigError, match="page_size"):
         client.call(METHOD, {"start_time": "2026-11-01 00:00:00", "end_time": "2026-11-01 01:00:00", "page_size": "101"})
+    assert client.calls == 1
 
 
-def test_busy_answers_are_retried():
+def test_5xx_answers_are_retried_with_back_off(tmp_path):
     from emulators.wdt import make_server
 
-    now = [time.time()]  # the emulator checks request timestamps against this clock too
-    with serving(make_server(**WDT, seed=SEED, orders=20, start=START, days=2, rate_limit_per_minute=2, clock=lambda: now[0])) as server:
-        slept = []
+    with serving(make_server(**WDT, seed=SEED, orders=20, start=START, days=2, error_rate=0.5)) as server:
+        slept: list[float] = []
+        client = _client(server, max_attempts=10, backoff_seconds=0.5)
+        client._sleep = slept.append
+        for _ in range(8):
+            assert client.call(METHOD, {"stockout_no": "CK-NONE"})["total_count"] == "0"
+        assert client.retries == len(slept) > 0 and slept[:2] in ([0.5], [0.5, 1.0], [0.5, 0.5])
+        with pytest.raises(WdtTransientError, match="HTTP 5"):  # the same faults without retries
+            no_retry = _client(server, max_attempts=1)
+            for _ in range(20):
+                no_retry.call(METHOD, {"stockout_no": "CK-NONE"})
+
+
+def test_network_errors_are_retried_then_fail_the_task_for_airflow_to_retry():
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/router/qm"
+    slept: list[float] = []
+    client = QimenClient(QimenConfig(**WDT, gateway_url=url, min_interval_seconds=0, backoff_seconds=1,
+                                     max_attempts=4, rate_limit_file=RATE_FILE), sleep=slept.append)
+    with pytest.raises(WdtTransientError, match="code network"):
+        client.call(METHOD, {"stockout_no": "CK-NONE"})
+    assert slept == [1, 2, 4] and client.calls == 4
+
+
+def test_throttle_answers_wait_for_everyone_without_using_the_retry_budget(tmp_path):
+    from emulators.wdt import make_server
+
+    now = [time.time()]  # the emulator's clock and ours: waiting moves both
+    with serving(make_server(**WDT, seed=SEED, orders=20, start=START, days=2, throttle_per_minute=2,
+                             clock=lambda: now[0])) as server:
+        slept: list[float] = []
 
         def sleep(seconds: float) -> None:
             slept.append(seconds)
-            now[0] += 61  # the emulator's minute passes while we wait
+            now[0] += seconds
 
-        config = QimenConfig(**WDT, gateway_url=server.url, min_interval_seconds=0, backoff_seconds=1)
-        client = QimenClient(config, sleep=sleep)
-        params = {"stockout_no": "CK-NONE"}
+        config = QimenConfig(**WDT, gateway_url=server.url, min_interval_seconds=0, max_attempts=1,
+                             throttle_pause_seconds=61, rate_limit_file=str(tmp_path / "rate.sqlite"))
+        client = QimenClient(config, clock=lambda: now[0], sleep=sleep)
         for _ in range(3):
-            client.call(METHOD, params)
-        assert slept == [1]  # the third call met code 1012 once, waited, and went through
-        assert client.calls == 4
+            client.call(METHOD, {"stockout_no": "CK-NONE"})
+        assert slept == [61]  # the third call met code 1012 once, held off, and went through
+        assert client.calls == 4 and client.throttled_seconds == 61
+        # a second client on the same app key (another task) is held off too
+        other = QimenClient(config, clock=lambda: now[0], sleep=sleep)
+        other.limiter.hold_off(5)
+        other.call(METHOD, {"stockout_no": "CK-NONE"})
+        assert slept[-1] == pytest.approx(5)
 
 
-def test_the_client_keeps_its_distance_between_calls(wdt_emulator):
-    ticks, slept = [0.0], []
+def test_throttling_longer_than_allowed_fails(tmp_path):
+    from emulators.wdt import make_server
+
+    with serving(make_server(**WDT, seed=SEED, orders=20, start=START, days=2, throttle_per_minute=1)) as server:
+        client = _client(server, throttle_pause_seconds=0.01, max_throttle_seconds=0.05)
+        client.call(METHOD, {"stockout_no": "CK-NONE"})
+        with pytest.raises(WdtTransientError, match="code 1012"):
+            client.call(METHOD, {"stockout_no": "CK-NONE"})
+
+
+def test_the_client_keeps_its_distance_between_calls(wdt_emulator, tmp_path):
+    ticks, slept = [1000.0], []
     client = QimenClient(
-        QimenConfig(**WDT, gateway_url=wdt_emulator.url, min_interval_seconds=1.0),
+        QimenConfig(**WDT, gateway_url=wdt_emulator.url, min_interval_seconds=1.0, rate_limit_file=str(tmp_path / "r.sqlite")),
         clock=lambda: ticks[0],
         sleep=lambda s: slept.append(s),
     )
@@ -95,6 +148,27 @@ def test_the_client_keeps_its_distance_between_calls(wdt_emulator):
     ticks[0] += 0.25
     client.call(METHOD, {"stockout_no": "CK-NONE"})
     assert slept == [0.75]
+
+
+def test_the_rate_is_shared_by_every_process_on_the_machine(tmp_path):
+    """Three processes take 8 slots each on one app key: all 24 slots are at least 50 ms apart."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from erpsync.wdt.ratelimit import SharedRateLimiter\n"
+        "limiter = SharedRateLimiter(sys.argv[1], 'app-key-1', 0.05)\n"
+        "for _ in range(8):\n"
+        "    print(repr(limiter.acquire()), flush=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "rate.sqlite")], stdout=subprocess.PIPE,
+                              text=True, env=env) for _ in range(3)]
+    stamps = sorted(float(line) for p in procs for line in p.communicate()[0].split())
+    assert len(stamps) == 24
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert min(gaps) >= 0.05 - 1e-6, gaps  # epoch seconds as doubles: a microsecond of rounding
 
 
 def test_extract_reads_every_completed_order_of_the_window(wdt_emulator, dataset, tmp_path):
@@ -107,9 +181,12 @@ def test_extract_reads_every_completed_order_of_the_window(wdt_emulator, dataset
     orders, lines = read_parquet(files.orders), read_parquet(files.lines)
     assert set(orders["order_no"]) == _expected(dataset, window)
     assert result.orders == len(orders) and result.lines == len(lines)
-    assert result.calls == -(-result.orders // 7)
+    assert result.calls == -(-result.orders // 7) + 1  # every page once, and page 0 again for the count
     # every response field is kept, including the whole of the user's response table
     assert set(SCHEME.source.api.order_fields) <= set(orders.columns)
+    summary = json.loads(files.extract_summary.read_text())
+    assert (summary["orders"], summary["calls"], summary["pages"]) == (result.orders, result.calls, result.calls)
+    assert summary["read"]["start"] == "2026-10-31T22:00:00+08:00"  # the 2h look-back
     assert {"goods_count", "sell_price", "batch_no", "product_date", "src_tid"} <= set(lines.columns)
     assert all(dtype == "string" for dtype in orders.dtypes)
     source = {o["order_no"]: o for o in dataset.orders}
@@ -170,11 +247,28 @@ def test_good_filters_reach_the_request():
     assert (params["shop_no"], params["src_tid"], params["status"]) == ("FENXIAO004", "天猫-123_4", "110")
 
 
-def test_paging_that_loses_orders_is_an_error():
+def test_paging_that_keeps_losing_orders_is_an_error():
     pages = {0: {"total_count": "3", "stockout_list": [{"stockout_id": "1"}, {"stockout_id": "2"}]},
-             1: {"stockout_list": [{"stockout_id": "2"}]}}  # order 3 slid away while we read
-    with pytest.raises(PagingError, match="announced 3 orders but the pages held 2"):
+             1: {"stockout_list": [{"stockout_id": "2"}]}}  # order 3 slid away while we read, every time
+    with pytest.raises(PagingError, match=r"changed while they were paged \(3 announced, 3 at the end, 2 distinct read\) in 3 passes"):
         list(PAGINATOR.orders(lambda page, size: pages[page], "test"))
+
+
+def test_a_pass_that_changed_is_read_again_and_nothing_is_yielded_twice():
+    """An order inserted in the middle while paging shifts the later pages: the second pass finds it."""
+    data = [{"stockout_id": str(i)} for i in (1, 2, 4, 5)]
+    calls = []
+
+    def fetch(page_no: int, size: int) -> dict:
+        calls.append(page_no)
+        if len(calls) == 3:  # after pages 0 and 1 were read, order 3 arrives in the middle
+            data.insert(2, {"stockout_id": "3"})
+        page = {"stockout_list": data[page_no * size : (page_no + 1) * size]}
+        return {**page, "total_count": str(len(data))} if page_no == 0 else page
+
+    got = [o["stockout_id"] for o in PAGINATOR.orders(fetch, "test")]
+    assert sorted(got) == ["1", "2", "3", "4", "5"] and len(got) == len(set(got))
+    assert calls[:3] == [0, 1, 0] and len(calls) > 3  # the count changed: a second pass
 
 
 def test_an_order_without_its_key_is_an_error():

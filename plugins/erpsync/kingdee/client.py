@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +40,7 @@ from typing import Any
 import requests
 
 from erpsync.kingdee.signing import APP_ID_SHAPE, client_secret, signature_headers
+from erpsync.replies import brief
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +154,6 @@ def _for_log(body: Mapping[str, Any]) -> str:
     return json.dumps(shown, ensure_ascii=False, default=str)[:2000]
 
 
-def _brief(text: str) -> str:
-    """A reply body fit for one log line: an HTML error page by its title, anything else cut short."""
-    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-    return (title.group(1) if title else " ".join(text.split()))[:300]
-
-
 def sql_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -207,21 +201,21 @@ class K3CloudClient:
             if _UNKNOWN_ACCT in text:
                 raise KingdeeConfigError(
                     f"{self.config.name}: Kingdee does not know the data centre in extra.acct_id "
-                    f"({self.config.acct_id!r}): {_brief(text)}"
+                    f"({self.config.acct_id!r}): {brief(text)}"
                 )
             if reply.status_code == 404:
                 raise KingdeeConfigError(
                     f"{self.config.name}: {url} was not found (HTTP 404); host must be the server URL ending in /k3cloud/"
                 )
             if reply.status_code >= 500 or reply.status_code == 429:
-                raise KingdeeTransientError(f"Kingdee {name}: HTTP {reply.status_code}: {_brief(text)}")
-            raise KingdeeConfigError(f"{self.config.name}: Kingdee {name} answered HTTP {reply.status_code}: {_brief(text)}")
+                raise KingdeeTransientError(f"Kingdee {name}: HTTP {reply.status_code}: {brief(text)}")
+            raise KingdeeConfigError(f"{self.config.name}: Kingdee {name} answered HTTP {reply.status_code}: {brief(text)}")
         if text.startswith("response_error:"):
-            raise KingdeeTransientError(f"Kingdee {name}: response_error: {_brief(text[len('response_error:'):])}")
+            raise KingdeeTransientError(f"Kingdee {name}: response_error: {brief(text[len('response_error:'):])}")
         try:
             return json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError:
-            raise KingdeeTransientError(f"Kingdee {name}: the reply is not JSON: {_brief(text)!r}") from None
+            raise KingdeeTransientError(f"Kingdee {name}: the reply is not JSON: {brief(text)!r}") from None
 
     def _auth_headers(self, url: str) -> tuple[dict[str, str], str | None]:
         """Headers that authenticate one call, and the session id they carry."""

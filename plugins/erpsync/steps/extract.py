@@ -2,7 +2,14 @@
 
 Every field of the response is kept, as the exact text WDT sent (numbers included), so nothing is
 lost or rounded before the pipeline decides what a field means. Nested lists other than the lines
-(e.g. ``position_list``) are kept as JSON text.
+(e.g. ``position_list``) are kept as JSON text; fields the API definition does not know go into the
+``extra`` column. Pages stream into Parquet row groups, so memory does not grow with the window.
+
+The read covers the run's window and the scheme's ``lookback`` before it; with ``by_modified`` the
+window is on WDT's last-modified time (spec §4.1), so an order that completes after its consignment
+day is read by the run whose window holds its completion. Orders read by several runs are found in
+Kingdee by the load step and not sent again. One log line per call (sub-window, page, rows,
+latency) and ``extract_summary.json`` say what was read.
 """
 
 from __future__ import annotations
@@ -10,20 +17,22 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tempfile
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
-import pandas as pd
-
 from erpsync.scheme import Scheme
-from erpsync.staging import RunFiles, write_json, write_parquet
+from erpsync.staging import RunFiles, put_file, write_json
 from erpsync.wdt.paging import TotalCountPaginator
 from erpsync.windows import Window
 
 log = logging.getLogger(__name__)
 
+EXTRA_COLUMN = "extra"  # fields WDT sent that the API definition does not know, as a JSON object
 _SYSTEM_PLACEHOLDER = re.compile(r"^\{\{\s*([A-Z_]+)\s*\}\}$")
 
 
@@ -65,6 +74,8 @@ def request_params(scheme: Scheme, window: Window, filters: Mapping[str, str] | 
             params[param.field] = system[match.group(1)]
         elif param.value.strip():
             params[param.field] = param.value.strip()
+    if scheme.source.by_modified:
+        params["is_by_modified"] = "1"
     params.update(scheme.source.check_filters(filters or {}))
     return params
 
@@ -79,11 +90,44 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _frame(rows: list[dict[str, str | None]], known: list[str]) -> pd.DataFrame:
-    """All columns as nullable strings: the known fields first, then any extra ones WDT sent."""
-    extra = [c for c in dict.fromkeys(k for row in rows for k in row) if c not in known]
-    columns = [*known, *extra]
-    return pd.DataFrame(rows, columns=columns, dtype=object).astype("string")
+class _ParquetStream:
+    """Rows into one Parquet file a row group at a time: memory holds one group, not the window.
+
+    The schema is explicit: every field the API definition knows, as exact text, then ``extra``, a
+    JSON object of any field WDT sent that the definition does not know (kept, not dropped).
+    """
+
+    GROUP_ROWS = 5000
+
+    def __init__(self, fields: list[str], local: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.fields = fields
+        self._known = set(fields)
+        self.schema = pa.schema([(f, pa.string()) for f in [*fields, EXTRA_COLUMN]])
+        self._writer = pq.ParquetWriter(local, self.schema)
+        self._buffer: list[dict[str, str | None]] = []
+        self.rows = 0
+
+    def add(self, row: dict[str, str | None]) -> None:
+        extra = {k: v for k, v in row.items() if k not in self._known}
+        self._buffer.append({**{f: row.get(f) for f in self.fields},
+                             EXTRA_COLUMN: json.dumps(extra, ensure_ascii=False) if extra else None})
+        self.rows += 1
+        if len(self._buffer) >= self.GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self._buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
 
 
 def extract(
@@ -93,6 +137,7 @@ def extract(
     files: RunFiles,
     filters: Mapping[str, str] | None = None,
 ) -> ExtractResult:
+    """Read the window (and the scheme's look-back before it) into ``orders.parquet``/``lines.parquet``."""
     api = scheme.source.api
     paginator = TotalCountPaginator(
         page_size=scheme.source.page_size,
@@ -101,34 +146,55 @@ def extract(
         total_key=api.total_key,
         id_key=api.order_key,
     )
-    orders: dict[str, dict[str, Any]] = {}
+    read = Window(window.start - scheme.source.lookback, window.end)
+    sub_windows = read.split(timedelta(days=api.max_window_days))
     calls_before = getattr(client, "calls", 0)
-    sub_windows = window.split(timedelta(days=api.max_window_days))
-    for sub in sub_windows:
-        params = request_params(scheme, sub, filters)
+    began = time.monotonic()
+    pages = 0
+    with tempfile.TemporaryDirectory(prefix="erpsync-extract-") as tmp:
+        orders = _ParquetStream(list(api.order_fields), Path(tmp) / "orders.parquet")
+        lines = _ParquetStream([api.order_key, *[f for f in api.line_fields if f != api.order_key]], Path(tmp) / "lines.parquet")
+        try:
+            for sub in sub_windows:
+                params = request_params(scheme, sub, filters)
 
-        def fetch(page_no: int, page_size: int, params: dict[str, str] = params) -> dict[str, Any]:
-            return client.call(api.method, {**params, "page_no": str(page_no), "page_size": str(page_size)})
+                def fetch(page_no: int, page_size: int, params: dict[str, str] = params, sub: Window = sub) -> dict[str, Any]:
+                    nonlocal pages
+                    started = time.monotonic()
+                    response = client.call(api.method, {**params, "page_no": str(page_no), "page_size": str(page_size)})
+                    pages += 1
+                    log.info("WDT %s %s page %d: %d orders, total_count %s, %.0f ms", api.method, sub, page_no,
+                             len(response.get(api.list_key) or []), response.get(api.total_key, "-"),
+                             (time.monotonic() - started) * 1000)
+                    return response
 
-        for order in paginator.orders(fetch, f"{api.method} {sub}"):
-            orders[str(order.get(api.order_key))] = order  # keyed by WDT's id: one row per stock-out
-        log.info("Read %s: %d orders so far", sub, len(orders))
-
-    order_rows, line_rows = [], []
-    for order in orders.values():
-        lines = order.get(api.line_list_key) or []
-        if not isinstance(lines, list):
-            raise ExtractError(f"order {order.get('order_no')!r}: {api.line_list_key} is not a list")
-        order_rows.append({k: _text(v) for k, v in order.items() if k != api.line_list_key})
-        for line in lines:
-            row = {k: _text(v) for k, v in line.items()}
-            row.setdefault(api.order_key, _text(order.get(api.order_key)))
-            line_rows.append(row)
-
+                for order in paginator.orders(fetch, f"{api.method} {sub}"):
+                    _stage(order, api.line_list_key, api.order_key, orders, lines)
+        finally:
+            orders.close()
+            lines.close()
+        put_file(Path(tmp) / "orders.parquet", files.orders)
+        put_file(Path(tmp) / "lines.parquet", files.lines)
     if filters:
         write_json(dict(filters), files.filters)
-    write_parquet(_frame(order_rows, list(api.order_fields)), files.orders)
-    write_parquet(_frame(line_rows, list(api.line_fields)), files.lines)
-    calls = getattr(client, "calls", 0) - calls_before
-    log.info("Extracted %d orders and %d lines of %s in %d calls", len(order_rows), len(line_rows), window, calls)
-    return ExtractResult(len(order_rows), len(line_rows), calls, len(sub_windows))
+    result = ExtractResult(orders.rows, lines.rows, getattr(client, "calls", 0) - calls_before, len(sub_windows))
+    summary = {
+        "window": window.as_dict(), "read": read.as_dict(), "filters": dict(filters or {}), **asdict(result),
+        "pages": pages, "retries": getattr(client, "retries", 0), "throttled_seconds": getattr(client, "throttled_seconds", 0.0),
+        "seconds": round(time.monotonic() - began, 3),
+    }
+    write_json(summary, files.extract_summary)
+    log.info("Extracted %d orders and %d lines of %s (read from %s) in %d calls", result.orders, result.lines, window,
+             read.start.format("YYYY-MM-DD HH:mm:ss"), result.calls)
+    return result
+
+
+def _stage(order: dict[str, Any], line_list_key: str, order_key: str, orders: _ParquetStream, lines: _ParquetStream) -> None:
+    details = order.get(line_list_key) or []
+    if not isinstance(details, list):
+        raise ExtractError(f"order {order.get('order_no')!r}: {line_list_key} is not a list")
+    orders.add({k: _text(v) for k, v in order.items() if k != line_list_key})
+    for line in details:
+        row = {k: _text(v) for k, v in line.items()}
+        row.setdefault(order_key, _text(order.get(order_key)))
+        lines.add(row)

@@ -4,26 +4,42 @@ Request layout follows the official Qimen SDK: system parameters (method, app_ke
 timestamp, format, v, sign_method, sign) in the URL query, business parameters (incl. sid) as a form
 body. Responses are parsed with every number kept as its exact text, so money never passes through a
 float.
+
+Faults are sorted here:
+
+* throttle answers (WDT 1012, TOP 7 "App Call Limited"): every caller on the app key holds off, then
+  the call is made again; this does not use up the retry budget (bounded by ``max_throttle_seconds``);
+* network errors, HTTP 5xx, TOP 10/15 (service unavailable, remote service error) and replies that
+  are not JSON: retried with exponential back-off, ``max_attempts`` in all, then
+  :class:`WdtTransientError` (Airflow's retry takes over);
+* everything else the gateway or WDT refuses (signature, app key, sid, permission, parameters,
+  timestamp, span): :class:`WdtConfigError` at once, since resending the same request changes nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pendulum
 import requests
 
+from erpsync.replies import brief
+from erpsync.wdt.ratelimit import SharedRateLimiter
 from erpsync.wdt.signing import qimen_sign
 
 log = logging.getLogger(__name__)
 
-# Codes worth waiting for: WDT "system busy / too many calls" and TOP flow control (spec §6).
-_RETRYABLE_CODES = frozenset({"1012", "7"})
+# WDT "系统调用频繁" and TOP flow control (spec §6): wait, then call again.
+_THROTTLE_CODES = frozenset({"1012", "7"})
+# TOP "service currently unavailable" and "remote service error": may pass.
+_TRANSIENT_CODES = frozenset({"10", "15", "invalid-response"})
 
 
 class WdtApiError(RuntimeError):
@@ -36,6 +52,14 @@ class WdtApiError(RuntimeError):
         self.error_message = message
 
 
+class WdtConfigError(WdtApiError):
+    """A refusal no retry can fix: signature, app key, sid, permission, parameters."""
+
+
+class WdtTransientError(WdtApiError):
+    """Network, 5xx or throttling that outlasted the retries: Airflow may retry the task."""
+
+
 @dataclass(frozen=True)
 class QimenConfig:
     gateway_url: str
@@ -44,9 +68,12 @@ class QimenConfig:
     target_app_key: str
     sid: str
     timeout_seconds: float = 60.0
-    min_interval_seconds: float = 1.0  # WDT allows 60 calls a minute per app key (spec §6)
-    max_attempts: int = 4
+    min_interval_seconds: float = 1.0  # WDT allows 60 calls a minute per app key (spec §6), shared by all
+    max_attempts: int = 4  # per call, for network errors and 5xx
     backoff_seconds: float = 2.0
+    throttle_pause_seconds: float = 30.0  # after a throttle answer (one integrator waits 31 s)
+    max_throttle_seconds: float = 900.0  # per call: throttled longer than this is a failure
+    rate_limit_file: str = ""  # the machine-wide limiter; "" = erpsync-wdt-rate-limits.sqlite in the temp dir
 
 
 def _parse(text: str) -> Any:
@@ -82,24 +109,21 @@ class QimenClient:
         self,
         config: QimenConfig,
         session: requests.Session | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.session = session or requests.Session()
-        self._clock, self._sleep = clock, sleep
-        self._last_call: float | None = None
-        self.calls = 0
+        self._sleep = sleep
+        path = config.rate_limit_file or str(Path(tempfile.gettempdir()) / "erpsync-wdt-rate-limits.sqlite")
+        self.limiter = SharedRateLimiter(Path(path), config.app_key, config.min_interval_seconds, clock, sleep)
+        self.calls = 0  # requests sent
+        self.retries = 0  # after network errors and 5xx
+        self.throttled_seconds = 0.0  # spent holding off after throttle answers
 
     def close(self) -> None:
         self.session.close()
-
-    def _throttle(self) -> None:
-        if self._last_call is not None:
-            wait = self.config.min_interval_seconds - (self._clock() - self._last_call)
-            if wait > 0:
-                self._sleep(wait)
-        self._last_call = self._clock()
+        self.limiter.close()
 
     def _signed_query(self, method: str, business: Mapping[str, str]) -> dict[str, str]:
         system = {
@@ -115,38 +139,60 @@ class QimenClient:
         return system
 
     def call(self, method: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """Call a method and return the ``response`` object; retries busy answers and network errors."""
+        """Call a method and return the ``response`` object; sorts faults as the module says."""
         business = {"sid": self.config.sid, **{k: str(v) for k, v in params.items() if v not in (None, "")}}
         delay = self.config.backoff_seconds
-        for attempt in range(1, self.config.max_attempts + 1):
-            self._throttle()
+        attempt = 0
+        throttled = 0.0
+        while True:
+            self.limiter.acquire()
             self.calls += 1
             try:
-                reply = self.session.post(
-                    self.config.gateway_url,
-                    params=self._signed_query(method, business),
-                    data=business,
-                    timeout=self.config.timeout_seconds,
-                )
-                if reply.status_code >= 500:
-                    raise requests.HTTPError(f"HTTP {reply.status_code} from the gateway", response=reply)
-                if reply.status_code != 200:
-                    raise WdtApiError(method, f"HTTP {reply.status_code}", reply.text[:200], params)
-                body = _parse(reply.text)
-            except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
-                if attempt == self.config.max_attempts:
-                    raise WdtApiError(method, "network", str(exc), params) from exc
-                log.warning("WDT %s attempt %d failed (%s); retrying in %.0f s", method, attempt, exc, delay)
-            except json.JSONDecodeError as exc:
-                raise WdtApiError(method, "invalid-response", f"not JSON: {reply.text[:200]!r}", params) from exc
-            else:
+                body = self._send(method, business, params)
                 error = _error_of(body)
                 if error is None:
                     return body["response"]
                 code, message = error
-                if code not in _RETRYABLE_CODES or attempt == self.config.max_attempts:
-                    raise WdtApiError(method, code, message, params)
-                log.warning("WDT %s is busy (code %s: %s); retrying in %.0f s", method, code, message, delay)
-            self._sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+                if code in _THROTTLE_CODES:
+                    pause = self.config.throttle_pause_seconds
+                    if throttled + pause > self.config.max_throttle_seconds:
+                        raise WdtTransientError(method, code, f"{message}; throttled for {throttled:.0f} s", params)
+                    log.warning("WDT %s throttled (code %s: %s); every caller on this app key waits %.0f s",
+                                method, code, message, pause)
+                    self.limiter.hold_off(pause)
+                    throttled += pause
+                    self.throttled_seconds += pause
+                    continue
+                if code in _TRANSIENT_CODES:
+                    raise WdtTransientError(method, code, message, params)
+                raise WdtConfigError(method, code, message, params)
+            except WdtTransientError as exc:
+                attempt += 1
+                if attempt >= self.config.max_attempts or exc.code in _THROTTLE_CODES:
+                    raise
+                log.warning("WDT %s attempt %d of %d failed (%s: %s); retrying in %.1f s",
+                            method, attempt, self.config.max_attempts, exc.code, exc.error_message, delay)
+                self.retries += 1
+                self._sleep(delay)
+                delay *= 2
+
+    def _send(self, method: str, business: Mapping[str, str], params: Mapping[str, str]) -> Any:
+        """One request; network errors, 5xx and non-JSON replies raise :class:`WdtTransientError`."""
+        try:
+            reply = self.session.post(
+                self.config.gateway_url,
+                params=self._signed_query(method, business),
+                data=business,
+                timeout=self.config.timeout_seconds,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise WdtTransientError(method, "network", str(exc), params) from exc
+        if reply.status_code >= 500:
+            raise WdtTransientError(method, f"HTTP {reply.status_code}", brief(reply.text), params)
+        if reply.status_code != 200:
+            raise WdtConfigError(method, f"HTTP {reply.status_code}", brief(reply.text), params)
+        try:
+            return _parse(reply.text)
+        except json.JSONDecodeError:
+            raise WdtTransientError(method, "invalid-response", f"not JSON: {brief(reply.text)!r}", params) from None
+

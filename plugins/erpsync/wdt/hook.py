@@ -2,12 +2,15 @@
 
 Connection ``wdt_default``: host = the gateway URL (``…/router/qm``), login = Qimen app_key,
 password = app_secret, extra = ``{"target_app_key": …, "sid": …}`` and optionally
-``min_interval_seconds``, ``timeout_seconds``, ``max_attempts``.
+``min_interval_seconds`` (1: 60 calls a minute per app key, shared by every process on the machine),
+``timeout_seconds``, ``max_attempts``, ``throttle_pause_seconds``, ``max_throttle_seconds``.
+
+The machine-wide limiter's file is ``[erpsync] wdt_rate_limit_file`` (default: in the temp folder).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, conf
 from airflow.sdk.log import mask_secret
 
 from erpsync.connections import extra_value, required
@@ -39,5 +42,8 @@ class WdtHook(BaseHook):
             timeout_seconds=float(extra_value(cid, extra, "timeout_seconds", 60)),
             min_interval_seconds=float(extra_value(cid, extra, "min_interval_seconds", 1.0)),
             max_attempts=int(extra_value(cid, extra, "max_attempts", 4)),
+            throttle_pause_seconds=float(extra_value(cid, extra, "throttle_pause_seconds", 30)),
+            max_throttle_seconds=float(extra_value(cid, extra, "max_throttle_seconds", 900)),
+            rate_limit_file=conf.get("erpsync", "wdt_rate_limit_file", fallback=""),
         )
         return QimenClient(config)

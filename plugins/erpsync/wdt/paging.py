@@ -1,9 +1,15 @@
 """Paging a WDT query: ``page_no`` from 0, ``total_count`` only on page 0.
 
 WDT pages by offset, so an order that changes while we read can move between pages. Following WDT's
-own advice (spec §7.3) the pages after the first are read from the last one back, orders are keyed by
-their id, and a scan that ends with fewer distinct orders than page 0 announced is an error: the task
-fails and its retry reads the window again, rather than silently missing an order.
+own advice (spec §7.3) the pages after the first are read from the last one back, and orders are
+keyed by their id. A pass is trusted only when it is consistent: page 0, read again at its end,
+announces the same total, and the pass held at least that many distinct orders. Otherwise another
+pass reads the pages again (orders already seen are not yielded twice), up to ``max_passes``; then
+:class:`PagingError` fails the task, whose retry reads the window again. A run never reports success
+with pages it could not read.
+
+Left to the look-back of later runs: an insert and a removal during the same pass, which leave the
+total unchanged.
 """
 
 from __future__ import annotations
@@ -27,28 +33,45 @@ class TotalCountPaginator:
     list_key: str
     total_key: str
     id_key: str
+    max_passes: int = 3
 
     def orders(self, fetch: Callable[[int, int], Page], what: str) -> Iterator[dict[str, Any]]:
         """Yield each distinct order once; ``fetch(page_no, page_size)`` returns a response object."""
-        first = fetch(self.start_page, self.page_size)
-        if self.total_key not in first:
-            raise PagingError(f"{what}: page {self.start_page} has no {self.total_key}")
-        total = int(first[self.total_key])
-        pages = math.ceil(total / self.page_size)
         seen: set[str] = set()
-        for page in self._pages(first, pages, fetch):
-            for order in page.get(self.list_key) or []:
-                if order.get(self.id_key) in (None, ""):
-                    raise PagingError(f"{what}: order {order.get('order_no')!r} has no {self.id_key}, the key of a stock-out")
-                key = str(order[self.id_key])
-                if key not in seen:
-                    seen.add(key)
-                    yield order
-        if len(seen) < total:
-            raise PagingError(
-                f"{what}: page {self.start_page} announced {total} orders but the pages held {len(seen)} distinct ones; "
-                "orders changed while paging, read the window again"
-            )
+        for attempt in range(1, self.max_passes + 1):
+            first = fetch(self.start_page, self.page_size)
+            total = self._total(first, what)
+            pages = math.ceil(total / self.page_size)
+            in_pass: set[str] = set()
+            for page in self._pages(first, pages, fetch):
+                yield from self._new(page, seen, in_pass, what)
+            if pages <= 1:  # one response is one consistent snapshot
+                return
+            again = fetch(self.start_page, self.page_size)
+            yield from self._new(again, seen, in_pass, what)
+            now = self._total(again, what)
+            if now == total and len(in_pass) >= total:
+                return
+            if attempt == self.max_passes:
+                raise PagingError(
+                    f"{what}: the orders changed while they were paged ({total} announced, {now} at the end, "
+                    f"{len(in_pass)} distinct read) in {self.max_passes} passes; read the window again"
+                )
+
+    def _total(self, page: Page, what: str) -> int:
+        if self.total_key not in page:
+            raise PagingError(f"{what}: page {self.start_page} has no {self.total_key}")
+        return int(page[self.total_key])
+
+    def _new(self, page: Page, seen: set[str], in_pass: set[str], what: str) -> Iterator[dict[str, Any]]:
+        for order in page.get(self.list_key) or []:
+            if order.get(self.id_key) in (None, ""):
+                raise PagingError(f"{what}: order {order.get('order_no')!r} has no {self.id_key}, the key of a stock-out")
+            key = str(order[self.id_key])
+            in_pass.add(key)
+            if key not in seen:
+                seen.add(key)
+                yield order
 
     def _pages(self, first: Page, pages: int, fetch: Callable[[int, int], Page]) -> Iterator[Page]:
         yield first
