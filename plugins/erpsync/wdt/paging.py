@@ -14,10 +14,13 @@ total unchanged.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 Page = dict[str, Any]
 
@@ -52,11 +55,14 @@ class TotalCountPaginator:
             now = self._total(again, what)
             if now == total and len(in_pass) >= total:
                 return
-            if attempt == self.max_passes:
-                raise PagingError(
-                    f"{what}: the orders changed while they were paged ({total} announced, {now} at the end, "
-                    f"{len(in_pass)} distinct read) in {self.max_passes} passes; read the window again"
-                )
+            if attempt < self.max_passes:
+                log.warning("%s: the orders changed while they were paged (%d announced, %d at the end, %d distinct "
+                            "read); reading the pages again", what, total, now, len(in_pass))
+                continue
+            raise PagingError(
+                f"{what}: the orders changed while they were paged ({total} announced, {now} at the end, "
+                f"{len(in_pass)} distinct read) in {self.max_passes} passes; read the window again"
+            )
 
     def _total(self, page: Page, what: str) -> int:
         if self.total_key not in page:
