@@ -97,7 +97,7 @@ class _ParquetStream:
     JSON object of any field WDT sent that the definition does not know (kept, not dropped).
     """
 
-    GROUP_ROWS = 5000
+    GROUP_ROWS = 1000  # small groups: converting one never stalls the pages arriving meanwhile
 
     def __init__(self, fields: list[str], local: Path) -> None:
         import pyarrow as pa
@@ -150,7 +150,7 @@ def extract(
     sub_windows = read.split(timedelta(days=api.max_window_days))
     calls_before = getattr(client, "calls", 0)
     began = time.monotonic()
-    pages = 0
+    pages: list[int] = []  # page numbers read; appended from the prefetching threads
     with tempfile.TemporaryDirectory(prefix="erpsync-extract-") as tmp:
         orders = _ParquetStream(list(api.order_fields), Path(tmp) / "orders.parquet")
         lines = _ParquetStream([api.order_key, *[f for f in api.line_fields if f != api.order_key]], Path(tmp) / "lines.parquet")
@@ -159,10 +159,9 @@ def extract(
                 params = request_params(scheme, sub, filters)
 
                 def fetch(page_no: int, page_size: int, params: dict[str, str] = params, sub: Window = sub) -> dict[str, Any]:
-                    nonlocal pages
                     started = time.monotonic()
                     response = client.call(api.method, {**params, "page_no": str(page_no), "page_size": str(page_size)})
-                    pages += 1
+                    pages.append(page_no)
                     log.info("WDT %s %s page %d: %d orders, total_count %s, %.0f ms", api.method, sub, page_no,
                              len(response.get(api.list_key) or []), response.get(api.total_key, "-"),
                              (time.monotonic() - started) * 1000)
@@ -180,7 +179,7 @@ def extract(
     result = ExtractResult(orders.rows, lines.rows, getattr(client, "calls", 0) - calls_before, len(sub_windows))
     summary = {
         "window": window.as_dict(), "read": read.as_dict(), "filters": dict(filters or {}), **asdict(result),
-        "pages": pages, "retries": getattr(client, "retries", 0), "throttled_seconds": getattr(client, "throttled_seconds", 0.0),
+        "pages": len(pages), "retries": getattr(client, "retries", 0), "throttled_seconds": getattr(client, "throttled_seconds", 0.0),
         "seconds": round(time.monotonic() - began, 3),
     }
     write_json(summary, files.extract_summary)

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +40,7 @@ class TotalCountPaginator:
     total_key: str
     id_key: str
     max_passes: int = 3
+    prefetch: int = 4  # pages requested ahead of the one being read
 
     def orders(self, fetch: Callable[[int, int], Page], what: str) -> Iterator[dict[str, Any]]:
         """Yield each distinct order once; ``fetch(page_no, page_size)`` returns a response object."""
@@ -80,6 +84,14 @@ class TotalCountPaginator:
                 yield order
 
     def _pages(self, first: Page, pages: int, fetch: Callable[[int, int], Page]) -> Iterator[Page]:
+        """Page 0, then the others last to first, ``prefetch`` requests ahead: while one page is
+        written the next ones are on their way (the client's rate limit still spaces the calls)."""
         yield first
-        for page_no in range(self.start_page + pages - 1, self.start_page, -1):
-            yield fetch(page_no, self.page_size)
+        numbers = iter(range(self.start_page + pages - 1, self.start_page, -1))
+        with ThreadPoolExecutor(max_workers=self.prefetch, thread_name_prefix="wdt-page") as pool:
+            ahead: deque[Future[Page]] = deque(pool.submit(fetch, n, self.page_size) for n in islice(numbers, self.prefetch))
+            while ahead:
+                page = ahead.popleft().result()
+                for n in islice(numbers, 1):
+                    ahead.append(pool.submit(fetch, n, self.page_size))
+                yield page
