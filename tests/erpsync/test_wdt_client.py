@@ -281,3 +281,32 @@ def _with_page_size(size: int):
     from dataclasses import replace
 
     return replace(SCHEME, source=replace(SCHEME.source, page_size=size))
+
+
+def test_paging_while_the_data_changes_skips_no_order_and_doubles_none(dataset, tmp_path, caplog):
+    """The emulator changes the window's orders on every page read (churn): orders complete inside the
+    window while it is paged. The extract still ends with exactly the orders WDT holds for the window."""
+    import dataclasses
+    import logging
+
+    from emulators.wdt import make_server
+
+    scheme = dataclasses.replace(SCHEME, source=dataclasses.replace(SCHEME.source, page_size=3))
+    window = _window("2026-11-02", "2026-11-03")
+    clock = parse_datetime("2026-11-02T18:00:00", "now")  # the run reads while the day goes on
+    with serving(make_server(**WDT, seed=SEED, orders=60, start=START, days=3, churn_rate=1.0, now=clock)) as server:
+        server.emulator.set_now(clock)
+        files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
+        with caplog.at_level(logging.WARNING, logger="erpsync.wdt.paging"):
+            for _retry in range(10):  # a window that kept changing fails its task; Airflow runs it again
+                try:
+                    result = extract(scheme, window, _client(server), files)
+                    break
+                except PagingError:
+                    continue
+        start, end = Window(window.start - scheme.source.lookback, window.end).api_bounds()
+        truth = {o["order_no"] for o in server.emulator.orders() if o["status"] == 110 and start <= o["modified"] <= end}
+    orders = read_parquet(files.orders)
+    assert len(orders) == orders["stockout_id"].nunique() == result.orders  # none doubled
+    assert set(orders["order_no"]) == truth and truth  # none skipped
+    assert "reading the pages again" in caplog.text  # the data did change under the paging
