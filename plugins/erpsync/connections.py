@@ -21,3 +21,12 @@ def extra_value(conn_id: str, extra: dict[str, Any], key: str, default: Any = ..
             raise ConnectionConfigError(f"connection {conn_id!r}: extra field {key!r} is missing")
         return default
     return extra[key]
+
+
+def number(conn_id: str, extra: dict[str, Any], key: str, default: float, kind: type = float) -> Any:
+    """An optional numeric extra field; a value that is not a number is a configuration error."""
+    value = extra.get(key, default)
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConnectionConfigError(f"connection {conn_id!r}: extra.{key} must be a number, got {value!r}") from None

@@ -146,6 +146,7 @@ def build_dag(scheme: Scheme) -> DAG:
             pool_slots=settings.load.concurrency,
         )
         def load_task(manifest: dict[str, Any]) -> dict[str, Any]:
+            from erpsync.connections import ConnectionConfigError
             from erpsync.kingdee.client import KingdeeConfigError
             from erpsync.kingdee.hook import KingdeeHook
             from erpsync.steps.load import load, summary, window_problems
@@ -154,7 +155,7 @@ def build_dag(scheme: Scheme) -> DAG:
             try:
                 with closing(KingdeeHook(scheme.target.connection).get_conn()) as client:
                     result = load(client, files, settings.load)
-            except KingdeeConfigError as exc:  # a retry cannot fix it: fail now, without retries
+            except (ConnectionConfigError, KingdeeConfigError) as exc:  # a retry cannot fix it: fail now, no retries
                 raise AirflowFailException(str(exc)) from exc
             problems = window_problems(files)
             text = summary(str(Window.from_dict(manifest["window"])), result, problems)

@@ -36,6 +36,13 @@ def test_wdt_hook_names_a_missing_extra(wdt_emulator, monkeypatch):
         WdtHook("wdt_other").get_conn()
 
 
+def test_wdt_hook_names_an_extra_that_is_not_a_number(wdt_emulator, monkeypatch):
+    conn = json.loads(_wdt_conn(wdt_emulator, min_interval_seconds="fast"))
+    monkeypatch.setenv("AIRFLOW_CONN_WDT_SLOW", json.dumps(conn))
+    with pytest.raises(ConnectionConfigError, match="connection 'wdt_slow': extra.min_interval_seconds must be a number, got 'fast'"):
+        WdtHook("wdt_slow").get_conn()
+
+
 def test_kingdee_hook_talks_to_the_server(kingdee_emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps({
         "conn_type": "generic", "host": kingdee_emulator.url, "login": KINGDEE["username"], "password": KINGDEE["app_secret"],
@@ -64,13 +71,13 @@ def _kingdee_conn(monkeypatch, conn_id: str, **changes) -> None:
         ({"extra": {"app_id": None}}, "extra.app_id is malformed"),
         ({"extra": {"acct_id": None}}, r"extra.acct_id \(data centre id\) is empty"),
         ({"extra": {"auth": "oauth"}}, "extra.auth is 'oauth'; expected one of signature, password, app_secret"),
-        ({"extra": {"lcid": "zh"}}, "extra.lcid must be a number"),
+        ({"extra": {"lcid": "zh"}}, "extra.lcid must be a number, got 'zh'"),
         ({"host": "erp.example.com"}, "host must be the server URL"),
     ],
 )
 def test_kingdee_hook_names_the_bad_field_and_never_the_secret(monkeypatch, changes, message):
     _kingdee_conn(monkeypatch, "kingdee_bad", **changes)
-    with pytest.raises(KingdeeConfigError, match=f"connection 'kingdee_bad': {message}") as caught:
+    with pytest.raises((KingdeeConfigError, ConnectionConfigError), match=f"connection 'kingdee_bad': {message}") as caught:
         KingdeeHook("kingdee_bad").get_conn()
     assert KINGDEE["app_secret"] not in str(caught.value)
 

@@ -10,26 +10,18 @@ Connection ``kingdee_default``:
   for ``password``); extra.lcid (2052); optional extra.timeout_seconds (120), extra.attempts (5),
   extra.backoff_seconds (1), extra.poll_seconds (1, BatchSaveQuery).
 
-Every configuration fault raises :class:`~erpsync.kingdee.client.KingdeeConfigError` naming the
+Every configuration fault raises :class:`~erpsync.kingdee.client.KingdeeConfigError` (or, for a
+numeric extra that is not a number, :class:`~erpsync.connections.ConnectionConfigError`) naming the
 connection and the field, never a secret.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
+from erpsync.connections import number
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeConfigError
-
-
-def _number(name: str, field: str, extra: dict[str, Any], default: float, kind: type = float) -> Any:
-    value = extra.get(field, default)
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise KingdeeConfigError(f"{name}: extra.{field} must be a number, got {value!r}") from None
 
 
 class KingdeeHook(BaseHook):
@@ -43,7 +35,8 @@ class KingdeeHook(BaseHook):
         self.kingdee_conn_id = kingdee_conn_id
 
     def config(self) -> K3CloudConfig:
-        name = f"connection {self.kingdee_conn_id!r}"
+        cid = self.kingdee_conn_id
+        name = f"connection {cid!r}"
         conn = self.get_connection(self.kingdee_conn_id)
         if conn.password:
             mask_secret(conn.password)
@@ -60,11 +53,11 @@ class KingdeeHook(BaseHook):
             app_secret=secret if auth != "password" else "",
             password=secret if auth == "password" else "",
             auth=auth,
-            lcid=_number(name, "lcid", extra, 2052, int),
-            timeout_seconds=_number(name, "timeout_seconds", extra, 120),
-            attempts=_number(name, "attempts", extra, 5, int),
-            backoff_seconds=_number(name, "backoff_seconds", extra, 1),
-            poll_seconds=_number(name, "poll_seconds", extra, 1),
+            lcid=number(cid, extra, "lcid", 2052, int),
+            timeout_seconds=number(cid, extra, "timeout_seconds", 120),
+            attempts=number(cid, extra, "attempts", 5, int),
+            backoff_seconds=number(cid, extra, "backoff_seconds", 1),
+            poll_seconds=number(cid, extra, "poll_seconds", 1),
             name=name,
         )
         config.check()

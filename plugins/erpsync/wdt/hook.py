@@ -13,7 +13,7 @@ from __future__ import annotations
 from airflow.sdk import BaseHook, conf
 from airflow.sdk.log import mask_secret
 
-from erpsync.connections import extra_value, required
+from erpsync.connections import extra_value, number, required
 from erpsync.wdt.client import QimenClient, QimenConfig
 
 
@@ -39,11 +39,11 @@ class WdtHook(BaseHook):
             app_secret=secret,
             target_app_key=str(extra_value(cid, extra, "target_app_key")),
             sid=str(extra_value(cid, extra, "sid")),
-            timeout_seconds=float(extra_value(cid, extra, "timeout_seconds", 60)),
-            min_interval_seconds=float(extra_value(cid, extra, "min_interval_seconds", 1.0)),
-            max_attempts=int(extra_value(cid, extra, "max_attempts", 4)),
-            throttle_pause_seconds=float(extra_value(cid, extra, "throttle_pause_seconds", 30)),
-            max_throttle_seconds=float(extra_value(cid, extra, "max_throttle_seconds", 900)),
+            timeout_seconds=number(cid, extra, "timeout_seconds", 60),
+            min_interval_seconds=number(cid, extra, "min_interval_seconds", 1.0),
+            max_attempts=number(cid, extra, "max_attempts", 4, int),
+            throttle_pause_seconds=number(cid, extra, "throttle_pause_seconds", 30),
+            max_throttle_seconds=number(cid, extra, "max_throttle_seconds", 900),
             rate_limit_file=conf.get("erpsync", "wdt_rate_limit_file", fallback=""),
         )
         return QimenClient(config)
