@@ -175,15 +175,15 @@ def main() -> None:
 
 def summarize(runs: list[RunFiles], windows: list[Window], states: list[str]) -> None:
     print()
-    print(f"{'window (Asia/Shanghai)':<24}{'run':>8}{'orders':>7}{'quarantined':>12}{'unmapped':>9}{'created':>8}{'existing':>9}{'rejected':>9}")
-    widths = (7, 12, 9, 8, 9, 9)
-    totals = [0] * 6
+    print(f"{'window (Asia/Shanghai)':<24}{'run':>8}{'orders':>7}{'quarantined':>12}{'unmapped':>9}{'created':>8}{'existing':>9}{'rejected':>9}{'held':>6}")
+    widths = (7, 12, 9, 8, 9, 9, 6)
+    totals = [0] * 7
     lines: list[str] = []
     for files, window, state in zip(runs, windows, states):
         report = read_report(files)
         outcome = report["outcome"].value_counts()
         row = [len(read_parquet(files.orders)),
-               *(int(outcome.get(o, 0)) for o in ("quarantined", "unmapped", "created", "existing", "rejected"))]
+               *(int(outcome.get(o, 0)) for o in ("quarantined", "unmapped", "created", "existing", "rejected", "held"))]
         totals = [a + b for a, b in zip(totals, row)]
         print(f"{window.start.format('YYYY-MM-DD'):<24}{state:>8}" + "".join(f"{v:>{w}}" for v, w in zip(row, widths)))
         lines += [f"  {p.outcome:<11} {p.order_no}: {p.reason}" for p in window_problems(files)]
@@ -196,6 +196,7 @@ def summarize(runs: list[RunFiles], windows: list[Window], states: list[str]) ->
     print("  quality/summary.json      rules broken, by rule")
     print("  quarantine.parquet        orders held back, with the rule and value")
     print("  load_report/              every order: created / existing / rejected (Kingdee id or message),")
+    print("                            held (a base-data number Kingdee lacks, found before posting),")
     print("                            quarantined / unmapped (the reason)")
     first = runs[0].dir
     print(f"  e.g. {first}")

@@ -134,7 +134,8 @@ def build_dag(scheme: Scheme) -> DAG:
         def transform_task(manifest: dict[str, Any]) -> dict[str, Any]:
             from erpsync.steps.transform import transform
 
-            result = transform(mapping, _files(scheme, manifest), api.order_key, api.line_key)
+            window = Window.from_dict(manifest["window"])  # NOW() in a mapping is the window end: reruns agree
+            result = transform(mapping, _files(scheme, manifest), api.order_key, api.line_key, window.end)
             return {**manifest, **asdict(result)}
 
         @task(

@@ -55,6 +55,7 @@ class FormField:
     kind: str
     label: str
     lookup: str = "FNumber"
+    form: str = ""  # basedata: the form its numbers live in ("" = not checked before posting)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Target:
     label: str
     form: TargetForm
     bill_key: str
+    check_base_data: bool  # look the bills' base-data numbers up in Kingdee before posting
     collections: Mapping[str, Collection]
     mapping: tuple[MappingRow, ...]
 
@@ -278,6 +280,7 @@ def load_target_form(path: Path) -> TargetForm:
                 kind=d.get("kind", str),
                 label=d.get("label", str, ""),
                 lookup=d.get("lookup", str, "FNumber"),
+                form=d.get("form", str, ""),
             )
     options = {name: dict(spec) for name, spec in r.sub("request_options").data.items()}
     return TargetForm(r.get("form_id", str), r.get("label", str, ""), entities, fields, options)
@@ -360,6 +363,7 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
         label=tgt.get("label", str, ""),
         form=form,
         bill_key=tgt.get("bill_key", str),
+        check_base_data=tgt.get("check_base_data", bool, True),
         collections=_collections(tgt, api),
         mapping=_mapping_rows(tgt),
     )

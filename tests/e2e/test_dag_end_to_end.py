@@ -1,7 +1,7 @@
 """The whole DAG, run in one process with ``dag.test()``, against both emulators over loopback.
 
 Checks the promise of the project: every valid completed stock-out of the window becomes exactly one
-Kingdee bill carrying the scheme's mapped values, bad orders are quarantined or rejected with their
+Kingdee bill carrying the scheme's mapped values, bad orders are quarantined or held back with their
 reason (and the run ends red, as ``on_problem: fail`` asks), and a rerun adds nothing.
 """
 
@@ -91,14 +91,15 @@ def test_stockouts_become_exactly_one_bill_each(dag, dataset, kingdee_emulator, 
     assert set(quarantine["column"]) == {"goods_count"} and set(quarantine["value"]) == {"0.0000"}
     assert set(quarantine["check"]) == {"goods_count > 0"}
     # Kingdee refuses the SKU it does not know, and says which field of which row
-    rejected = report[report["outcome"] == "rejected"]
-    assert set(rejected["bill_no"]) == unknown_sku
+    # a SKU Kingdee does not know is found before posting: the bill is held back, naming form and number
+    held = report[report["outcome"] == "held"]
+    assert set(held["bill_no"]) == unknown_sku
+    assert all(f == "FMaterialID" for f in held["field"])
+    assert all("BD_MATERIAL has no number 'NEW-SKU-999' (FMaterialID, FEntity row" in m for m in held["message"])
     # the report has every order of the window: the quarantined ones too, with their reason
-    held = report[report["outcome"] == "quarantined"]
-    assert set(held["order_no"]) == zero_qty and held["bill_no"].isna().all()
-    assert all("goods_count='0.0000' breaks 'goods_count > 0'" in m for m in held["message"])
-    assert all("FMaterialID" in f.split("; ") for f in rejected["field"])
-    assert all("物料编码" in m for m in rejected["message"])
+    quarantined = report[report["outcome"] == "quarantined"]
+    assert set(quarantined["order_no"]) == zero_qty and quarantined["bill_no"].isna().all()
+    assert all("goods_count='0.0000' breaks 'goods_count > 0'" in m for m in quarantined["message"])
     assert set(report.loc[report["outcome"] == "created", "bill_no"]) == set(valid)
     assert (files.quality / "docs" / "index.html").exists()
 
@@ -145,7 +146,7 @@ def test_a_rerun_and_an_overlapping_window_add_nothing(dag, kingdee_emulator, tm
 
     _run(dag, WINDOW)
     _, _, report = _reports(tmp_path)
-    assert set(report["outcome"]) == {"existing", "rejected", "quarantined"}
+    assert set(report["outcome"]) == {"existing", "held", "quarantined"}
     _run(dag, {"window_start": "2026-11-02", "window_end": "2026-11-04"})
     assert sorted(client.execute_bill_query("SAL_OUTSTOCK", ["FID", "FBillNo"])) == before
 
@@ -163,7 +164,7 @@ def test_the_cli_run_logs_outcomes_and_no_secret(dag, kingdee_emulator, monkeypa
     assert done.returncode != 0 and "DagRun failed" in logs, logs[-3000:]
     # the load task's summary lists every order that did not reach Kingdee, with its reason
     assert "orders did not reach Kingdee:" in logs
-    assert "rejected" in logs and "物料编码" in logs and "quarantined" in logs and "goods_count='0.0000'" in logs
+    assert "held" in logs and "BD_MATERIAL has no number" in logs and "quarantined" in logs and "goods_count='0.0000'" in logs
     assert "Quarantined stock-out" in logs
     # the path that carries a secret did run: the login, whose request holds the password
     assert '"username": "erpsync", "password": "***"' in logs
@@ -180,15 +181,15 @@ def test_on_problem_warn_gives_a_green_run_with_the_same_bills(airflow_db, wdt_e
     scheme = edited_scheme(lambda d: d["settings"]["load"].update(on_problem="warn"))
     _run(build_dag(scheme), WINDOW, state="success")
     _, quarantine, report = _reports(tmp_path)
-    assert len(quarantine) and (report["outcome"] == "rejected").any()
+    assert len(quarantine) and (report["outcome"] == "held").any()
 
 
 def test_repush_after_the_missing_material_is_created(dag, dataset, kingdee_emulator, tmp_path):
-    """Kingdee refused bills for a SKU it did not know; once the material exists, re-running the
-    window loads exactly those bills and reports the rest as existing."""
+    """Bills naming a SKU Kingdee did not know were held back; once the material exists, re-running
+    the window loads exactly those bills and reports the rest as existing."""
     _run(dag, WINDOW)
     _, _, first = _reports(tmp_path)
-    rejected = set(first.loc[first["outcome"] == "rejected", "bill_no"])
+    rejected = set(first.loc[first["outcome"] == "held", "bill_no"])
     assert rejected
 
     client = _kingdee(kingdee_emulator)
@@ -207,7 +208,7 @@ def test_repush_after_the_missing_material_is_created(dag, dataset, kingdee_emul
     _, _, again = _reports(tmp_path)
     assert set(again.loc[again["outcome"] == "created", "bill_no"]) == rejected
     assert set(again.loc[again["outcome"] == "existing", "bill_no"]) == before
-    assert not (again["outcome"] == "rejected").any()
+    assert not again["outcome"].isin(["rejected", "held"]).any()
     after = {row[0] for row in client.execute_bill_query("SAL_OUTSTOCK", ["FBillNo"])}
     assert after == before | rejected
 

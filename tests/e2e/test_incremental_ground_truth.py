@@ -82,7 +82,7 @@ def test_a_day_under_every_fault_loads_exactly_the_completed_orders(seed, tmp_pa
             else:
                 pytest.fail(f"window {window} never succeeded")
             report = read_report(files)
-            defective |= set(report.loc[report["outcome"].isin(["rejected", "quarantined", "unmapped"]), "stockout_id"])
+            defective |= set(report.loc[report["outcome"].isin(["rejected", "held", "quarantined", "unmapped"]), "stockout_id"])
             start = window.end
 
         assert reader.retries and reader.throttled_seconds  # the faults did happen

@@ -409,9 +409,30 @@ def test_non_numeric_arithmetic_names_the_value_and_expression() -> None:
         ("2 * 3 between 5 and 7", True),
         ("1 + 1 is not null", True),
         ("'a' = 'a' is true", True),
+        ("7 % 4 * 2", D("6")),  # '%' and MOD share the level of '*' and '/', left associative
+        ("1 + 7 mod 3 * 2", D("3")),
+        ("-7 % 3 + 1", D("0")),
     ],
 )
 def test_precedence(source: str, expected: object) -> None:
+    check(source, expected)
+
+
+# Each of these differs between MySQL's parser (sql_yacc.yy: `bool_pri comp_op predicate`, so IN, LIKE
+# and BETWEEN bind tighter than '=') and the manual's precedence table (IN and LIKE on the level of '=',
+# left-associative; BETWEEN looser). The module follows the parser; see the module docstring.
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("1 = 2 in (0)", False),  # 1 = (2 IN (0)); the table would give (1 = 2) IN (0), TRUE
+        ("0 = 5 not in (1, 2)", False),  # 0 = TRUE; table: (0 = 5) NOT IN (1, 2), TRUE
+        ("0 = 'b' like 'a'", True),  # 0 = FALSE; table: (0 = 'b') LIKE 'a', FALSE
+        ("1 between 0 and 2 = 1", True),  # (BETWEEN) = 1; table: 1 BETWEEN 0 AND (2 = 1), FALSE
+        ("3 = 1 between 0 and 2", False),  # 3 = TRUE; table: (3 = 1) BETWEEN 0 AND 2, TRUE
+        ("2 in (2) = 1", True),  # the same under both readings
+    ],
+)
+def test_precedence_follows_the_mysql_parser(source: str, expected: object) -> None:
     check(source, expected)
 
 
@@ -557,7 +578,8 @@ def test_function_arithmetic_failure_is_expression_error() -> None:
         ("1 -- comment", "unsupported '--': comments are not supported at column 3"),
         ("1 # comment", "unsupported '#'"),
         ("1 /* c */", "unsupported '/*'"),
-        ("5 % 2", "unexpected character '%' at column 3"),
+        ("5 div 2", "unexpected token 'div' (DIV is not supported; write TRUNCATE(a / b, 0)) at column 3"),
+        ("5 @ 2", "unexpected character '@' at column 3"),
         ("1 ; 2", "unexpected character ';' at column 3"),
         ("1e3", "malformed number at column 1"),
         ("1.2.3", "malformed number at column 1"),

@@ -251,3 +251,26 @@ def test_errors_without_a_usable_dindex_send_each_bill_alone(tmp_path):
     report = read_report(files).set_index("bill_no")
     assert report.loc["CK-U-2X", "field"] == "FStockID" and report.loc["CK-U-2X", "message"] == "仓库字段必录"
 
+
+
+# -- base data checked before posting -----------------------------------------------------------------
+def test_bills_naming_base_data_kingdee_lacks_are_held_back_before_posting(tmp_path):
+    with kingdee(tmp_path) as server:
+        c = client(server)
+        good, bad_sku, bad_customer = _model("CK-BD-1"), _model("CK-BD-2", material="NO-SUCH-SKU"), _model("CK-BD-3")
+        bad_customer["FCustomerID"] = {"FNumber": "NO-SUCH-SHOP"}
+        files = _files(tmp_path, [good, bad_sku, bad_customer])
+        write_json({"form_id": FORM, "service": "BatchSave", "options": OPTIONS,
+                    "base_data": {"FCustomerID": "BD_Customer", "FMaterialID": "BD_MATERIAL", "FStockID": "BD_STOCK"}},
+                   files.request)
+        queries: list[str] = []
+        original = c.execute_bill_query
+        c.execute_bill_query = lambda form, keys, where="", order="": queries.append(form) or original(form, keys, where, order)
+        result = load(c, files, LoadSettings(chunk_size=10))
+        assert (result.created, result.held, result.rejected) == (1, 2, 0)
+        report = read_report(files).set_index("bill_no")
+        assert report.loc["CK-BD-2", "message"] == "BD_MATERIAL has no number 'NO-SUCH-SKU' (FMaterialID, FEntity row 1)"
+        assert report.loc["CK-BD-3", "field"] == "FCustomerID"
+        assert "BD_Customer has no number 'NO-SUCH-SHOP'" in report.loc["CK-BD-3", "message"]
+        assert sorted(q for q in queries if q != FORM) == ["BD_Customer", "BD_MATERIAL", "BD_STOCK"]  # one query a form
+        assert numbers_in_kingdee(c, "CK-BD") == ["CK-BD-1"]  # nothing else was sent

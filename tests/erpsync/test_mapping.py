@@ -107,3 +107,18 @@ def test_an_order_that_cannot_be_mapped_names_the_field(order, lines, field, mes
     with pytest.raises(MappingError, match=message) as caught:
         MAPPING.build(order, lines)
     assert caught.value.field == field
+
+
+def test_now_in_a_mapping_is_the_run_s_window_end(edited_scheme):
+    """NOW()/CURDATE() give the window end, not the wall clock: a rerun of the window posts the same bill."""
+    from datetime import datetime
+
+    def change(data):
+        note = next(r for r in data["target"]["mapping"] if r["field"] == "FNote")
+        note["value"] = "_function CONCAT('WDT ', DATE_FORMAT(DATE_SUB(NOW(), INTERVAL 1 SECOND), '%Y-%m-%d %H:%i'))"
+
+    mapping = compile_mapping(edited_scheme(change))
+    bill = mapping.build(ORDER, LINES, now=datetime(2026, 11, 2, 0, 0, 0))
+    assert bill.model["FNote"] == "WDT 2026-11-01 23:59"
+    with pytest.raises(MappingError, match=r"NOW\(\) needs the run's time"):
+        mapping.build(ORDER, LINES)

@@ -43,6 +43,14 @@ def test_the_scheme_loads_with_its_settings():
     assert scheme.settings.load == LoadSettings(chunk_size=100, concurrency=4, rounds=5, on_problem="fail", asynchronous=False)
 
 
+def test_the_base_data_check_is_on_by_default_and_can_be_switched_off(edited_scheme):
+    checked = compile_mapping(load_scheme(SCHEME)).request.base_data
+    assert checked["FMaterialID"] == "BD_MATERIAL" and checked["FCustomerID"] == "BD_Customer"
+    assert checked["FStockID"] == "BD_STOCK" and checked["FSaleOrgId"] == "ORG_Organizations"
+    off = edited_scheme(lambda d: d["target"].update(check_base_data=False))
+    assert compile_mapping(off).request.base_data == {}
+
+
 def test_more_request_options_reach_the_request(edited_scheme):
     rows = [{"field": "BatchCount", "label": "服务端线程数", "type": "int", "value": "4"},
             {"field": "ValidateRepeatJson", "label": "校验重复", "type": "bool", "value": "true"},

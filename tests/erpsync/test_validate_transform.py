@@ -90,7 +90,10 @@ def test_transform_builds_bills_for_valid_orders_only(staged):
         {"stockout_id": "9", "order_no": "CK-NOLINES", "field": "FEntity", "message": "the order has no lines"}
     ]
     assert (result.bills, result.unmapped, result.skipped_quarantined) == (2, 1, 6)
-    assert read_json(files.request) == {
+    request = read_json(files.request)
+    assert request == {
         "form_id": "SAL_OUTSTOCK", "service": "BatchSave",
         "options": {"IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21"},
+        "base_data": request["base_data"],
     }
+    assert request["base_data"]["FMaterialID"] == "BD_MATERIAL"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -96,9 +97,9 @@ class FieldRule:
     value: Value
     row: MappingRow
 
-    def apply(self, resolve: Any, target: dict[str, Any]) -> None:
+    def apply(self, resolve: Any, target: dict[str, Any], now: datetime | None = None) -> None:
         try:
-            raw = self.value.evaluate(resolve)
+            raw = self.value.evaluate(resolve, now)
         except ValueError as exc:  # an expression that fails on this record's data
             raise MappingError(self.field.key, str(exc)) from None
         shaped = _shape(self, raw)
@@ -113,6 +114,7 @@ class RequestSpec:
     form_id: str
     service: str
     options: Mapping[str, Any]
+    base_data: Mapping[str, str]  # field key -> base-data form, for the check before posting (may be empty)
 
 
 @dataclass(frozen=True)
@@ -133,16 +135,17 @@ class BillMapping:
     request: RequestSpec
     line_list_key: str
 
-    def build(self, order: Record, lines: Sequence[Record]) -> Bill:
-        """One Kingdee Model for one source order and its lines (in the order given)."""
+    def build(self, order: Record, lines: Sequence[Record], now: datetime | None = None) -> Bill:
+        """One Kingdee Model for one source order and its lines (in the order given); ``now`` is the
+        run's window end, the time NOW()/CURDATE() give in ``_function`` expressions."""
         header_resolve = _HeaderContext(order, lines, self)
         model: dict[str, Any] = {}
         for rule in self.header:
-            rule.apply(header_resolve, model)
+            rule.apply(header_resolve, model, now)
         for entity, rules in self.subheads.items():
             sub: dict[str, Any] = {}
             for rule in rules:
-                rule.apply(header_resolve, sub)
+                rule.apply(header_resolve, sub, now)
             if sub:
                 model[entity] = sub
         entries = []
@@ -150,7 +153,7 @@ class BillMapping:
             entry: dict[str, Any] = {}
             resolve = _EntryContext(order, line, self)
             for rule in self.entry:
-                rule.apply(resolve, entry)
+                rule.apply(resolve, entry, now)
             entries.append(entry)
         if not entries:
             raise MappingError(self.entry_entity, "the order has no lines")
@@ -306,7 +309,9 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
         entry_entity=entry_entity,
         entry_collection=entry_collection,
         entry=tuple(entry),
-        request=RequestSpec(form.form_id, "BatchSave", options),
+        request=RequestSpec(form.form_id, "BatchSave", options, {
+            f.key: f.form for f in form.fields.values() if f.form and target.check_base_data
+        }),
         line_list_key=api.line_list_key,
     )
 

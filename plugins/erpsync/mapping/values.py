@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from erpsync.mapping.expressions import Expression, ExpressionError, compile_expression
@@ -31,7 +32,7 @@ class Template:
     def placeholders(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(text for is_name, text in self.parts if is_name))
 
-    def evaluate(self, resolve: Resolve) -> Result:
+    def evaluate(self, resolve: Resolve, now: datetime | None = None) -> Result:
         if len(self.parts) == 1 and self.parts[0][0]:
             return resolve(self.parts[0][1])
         return "".join((resolve(text) or "") if is_name else text for is_name, text in self.parts)
@@ -42,7 +43,7 @@ class Constant:
     source: str
     placeholders: tuple[str, ...] = ()
 
-    def evaluate(self, resolve: Resolve) -> Result:
+    def evaluate(self, resolve: Resolve, now: datetime | None = None) -> Result:
         return self.source
 
 
@@ -53,7 +54,7 @@ class Empty:
     source: str = ""
     placeholders: tuple[str, ...] = ()
 
-    def evaluate(self, resolve: Resolve) -> Result:
+    def evaluate(self, resolve: Resolve, now: datetime | None = None) -> Result:
         return None
 
 
@@ -69,8 +70,9 @@ class Function:
     def placeholders(self) -> tuple[str, ...]:
         return self.expression.placeholders
 
-    def evaluate(self, resolve: Resolve) -> Result:
-        return self.expression.evaluate(resolve)
+    def evaluate(self, resolve: Resolve, now: datetime | None = None) -> Result:
+        """``now``: the run's window end, what NOW()/CURDATE() mean, so a rerun gives the same bill."""
+        return self.expression.evaluate(resolve, now=now)
 
 
 Value = Template | Constant | Empty | Function

@@ -26,22 +26,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pendulum
 
-from erpsync.kingdee.client import KingdeeConfigError, KingdeeTransientError
+from erpsync.kingdee.client import KingdeeConfigError, KingdeeTransientError, sql_quote
 from erpsync.scheme import LoadSettings
 from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_parquet, read_parts, remove_tree
 
 log = logging.getLogger(__name__)
 
 REPORT_COLUMNS = ["bill_no", "stockout_id", "order_no", "outcome", "kingdee_id", "kingdee_number", "field", "message", "at"]
-OUTCOMES = ("created", "existing", "rejected", "quarantined", "unmapped")
-PROBLEMS = ("rejected", "quarantined", "unmapped")  # a valid order that is not in Kingdee
+OUTCOMES = ("created", "existing", "rejected", "held", "quarantined", "unmapped")
+PROBLEMS = ("rejected", "held", "quarantined", "unmapped")  # a valid order that is not in Kingdee
+_LOOKUP_BATCH = 500  # numbers per "FNumber in (...)" base-data query
 
 
 class _Config(Protocol):
@@ -52,6 +53,7 @@ class KingdeeWriter(Protocol):
     config: _Config
 
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]: ...
+    def execute_bill_query(self, form_id: str, field_keys: Sequence[str], filter_string: str = "") -> list[list[Any]]: ...
     def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]: ...
 
 
@@ -61,6 +63,7 @@ class LoadResult:
     created: int
     existing: int
     rejected: int
+    held: int  # not sent: a base-data number Kingdee does not have
     quarantined: int  # orders held back upstream, listed in the report too
     unmapped: int
 
@@ -71,7 +74,7 @@ class Problem:
 
     stockout_id: str
     order_no: str
-    outcome: str  # rejected | quarantined | unmapped
+    outcome: str  # rejected | held | quarantined | unmapped
     reason: str
 
 
@@ -211,11 +214,67 @@ class _ChunkLoader:
         return again
 
 
+def _references(model: Mapping[str, Any], fields: Mapping[str, str], where: str = "") -> Iterator[tuple[str, str, str, str]]:
+    """(field, form, number, where) of every base-data number a Model names, for the fields in ``fields``."""
+    for key, value in model.items():
+        known = fields.get(key.lower())
+        if known and isinstance(value, Mapping):
+            number = next((v for k, v in value.items() if k.lower() == "fnumber"), None)
+            if number not in (None, ""):
+                yield known[0], known[1], str(number), where
+        elif isinstance(value, Mapping):
+            yield from _references(value, fields, key)
+        elif isinstance(value, list):
+            for row, item in enumerate(value, start=1):
+                if isinstance(item, Mapping):
+                    yield from _references(item, fields, f"{key} row {row}")
+
+
+def hold_unknown_base_data(
+    client: KingdeeWriter, bills: Sequence[Mapping[str, Any]], forms: Mapping[str, str]
+) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
+    """Look the base-data numbers of all bills up in a few batched queries; return the bills to send
+    and the report rows of those held back because Kingdee does not have a number they name."""
+    fields = {key.lower(): (key, form) for key, form in forms.items()}
+    refs = {bill["bill_no"]: list(_references(bill["model"], fields)) for bill in bills}
+    wanted: dict[str, set[str]] = {}
+    for field_refs in refs.values():
+        for _field, form, number, _where in field_refs:
+            wanted.setdefault(form, set()).add(number)
+    known: dict[str, set[str] | None] = {}
+    for form, numbers in wanted.items():
+        ordered = sorted(numbers)
+        try:
+            found: set[str] = set()
+            for i in range(0, len(ordered), _LOOKUP_BATCH):
+                where = f"FNumber in ({','.join(sql_quote(n) for n in ordered[i : i + _LOOKUP_BATCH])})"
+                found.update(str(row[0]) for row in client.execute_bill_query(form, ["FNumber"], where))
+            known[form] = found
+        except KingdeeConfigError as exc:  # this tenant cannot be asked: Kingdee checks on save
+            log.warning("Cannot check %s numbers before posting (%s); Kingdee will check them on save", form, exc)
+            known[form] = None
+    send: list[Mapping[str, Any]] = []
+    held: list[dict[str, Any]] = []
+    for bill in bills:
+        missing = [(f, form, n, w) for f, form, n, w in refs[bill["bill_no"]] if known[form] is not None and n not in known[form]]
+        if not missing:
+            send.append(bill)
+            continue
+        message = "; ".join(dict.fromkeys(f"{form} has no number {n!r} ({f}{', ' + w if w else ''})" for f, form, n, w in missing))
+        held.append(_row(bill, "held", field="; ".join(dict.fromkeys(f for f, *_ in missing)), message=message))
+    if held:
+        log.warning("%d bills held back: they name base data Kingdee does not have", len(held))
+    return send, held
+
+
 def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> LoadResult:
     import pandas as pd
 
     bills = read_jsonl(files.bills)
     request = read_json(files.request)
+    held: list[dict[str, Any]] = []
+    if request.get("base_data") and bills:
+        bills, held = hold_unknown_base_data(client, bills, request["base_data"])
     loader = _ChunkLoader(client, request["form_id"], request.get("options", {}), settings)
     chunks = [bills[i : i + settings.chunk_size] for i in range(0, len(bills), settings.chunk_size)]
     remove_tree(files.load_report)  # this attempt's report: created now, or existing
@@ -247,10 +306,10 @@ def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> Load
                         other.cancel()
     if failures:
         raise failures[0]
-    upstream = _upstream_rows(files)
-    if upstream:
-        record(len(chunks), upstream)
-    return LoadResult(bills=len(bills), **counts)
+    for index, rows in enumerate((held, _upstream_rows(files)), start=len(chunks)):
+        if rows:
+            record(index, rows)
+    return LoadResult(bills=len(bills) + len(held), **counts)
 
 
 def read_report(files: RunFiles):  # -> pd.DataFrame
@@ -293,7 +352,8 @@ def summary(window: str, result: LoadResult, problems: Sequence[Problem]) -> str
     """The task-log summary of a window: counts, then every order that did not reach Kingdee and why."""
     lines = [
         f"Window {window}: {result.bills} bills: {result.created} created, {result.existing} already in Kingdee, "
-        f"{result.rejected} rejected; {result.quarantined} orders quarantined, {result.unmapped} unmapped."
+        f"{result.rejected} rejected, {result.held} held back (base data Kingdee lacks); {result.quarantined} orders "
+        f"quarantined, {result.unmapped} unmapped."
     ]
     if problems:
         lines.append(f"{len(problems)} orders did not reach Kingdee:")

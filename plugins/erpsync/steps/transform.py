@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -39,7 +40,10 @@ def _line_order(lines: pd.DataFrame, line_key: str) -> pd.DataFrame:
     return lines.assign(_sort=numeric).sort_values(["_sort", line_key], kind="stable").drop(columns="_sort")
 
 
-def transform(mapping: BillMapping, files: RunFiles, order_key: str, line_key: str) -> TransformResult:
+def transform(
+    mapping: BillMapping, files: RunFiles, order_key: str, line_key: str, now: datetime | None = None
+) -> TransformResult:
+    """Build the window's bills; ``now`` (the window end) is what NOW()/CURDATE() give in the mapping."""
     orders = read_parquet(files.orders)
     lines = read_parquet(files.lines)
     quarantine = read_parquet(files.quarantine)
@@ -57,7 +61,7 @@ def transform(mapping: BillMapping, files: RunFiles, order_key: str, line_key: s
     for order in _records(valid):
         stockout_id = str(order[order_key])
         try:
-            bill = mapping.build(order, lines_by_order.get(stockout_id, []))
+            bill = mapping.build(order, lines_by_order.get(stockout_id, []), now)
         except MappingError as exc:
             unmapped.append(
                 {"stockout_id": stockout_id, "order_no": order.get("order_no"), "field": exc.field, "message": exc.message}
@@ -69,7 +73,8 @@ def transform(mapping: BillMapping, files: RunFiles, order_key: str, line_key: s
     write_jsonl(bills, files.bills)
     write_parquet(pd.DataFrame(unmapped, columns=UNMAPPED_COLUMNS).astype("string"), files.unmapped)
     request = mapping.request
-    write_json({"form_id": request.form_id, "service": request.service, "options": dict(request.options)}, files.request)
+    write_json({"form_id": request.form_id, "service": request.service, "options": dict(request.options),
+                "base_data": dict(request.base_data)}, files.request)
     skipped = int((~keep).sum())
     log.info("Built %d bills; %d orders unmapped, %d quarantined", len(bills), len(unmapped), skipped)
     return TransformResult(bills=len(bills), unmapped=len(unmapped), skipped_quarantined=skipped)
