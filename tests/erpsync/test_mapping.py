@@ -122,3 +122,59 @@ def test_now_in_a_mapping_is_the_run_s_window_end(edited_scheme):
     assert bill.model["FNote"] == "WDT 2026-11-01 23:59"
     with pytest.raises(MappingError, match=r"NOW\(\) needs the run's time"):
         mapping.build(ORDER, LINES)
+
+
+def _with_maps(edited_scheme, files: dict[str, str], rows: dict[str, str]):
+    """The seed scheme with some mapping rows' values replaced, and map files beside it."""
+
+    def change(data):
+        for row in data["target"]["mapping"]:
+            if row["field"] in rows:
+                row["value"] = rows[row["field"]]
+
+    scheme = edited_scheme(change)
+    folder = scheme.path.parent.parent / "maps"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return compile_mapping(scheme)
+
+
+SHOP_ORG = "shop_no,sale_org,customer\nFENXIAO004,100,C0004\nTMALL001,200,\n"
+CHANNEL = "batch_details.spec_no,aux\nGT1001-01,03\nHW3001-02,010\nAP4001-01,07\n"
+
+
+def test_value_maps_give_kingdee_s_numbers_for_wdt_s_codes(edited_scheme):
+    mapping = _with_maps(edited_scheme, {"shop_org.csv": SHOP_ORG, "channel.csv": CHANNEL}, {
+        "FSaleOrgId": "{{maps.shop_org.sale_org}}",
+        "FCustomerID": "_function CONCAT('K-', {{maps.shop_org.customer}})",
+        "SubHeadEntity.FEntity.FAuxPropId": "{{maps.channel.aux}}",
+    })
+    model = mapping.build(ORDER, LINES).model
+    assert model["FSaleOrgId"] == {"FNumber": "100"} and model["FCustomerID"] == {"FNumber": "K-C0004"}
+    assert [e["FAuxPropId"] for e in model["FEntity"]] == [{"FNumber": "03"}, {"FNumber": "010"}, {"FNumber": "07"}]
+    # an empty cell is no value: the field is not sent
+    assert "FCustomerID" not in mapping.build({**ORDER, "shop_no": "TMALL001"}, LINES).model
+
+
+def test_a_value_the_map_lacks_stops_the_order_naming_map_and_value(edited_scheme):
+    mapping = _with_maps(edited_scheme, {"shop_org.csv": SHOP_ORG}, {"FSaleOrgId": "{{maps.shop_org.sale_org}}"})
+    with pytest.raises(MappingError, match=r"FSaleOrgId: map 'shop_org' \(shop_org.csv\) has no row for shop_no 'JD002'"):
+        mapping.build({**ORDER, "shop_no": "JD002"}, LINES)
+
+
+@pytest.mark.parametrize(
+    ("files", "value", "message"),
+    [
+        ({"shop_org.csv": SHOP_ORG}, "{{maps.shop_orgs.sale_org}}", r"no map 'shop_orgs' in include/maps/ \(known: shop_org\)"),
+        ({"shop_org.csv": SHOP_ORG}, "{{maps.shop_org.org}}", r"map 'shop_org' has no column 'org' \(sale_org, customer\)"),
+        ({"shop_org.csv": "shop_nr,sale_org\nX,1\n"}, "{{maps.shop_org.sale_org}}", r"map 'shop_org' key: \{\{shop_nr\}\} is not a response field"),
+        ({"shop_org.csv": "shop_no,sale_org\nX,1\nX,2\n"}, "{{maps.shop_org.sale_org}}", r"shop_org.csv:3: shop_no 'X' has a row already"),
+        ({"shop_org.csv": "shop_no,sale_org\nX,1,2\n"}, "{{maps.shop_org.sale_org}}", r"shop_org.csv:2: 3 cells, the header has 2"),
+    ],
+)
+def test_a_bad_map_or_map_reference_fails_when_the_scheme_loads(edited_scheme, files, value, message):
+    from erpsync.scheme import SchemeError
+
+    with pytest.raises(SchemeError, match=message):
+        _with_maps(edited_scheme, files, {"FSaleOrgId": value})

@@ -25,6 +25,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from erpsync.mapping.maps import PREFIX as MAPS_PREFIX
+from erpsync.mapping.maps import ValueMap, load_maps
 from erpsync.mapping.values import Constant, Value, compile_value
 from erpsync.scheme import Collection, FormField, MappingRow, Scheme, SchemeError, SourceApi, TargetForm
 
@@ -134,6 +136,7 @@ class BillMapping:
     entry: tuple[FieldRule, ...]
     request: RequestSpec
     line_list_key: str
+    maps: Mapping[str, ValueMap]
 
     def build(self, order: Record, lines: Sequence[Record], now: datetime | None = None) -> Bill:
         """One Kingdee Model for one source order and its lines (in the order given); ``now`` is the
@@ -174,6 +177,8 @@ class _HeaderContext:
         self.order, self.lines, self.mapping = order, lines, mapping
 
     def __call__(self, name: str) -> str | None:
+        if name.startswith(MAPS_PREFIX + "."):
+            return _mapped(self, name)
         if "." not in name:
             return _null(self.order.get(name))
         collection, field = name.split(".", 1)
@@ -187,10 +192,19 @@ class _EntryContext:
         self.order, self.line, self.mapping = order, line, mapping
 
     def __call__(self, name: str) -> str | None:
+        if name.startswith(MAPS_PREFIX + "."):
+            return _mapped(self, name)
         if "." not in name:
             return _null(self.order.get(name))
         collection, field = name.split(".", 1)
         return _null(self.line.get(self.mapping.line_field(collection, field)))
+
+
+def _mapped(context: _HeaderContext | _EntryContext, name: str) -> str | None:
+    """``maps.<map>.<column>``: the map's value for the record's key field (MapMiss when it has no row)."""
+    _, table, column = name.split(".")
+    value_map = context.mapping.maps[table]
+    return value_map.lookup(context(value_map.key), column)
 
 
 def _option_value(row: MappingRow, definition: Mapping[str, Any], where: str) -> Any:
@@ -211,20 +225,38 @@ def _option_value(row: MappingRow, definition: Mapping[str, Any], where: str) ->
     return text
 
 
-def _check_placeholders(value: Value, where: str, api: SourceApi, collections: Mapping[str, Collection]) -> None:
+def _check_placeholders(
+    value: Value, where: str, api: SourceApi, collections: Mapping[str, Collection], maps: Mapping[str, ValueMap]
+) -> None:
     for name in value.placeholders:
-        if "." not in name:
-            if name not in api.order_fields:
-                raise SchemeError(f"{where}: {{{{{name}}}}} is not a response field of {api.method}")
-            continue
-        collection, field = name.split(".", 1)
-        if collection in collections:
-            field = collections[collection].aliases.get(field, field)
-        elif collection != api.line_list_key:
-            known = ", ".join([api.line_list_key, *collections])
-            raise SchemeError(f"{where}: {{{{{name}}}}} names no list of the order (known: {known})")
-        if field not in api.line_fields:
-            raise SchemeError(f"{where}: {{{{{name}}}}}: '{field}' is not a line field of {api.method}")
+        _check_name(name, where, api, collections, maps)
+
+
+def _check_name(name: str, where: str, api: SourceApi, collections: Mapping[str, Collection], maps: Mapping[str, ValueMap]) -> None:
+    if name.startswith(MAPS_PREFIX + "."):
+        parts = name.split(".")
+        if len(parts) != 3:
+            raise SchemeError(f"{where}: {{{{{name}}}}}: write {{{{maps.<map>.<column>}}}}")
+        table = maps.get(parts[1])
+        if table is None:
+            known = ", ".join(maps) or "none"
+            raise SchemeError(f"{where}: {{{{{name}}}}}: no map {parts[1]!r} in include/maps/ (known: {known})")
+        if parts[2] not in table.columns:
+            raise SchemeError(f"{where}: {{{{{name}}}}}: map {parts[1]!r} has no column {parts[2]!r} ({', '.join(table.columns)})")
+        _check_name(table.key, f"{where}: map {parts[1]!r} key", api, collections, maps)
+        return
+    if "." not in name:
+        if name not in api.order_fields:
+            raise SchemeError(f"{where}: {{{{{name}}}}} is not a response field of {api.method}")
+        return
+    collection, field = name.split(".", 1)
+    if collection in collections:
+        field = collections[collection].aliases.get(field, field)
+    elif collection != api.line_list_key:
+        known = ", ".join([api.line_list_key, *collections])
+        raise SchemeError(f"{where}: {{{{{name}}}}} names no list of the order (known: {known})")
+    if field not in api.line_fields:
+        raise SchemeError(f"{where}: {{{{{name}}}}}: '{field}' is not a line field of {api.method}")
 
 
 def compile_mapping(scheme: Scheme) -> BillMapping:
@@ -238,6 +270,10 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
     options: dict[str, Any] = {}
     entry_collection: Collection | None = None
     seen: dict[str, str] = {}
+    try:
+        maps = load_maps(scheme.path.parent.parent / "maps")  # include/schemes/x.yaml -> include/maps/
+    except ValueError as exc:
+        raise SchemeError(str(exc)) from None
 
     for index, row in enumerate(target.mapping):
         where = f"{scheme.path}: target.mapping[{index}] ({row.field} {row.label})"
@@ -286,7 +322,7 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
             value = compile_value(row.value)
         except ValueError as exc:
             raise SchemeError(f"{where}: {exc}") from None
-        _check_placeholders(value, where, api, target.collections)
+        _check_placeholders(value, where, api, target.collections, maps)
         rule = FieldRule(field, value, row)
         if field.entity == "header":
             header.append(rule)
@@ -313,6 +349,7 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
             f.key: f.form for f in form.fields.values() if f.form and target.check_base_data
         }),
         line_list_key=api.line_list_key,
+        maps=maps,
     )
 
 
