@@ -51,9 +51,13 @@ def _doc(scheme: Scheme) -> str:
         f"* Retries (重试次数): {s.retries}. Enabled (是否启动): {s.enabled}. "
         f"Preconditions (前置条件): {', '.join(s.preconditions) or 'none'}.\n"
         "* Trigger with params `window_start`/`window_end` (ISO, Asia/Shanghai when no offset) to run any window; "
-        "`filters` (e.g. `{\"shop_no\": \"FENXIAO004\"}`) narrows a run to one shop or one stock-out.\n"
+        f"`filters` (any of {', '.join(src.filter_fields)}, e.g. `{{\"shop_no\": \"FENXIAO004\"}}`) narrows a run.\n"
+        f"* Reads on {'last-modified' if src.by_modified else 'consign'} time, re-reading "
+        f"{src.lookback} before each window; loads {s.load.chunk_size} bills a call, {s.load.concurrency} calls at once "
+        f"(pool `{tgt.connection}`); a window with an order that did not reach Kingdee ends "
+        f"{'red' if s.load.on_problem == 'fail' else 'green with warnings'}.\n"
         "* Reports per window under the staging root: `quality/docs/index.html` (Data Docs), "
-        "`quarantine.parquet`, `unmapped.parquet`, `load_report/` (one part per chunk).\n"
+        "`extract_summary.json`, `quarantine.parquet`, `unmapped.parquet`, `load_report/` (every order's outcome).\n"
     )
 
 
