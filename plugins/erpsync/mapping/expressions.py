@@ -219,7 +219,8 @@ Resolver = Callable[[str], "str | None"]
 _MAX_DEPTH: Final = 100
 _CTX: Final = Context(prec=65, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow])
 _NUMERIC_TEXT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
-_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
+# `{{name}}` where name is dotted identifiers; the one definition templates and expressions share
+PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
 _NUMBER: Final = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS: Final = ("<=>", "<=", ">=", "<>", "!=", "(", ")", ",", "+", "-", "*", "/", "%", "=", "<", ">")
@@ -1082,7 +1083,7 @@ def _tokenize(source: str) -> list[_Token]:
         if char.isspace():
             i += 1
         elif source.startswith("{{", i):
-            match = _PLACEHOLDER.match(source, i)
+            match = PLACEHOLDER.match(source, i)
             if match is None:
                 raise ExpressionError("malformed placeholder", source, i + 1)
             tokens.append(_Token("field", match.group(0), i + 1, match.group(1)))
@@ -1138,7 +1139,7 @@ def _read_string(source: str, start: int) -> tuple[_Token, int]:
             buffer.append(_ESCAPES.get(source[i + 1], source[i + 1]))
             i += 2
         elif source.startswith("{{", i):
-            match = _PLACEHOLDER.match(source, i)
+            match = PLACEHOLDER.match(source, i)
             if match is None:
                 raise ExpressionError("malformed placeholder", source, i + 1)
             if buffer:

@@ -6,18 +6,16 @@ that the caller builds for an order (header fields) or for one of its lines (ent
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from erpsync.mapping.expressions import Expression, ExpressionError, compile_expression
+from erpsync.mapping.expressions import PLACEHOLDER, Expression, ExpressionError, compile_expression
 
 Resolve = Callable[[str], "str | None"]
 Result = bool | Decimal | str | None
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
 _FUNCTION_PREFIX = "_function "
 
 
@@ -81,7 +79,7 @@ Value = Template | Constant | Empty | Function
 def parse_template(text: str) -> Template:
     parts: list[tuple[bool, str]] = []
     position = 0
-    for match in _PLACEHOLDER.finditer(text):
+    for match in PLACEHOLDER.finditer(text):
         if match.start() > position:
             parts.append((False, text[position : match.start()]))
         parts.append((True, match.group(1)))
