@@ -29,4 +29,4 @@ constraints:
 	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 
 clean:
-	rm -rf .airflow .demo staging .pytest_cache
+	rm -rf .airflow .demo staging .pytest_cache .hypothesis
