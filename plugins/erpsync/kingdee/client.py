@@ -48,7 +48,7 @@ _SERVICE = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."
 _AUTH = "Kingdee.BOS.WebApi.ServicesStub.AuthService."
 _SESSION_COOKIE = "kdservice-sessionid"
 _QUERY_PAGE = 2000  # rows per ExecuteBillQuery call (the server caps Limit at 10000)
-_LOOKUP_BATCH = 500  # bill numbers per "FBillNo in (...)" filter
+_LOOKUP_BATCH = 500  # values per "key in (...)" filter
 
 AUTH_MODES = ("signature", "password", "app_secret")
 # MsgCode (spec §4.2) of whole-call failures
@@ -336,16 +336,18 @@ class K3CloudClient:
             if len(result) < _QUERY_PAGE:
                 return rows
 
+    def query_in(self, form_id: str, key: str, values: Iterable[str], field_keys: Sequence[str]) -> list[list[Any]]:
+        """Rows of ``form_id`` whose ``key`` is one of ``values``, asked in batches of ``key in (...)``."""
+        distinct = list(dict.fromkeys(values))
+        rows: list[list[Any]] = []
+        for i in range(0, len(distinct), _LOOKUP_BATCH):
+            where = f"{key} in ({','.join(sql_quote(v) for v in distinct[i : i + _LOOKUP_BATCH])})"
+            rows.extend(self.execute_bill_query(form_id, field_keys, where))
+        return rows
+
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]:
         """Bills that exist: bill number -> (FID, FBillNo)."""
-        found: dict[str, tuple[int, str]] = {}
-        numbers = list(dict.fromkeys(bill_nos))
-        for i in range(0, len(numbers), _LOOKUP_BATCH):
-            batch = numbers[i : i + _LOOKUP_BATCH]
-            where = f"FBillNo in ({','.join(sql_quote(n) for n in batch)})"
-            for fid, number in self.execute_bill_query(form_id, ["FID", "FBillNo"], where):
-                found[str(number)] = (int(fid), str(number))
-        return found
+        return {str(no): (int(fid), str(no)) for fid, no in self.query_in(form_id, "FBillNo", bill_nos, ["FID", "FBillNo"])}
 
     def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]:
         """One BatchSave (or BatchSaveQuery, polled) call; returns ``Result.ResponseStatus``.

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import pendulum
 
-from erpsync.kingdee.client import KingdeeConfigError, KingdeeTransientError, sql_quote
+from erpsync.kingdee.client import KingdeeConfigError, KingdeeTransientError
 from erpsync.scheme import LoadSettings
 from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_parquet, read_parts, remove_tree
 
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 REPORT_COLUMNS = ["bill_no", "stockout_id", "order_no", "outcome", "kingdee_id", "kingdee_number", "field", "message", "at"]
 OUTCOMES = ("created", "existing", "rejected", "held", "quarantined", "unmapped")
 PROBLEMS = ("rejected", "held", "quarantined", "unmapped")  # a valid order that is not in Kingdee
-_LOOKUP_BATCH = 500  # numbers per "FNumber in (...)" base-data query
 
 
 class _Config(Protocol):
@@ -53,7 +52,7 @@ class KingdeeWriter(Protocol):
     config: _Config
 
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]: ...
-    def execute_bill_query(self, form_id: str, field_keys: Sequence[str], filter_string: str = "") -> list[list[Any]]: ...
+    def query_in(self, form_id: str, key: str, values: Iterable[str], field_keys: Sequence[str]) -> list[list[Any]]: ...
     def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]: ...
 
 
@@ -139,12 +138,7 @@ class _ChunkLoader:
 
     def __call__(self, chunk: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        existing = self.client.find_bills(self.form_id, [b["bill_no"] for b in chunk])
-        for bill in chunk:
-            if bill["bill_no"] in existing:
-                fid, number = existing[bill["bill_no"]]
-                rows.append(_row(bill, "existing", kingdee_id=fid, kingdee_number=number))
-        pending = [b for b in chunk if b["bill_no"] not in existing]
+        pending = self._settle(chunk, rows, "existing")
         groups = [pending] if pending else []
         failures = 0
         while groups:
@@ -172,7 +166,7 @@ class _ChunkLoader:
         return rows
 
     def _settle(self, bills: Sequence[Mapping[str, Any]], rows: list[dict[str, Any]], outcome: str) -> list[Mapping[str, Any]]:
-        """Record the bills Kingdee has as ``outcome``; return the ones it does not have."""
+        """Look the bills up: record those Kingdee has as ``outcome``; return the ones it does not have."""
         found = self.client.find_bills(self.form_id, [b["bill_no"] for b in bills])
         for bill in bills:
             if bill["bill_no"] in found:
@@ -243,13 +237,8 @@ def hold_unknown_base_data(
             wanted.setdefault(form, set()).add(number)
     known: dict[str, set[str] | None] = {}
     for form, numbers in wanted.items():
-        ordered = sorted(numbers)
         try:
-            found: set[str] = set()
-            for i in range(0, len(ordered), _LOOKUP_BATCH):
-                where = f"FNumber in ({','.join(sql_quote(n) for n in ordered[i : i + _LOOKUP_BATCH])})"
-                found.update(str(row[0]) for row in client.execute_bill_query(form, ["FNumber"], where))
-            known[form] = found
+            known[form] = {str(row[0]) for row in client.query_in(form, "FNumber", sorted(numbers), ["FNumber"])}
         except KingdeeConfigError as exc:  # this tenant cannot be asked: Kingdee checks on save
             log.warning("Cannot check %s numbers before posting (%s); Kingdee will check them on save", form, exc)
             known[form] = None
