@@ -25,7 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 DAY = "2026-10-01"
 CHILD = """
 import json, resource, sys, time
-from dataclasses import replace
 from datetime import timedelta
 from airflow.sdk import ObjectStoragePath
 from erpsync.scheme import INCLUDE_DIR, load_scheme
@@ -35,7 +34,7 @@ from erpsync.wdt.client import QimenClient, QimenConfig
 from erpsync.windows import Window, parse_datetime
 url, root, interval, rate_file = sys.argv[1:]
 scheme = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
-scheme = replace(scheme, source=replace(scheme.source, lookback=timedelta(0)))
+scheme = scheme.edited("source.lookback", timedelta(0))
 window = Window.of(parse_datetime("2026-10-01", "s"), parse_datetime("2026-10-04", "e"))
 client = QimenClient(QimenConfig(gateway_url=url, app_key="bench", app_secret="bench-secret", target_app_key="21363512",
                                  sid="bench", min_interval_seconds=float(interval), throttle_pause_seconds=5,

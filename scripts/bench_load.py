@@ -60,7 +60,7 @@ def bills(prefix: str, count: int, lines: int, seed: int) -> list[dict]:
                  "FOwnerIdHead": {"FNumber": warehouse},
                  "SubHeadEntity": {"FSettleOrgID": {"FNumber": shop}, "FSettleCurrID": {"FNumber": "PRE001"}},
                  "FEntity": entries}
-        out.append({"bill_no": number, "stockout_id": str(n), "order_no": number, "model": model})
+        out.append({"bill_no": number, "order_id": str(n), "order_no": number, "model": model})
     return out
 
 

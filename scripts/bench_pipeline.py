@@ -15,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def main() -> None:
         serve(wdt_server)
         serve(kingdee_server)
         scheme = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
-        load_settings = replace(scheme.settings.load, chunk_size=args.chunk_size)
+        load_settings = scheme.settings.load.model_copy(update={"chunk_size": args.chunk_size})
         window = Window.of(parse_datetime(start.isoformat(), "s"), parse_datetime((start + timedelta(days=args.days)).isoformat(), "e"))
         files = RunFiles(ObjectStoragePath(Path(tmp).as_uri()) / "staging", scheme.dag_id, window)
         wdt_client = QimenClient(QimenConfig(gateway_url=wdt_server.url, min_interval_seconds=0, **WDT))
@@ -67,8 +66,8 @@ def main() -> None:
 
         steps = [
             ("extract", lambda: extract(scheme, window, wdt_client, files)),
-            ("validate", lambda: validate(files, INCLUDE_DIR / "expectations", "bench")),
-            ("transform", lambda: transform(compile_mapping(scheme), files, "stockout_id", "rec_id")),
+            ("validate", lambda: validate(files, scheme.source.suites, scheme.source.keys, "bench")),
+            ("transform", lambda: transform(compile_mapping(scheme), files, scheme.source.keys)),
             ("load", lambda: load(kingdee_client, files, load_settings)),
             ("load again", lambda: load(kingdee_client, files, load_settings)),
         ]

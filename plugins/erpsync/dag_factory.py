@@ -20,7 +20,8 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from erpsync.mapping.compile import compile_mapping
-from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_scheme, scheme_paths
+from erpsync.preconditions import PreconditionSensor, mark_complete
+from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_schemes
 from erpsync.staging import RunFiles
 from erpsync.windows import Window, WindowError, resolve_window
 
@@ -64,7 +65,22 @@ def _doc(scheme: Scheme) -> str:
 def build_dag(scheme: Scheme) -> DAG:
     mapping = compile_mapping(scheme)
     settings = scheme.settings
-    api = scheme.source.api
+
+    def run_window(context: Any) -> Window:
+        """This run's window: its params, else its data interval, else the last interval before it."""
+        params = context.get("params") or {}
+        try:  # bad run inputs: refused before any call, and no retry would change them
+            return resolve_window(
+                window_start=params.get("window_start"),
+                window_end=params.get("window_end"),
+                data_interval_start=context.get("data_interval_start"),
+                data_interval_end=context.get("data_interval_end"),
+                run_after=getattr(context.get("dag_run"), "run_after", None),
+                cron=settings.cron,
+                timezone=settings.timezone,
+            )
+        except WindowError as exc:
+            raise AirflowFailException(f"run parameters: {exc}") from exc
 
     with DAG(
         dag_id=scheme.dag_id,
@@ -105,18 +121,11 @@ def build_dag(scheme: Scheme) -> DAG:
 
             if not settings.enabled:
                 raise AirflowSkipException(f"scheme {scheme.name} is disabled (settings.enabled: false)")
+            window = run_window({"params": params, "data_interval_start": data_interval_start,
+                                 "data_interval_end": data_interval_end, "dag_run": dag_run})
             try:  # bad run inputs: refused before any call, and no retry would change them
-                window = resolve_window(
-                    window_start=params.get("window_start"),
-                    window_end=params.get("window_end"),
-                    data_interval_start=data_interval_start,
-                    data_interval_end=data_interval_end,
-                    run_after=getattr(dag_run, "run_after", None),
-                    cron=settings.cron,
-                    timezone=settings.timezone,
-                )
                 filters = scheme.source.check_filters(params.get("filters") or {})
-            except (WindowError, SchemeError) as exc:
+            except SchemeError as exc:
                 raise AirflowFailException(f"run parameters: {exc}") from exc
             manifest = {"window": window.as_dict(), "filters": filters}
             files = _files(scheme, manifest)
@@ -131,7 +140,7 @@ def build_dag(scheme: Scheme) -> DAG:
         def validate_task(manifest: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
             from erpsync.steps.validate import validate
 
-            result = validate(_files(scheme, manifest), INCLUDE_DIR / "expectations", run_id or "manual")
+            result = validate(_files(scheme, manifest), scheme.source.suites, scheme.source.keys, run_id or "manual")
             return {**manifest, **asdict(result)}
 
         @task(task_id="transform", execution_timeout=timedelta(hours=1))
@@ -139,7 +148,7 @@ def build_dag(scheme: Scheme) -> DAG:
             from erpsync.steps.transform import transform
 
             window = Window.from_dict(manifest["window"])  # NOW() in a mapping is the window end: reruns agree
-            result = transform(mapping, _files(scheme, manifest), api.order_key, api.line_key, window.end)
+            result = transform(mapping, _files(scheme, manifest), scheme.source.keys, window.end)
             return {**manifest, **asdict(result)}
 
         @task(
@@ -168,31 +177,26 @@ def build_dag(scheme: Scheme) -> DAG:
                 log.error("%s\nEverything else is loaded. Fix the data or Kingdee, then clear this task.", text)
                 raise AirflowFailException(f"{len(problems)} orders of this window did not reach Kingdee (listed above)")
             (log.warning if problems else log.info)(text)
-            return {**manifest, **asdict(result), "problems": len(problems)}
+            counts = {**asdict(result), "problems": len(problems)}
+            if not manifest.get("filters"):  # a narrowed run did not read the whole window
+                mark_complete(files, counts)
+            return {**manifest, **counts}
 
         extracted = extract_task()
         load_task(transform_task(validate_task(extracted)))
 
-        if settings.preconditions:
-            from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
-
-            for upstream in settings.preconditions:
-                ExternalTaskSensor(
-                    task_id=f"precondition_{upstream}",
-                    external_dag_id=upstream,
-                    external_task_id=None,
-                    allowed_states=["success"],
-                    failed_states=["failed"],
-                    mode="reschedule",
-                    poke_interval=60,
-                    timeout=6 * 3600,
-                ) >> extracted
+        for upstream in settings.preconditions:
+            PreconditionSensor(
+                task_id=f"precondition_{upstream}",
+                upstream=upstream,
+                root=staging_root,
+                window_of=run_window,
+                poke_interval=60,
+                timeout=6 * 3600,
+            ) >> extracted
     return dag
 
 
 def build_dags(include_dir: Path = INCLUDE_DIR) -> dict[str, DAG]:
-    dags: dict[str, DAG] = {}
-    for path in scheme_paths(include_dir):
-        scheme = load_scheme(path, include_dir)
-        dags[scheme.dag_id] = build_dag(scheme)
-    return dags
+    schemes = load_schemes(include_dir)
+    return {scheme.dag_id: build_dag(scheme) for scheme in schemes}

@@ -1,51 +1,314 @@
 """Schemes: the user's integration document as data (source API, target mapping, settings).
 
 A scheme file in ``include/schemes/`` holds the three steps of the document; the API definitions it
-names live in ``include/apis/``. Loading checks everything a run would trip over later, so a malformed
-scheme fails when the DAG is parsed with an error that names the file, the step and the row.
+names live in ``include/apis/``. Every file is read by a strict pydantic model: an unknown key
+(``retry_delay_second``, ``max_active_run``) is an error, not a silent default; every scalar is read
+as the text written (``03`` stays ``"03"``, see ``yaml_text``); each error names ``file:line``, the
+path of the key and what was expected. ``include/schemes/scheme.schema.json`` is the JSON Schema of
+these models, so editors complete and check scheme files (``python -m erpsync schema`` writes it).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
+
+from erpsync.yaml_text import Location, YamlText, YamlTextError, read_yaml_text
 
 INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
+SCHEMA_FILE = "scheme.schema.json"  # in include/schemes/
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a scheme or definition file, where it is written."""
+
+    path: Path
+    line: int
+    where: str  # the key path, e.g. settings.load.concurrency or target.mapping[3] (FDate 日期)
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.where}: {self.message}" if self.where else f"{self.path}:{self.line}: {self.message}"
 
 
 class SchemeError(ValueError):
-    """A scheme or API definition that cannot be run as written."""
+    """A scheme or API definition that cannot be run as written; ``problems`` lists each one."""
+
+    def __init__(self, message: str | Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = () if isinstance(message, str) else tuple(message)
+        super().__init__(message if isinstance(message, str) else "\n".join(map(str, self.problems)))
 
 
-@dataclass(frozen=True)
-class FieldDef:
-    key: str
-    label: str
-    type: str
+# ---------------------------------------------------------------------------------------------------
+# The models: what a file may say. Text where the document has text; numbers and flags where a
+# setting is one (pydantic reads "3" and "true" written in YAML as 3 and True there).
 
 
-@dataclass(frozen=True)
-class SourceApi:
-    """A WDT query API: its request parameters and response fields (include/apis/<method>.yaml)."""
+def _none_as_empty(value: Any) -> Any:
+    return "" if value is None else value
+
+
+Text = Annotated[str, BeforeValidator(_none_as_empty)]  # `value:` left empty means ""
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
+ConnectionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", description="An Airflow connection id")]
+FieldType = Literal["string", "int", "decimal", "datetime", "date", "bool"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldDef(_Model):
+    """A request parameter or response field of a source API."""
+
+    label: Text = ""
+    type: FieldType
+
+
+class SourceApiFile(_Model):
+    """``include/apis/<method>.yaml``: a WDT query API, its request and response fields."""
 
     method: str
-    label: str
-    list_key: str
-    total_key: str
-    order_key: str
-    line_list_key: str
-    line_key: str
-    max_window_days: int
-    max_page_size: int
-    request: Mapping[str, FieldDef]
-    order_fields: Mapping[str, FieldDef]
-    line_fields: Mapping[str, FieldDef]
+    label: Text = ""
+    list_key: str = Field(description="The response list of orders")
+    total_key: str = Field(description="The response's total row count")
+    order_key: str = Field(description="The order's id: the key of a staged order, carried by its lines")
+    number_key: str = Field(description="The order's document number, the one people search for")
+    line_list_key: str = Field(description="The order's list of lines")
+    line_key: str = Field(description="A line's id; lines are ordered by it")
+    max_window_days: int = Field(ge=1)
+    max_page_size: int = Field(ge=1)
+    window_inclusive_end: bool = Field(description="true: the API's end time is inclusive, so a window [start, end) is sent as end - 1 s")
+    request: dict[str, FieldDef]
+    order_fields: dict[str, FieldDef]
+    line_fields: dict[str, FieldDef]
+
+
+FormKind = Literal["basedata", "lot", "text", "enum", "date", "decimal", "int", "bool"]
+
+
+class FormFieldDef(_Model):
+    kind: FormKind
+    label: Text = ""
+    lookup: str = Field("FNumber", description="The key a base-data reference is sent under")
+    form: str = Field("", description="basedata: the form its numbers live in, checked before posting")
+
+
+class EntityDef(_Model):
+    kind: Literal["subhead", "entry"]
+    label: Text = ""
+
+
+class RequestOptionDef(_Model):
+    kind: Literal["text", "bool", "int"]
+    values: list[str] = Field(default_factory=list, description="The only values allowed (empty: any)")
+
+
+class TargetFormFile(_Model):
+    """``include/apis/kingdee.<form>.yaml``: a Kingdee form as Save/BatchSave reads it."""
+
+    form_id: str
+    label: Text = ""
+    entities: dict[str, EntityDef]
+    fields: dict[str, dict[str, FormFieldDef]] = Field(description="header, or an entity key -> field key -> field")
+    request_options: dict[str, RequestOptionDef]
+
+
+class Pagination(_Model):
+    page_size: int = Field(ge=1, description="{{PAGINATION_PAGE_SIZE}}: rows per page")
+    start_page: int = Field(ge=0, description="{{PAGINATION_START_PAGE}}: the first page's number")
+
+
+class RequestParam(_Model):
+    """A row of the document's 请求参数 table."""
+
+    field: str
+    label: Text = ""
+    type: FieldType = "string"
+    value: Text = Field("", description="A constant, {{WINDOW_START}}/{{WINDOW_END}}/{{PAGINATION_…}}, or empty: not sent")
+    example: Text = Field("", description="The document's sample value; a run may pass it as a filter")
+
+
+MappingType = Literal["string", "int", "decimal", "number", "datetime", "date", "bool", "object", "array"]
+
+
+class MappingRow(_Model):
+    """A row of the document's Kingdee mapping: target field path, label, type and value."""
+
+    field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+    label: Text = ""
+    type: MappingType = "string"
+    value: Text = Field("", description="constant | {{field}} / {{list.field}} / {{maps.<map>.<column>}} | _function <expression> | empty")
+
+
+class CollectionDef(_Model):
+    """A named list the mapping iterates, drawn from a list of the source order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str = Field(alias="from", description="The order's line list")
+    aliases: dict[str, str] = Field(default_factory=dict, description="name used in the mapping -> line field")
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(text: Any) -> Any:
+    """``30m``, ``2h``, ``2d`` or ``0``."""
+    match = _DURATION.match(str(text))
+    if match is None or (match.group(2) == "" and match.group(1) != "0"):
+        raise ValueError(f"expected a duration such as 30m, 2h or 2d, got {text!r}")
+    return timedelta(**{_UNITS.get(match.group(2), "minutes"): int(match.group(1))})
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": r"^\s*(0|\d+\s*[mhd])\s*$", "examples": ["0", "30m", "2h", "2d"]}),
+]
+
+
+class SourceSettings(_Model):
+    system: Literal["wdt"] = Field(description="The source connector; its API definitions are include/apis/<api>.yaml")
+    connection: ConnectionId
+    api: str = Field(description="The API method, e.g. wdt.stockout.order.query.trade")
+    label: Text = ""
+    method: Literal["POST"] = "POST"
+    pagination: Pagination
+    by_modified: bool = Field(False, description="Send is_by_modified=1: the window is on last-modified time")
+    lookback: Duration = Field("0", validate_default=True, description="Each run also re-reads this much before its window")
+    expectations: dict[Literal["orders", "lines"], Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(
+        default_factory=dict,
+        description="Great Expectations suites, include/expectations/<name>.json, run on the staged orders and lines",
+    )
+    request: list[RequestParam]
+
+
+class TargetSettings(_Model):
+    system: Literal["kingdee"] = Field(description="The target connector; its forms are include/apis/kingdee.<form>.yaml")
+    connection: ConnectionId
+    api: Literal["batchSave"] = Field(description="Bills are sent with BatchSave (BatchSaveQuery when settings.load.asynchronous)")
+    label: Text = ""
+    method: Literal["POST"] = "POST"
+    form: str = Field(pattern=r"^[A-Za-z0-9_]+$", description="The Kingdee form id, e.g. SAL_OUTSTOCK")
+    bill_key: str = Field(description="The header field that numbers a bill: one bill per number")
+    check_base_data: bool = Field(True, description="Look the bills' base-data numbers up in Kingdee before posting")
+    collections: dict[str, CollectionDef] = Field(default_factory=dict)
+    mapping: list[MappingRow]
+
+
+class Schedule(_Model):
+    cron: str = Field(description="传递时间: one run per window of this cron")
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import pendulum
+
+        try:
+            pendulum.timezone(value)
+        except Exception:  # pendulum raises its own InvalidTimezone
+            raise ValueError(f"not a time zone: {value!r}") from None
+        return value
+
+
+class LoadSettings(_Model):
+    """``settings.load``: how bills reach Kingdee."""
+
+    chunk_size: int = Field(100, ge=1, description="Bills per BatchSave call")
+    concurrency: int = Field(1, ge=1, description="BatchSave calls in flight at once; slots of the connection's pool")
+    rounds: int = Field(5, ge=1, description="Look-up-and-resend rounds after unknown outcomes, per chunk")
+    on_problem: Literal["fail", "warn"] = Field("fail", description="An order that did not reach Kingdee: red run or warning")
+    asynchronous: bool = Field(False, description="BatchSaveQuery polled with QueryAsyncResult instead of BatchSave")
+
+
+class Settings(_Model):
+    schedule: Schedule
+    retries: int = Field(ge=0, description="重试次数: Airflow retries of each task")
+    retry_delay_seconds: int = Field(60, ge=0)
+    enabled: bool = Field(description="是否启动: false skips every run; new DAGs start paused")
+    preconditions: list[str] = Field(
+        default_factory=list,
+        description="前置条件: dag_ids of other schemes whose windows must have loaded up to this window's end",
+    )
+    max_active_runs: int = Field(1, ge=1)
+    load: LoadSettings = LoadSettings()
+
+    @property
+    def cron(self) -> str:
+        return self.schedule.cron
+
+    @property
+    def timezone(self) -> str:
+        return self.schedule.timezone
+
+
+class SchemeFile(_Model):
+    """A scheme: the user's integration document in its three steps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="erpsync scheme")
+
+    name: Name
+    dag_id: Name
+    description: Text = ""
+    tags: list[str] = Field(default_factory=list)
+    source: SourceSettings
+    target: TargetSettings
+    settings: Settings
+
+
+def scheme_json_schema() -> dict[str, Any]:
+    """The JSON Schema of scheme files, as published in include/schemes/scheme.schema.json."""
+    schema = SchemeFile.model_json_schema(mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resolved objects: a scheme with the definitions it names.
+
+
+SourceApi = SourceApiFile
+
+
+@dataclass(frozen=True)
+class SourceKeys:
+    """The columns that identify staged rows, named by the API definition (WDT: stockout_id, order_no,
+    rec_id). Reports call them order_id, order_no and line_id whatever the API."""
+
+    order: str  # the order's id, carried by its lines
+    number: str  # the order's document number, the one people search for
+    line: str  # a line's id
+
+    @classmethod
+    def of(cls, api: SourceApiFile) -> SourceKeys:
+        return cls(api.order_key, api.number_key, api.line_key)
+
+
+def _delegate(owner: Any, model: str, name: str) -> Any:
+    """The resolved objects read through to the model they wrap (never for private names: copy/pickle)."""
+    if name.startswith("_") or name == model:
+        raise AttributeError(name)
+    return getattr(object.__getattribute__(owner, model), name)
 
 
 @dataclass(frozen=True)
@@ -60,13 +323,14 @@ class FormField:
 
 @dataclass(frozen=True)
 class TargetForm:
-    """A Kingdee form as Save/BatchSave reads it (include/apis/kingdee.<form>.yaml)."""
+    """A Kingdee form as Save/BatchSave reads it."""
 
     form_id: str
     label: str
     entities: Mapping[str, str]  # entity key -> "subhead" | "entry"
     fields: Mapping[str, FormField]  # lower-cased key -> field
-    request_options: Mapping[str, Mapping[str, Any]]  # lower-cased option -> definition
+    request_options: Mapping[str, RequestOptionDef]
+    path: Path
 
     @property
     def entry_entity(self) -> str:
@@ -75,7 +339,7 @@ class TargetForm:
     def field(self, key: str) -> FormField | None:
         return self.fields.get(key.lower())
 
-    def option(self, key: str) -> tuple[str, Mapping[str, Any]] | None:
+    def option(self, key: str) -> tuple[str, RequestOptionDef] | None:
         for name, definition in self.request_options.items():
             if name.lower() == key.lower():
                 return name, definition
@@ -83,26 +347,7 @@ class TargetForm:
 
 
 @dataclass(frozen=True)
-class RequestParam:
-    field: str
-    label: str
-    type: str
-    value: str
-    example: str = ""
-
-
-@dataclass(frozen=True)
-class MappingRow:
-    field: str
-    label: str
-    type: str
-    value: str
-
-
-@dataclass(frozen=True)
 class Collection:
-    """A named list the mapping iterates, drawn from a list of the source order."""
-
     name: str
     source: str
     aliases: Mapping[str, str]
@@ -115,20 +360,29 @@ FILTER_VALUE = r"^[\w.:#-]{1,64}$"
 
 @dataclass(frozen=True)
 class Source:
-    system: str
-    connection: str
+    settings: SourceSettings
     api: SourceApi
-    label: str
-    request: tuple[RequestParam, ...]
-    page_size: int
-    start_page: int
-    by_modified: bool = False  # send is_by_modified=1: the window is on last-modified time (spec §4.1)
-    lookback: timedelta = timedelta(0)  # each run also re-reads this much before its window
+    suites: Mapping[str, Path]  # "orders"/"lines" -> the expectation suite file
+
+    @property
+    def keys(self) -> SourceKeys:
+        return SourceKeys.of(self.api)
+
+    def __getattr__(self, name: str) -> Any:  # connection, request, by_modified, lookback, …
+        return _delegate(self, "settings", name)
+
+    @property
+    def page_size(self) -> int:
+        return self.settings.pagination.page_size
+
+    @property
+    def start_page(self) -> int:
+        return self.settings.pagination.start_page
 
     @property
     def filter_fields(self) -> tuple[str, ...]:
         """Request parameters a run may set (``filters``): those the scheme leaves empty."""
-        return tuple(p.field for p in self.request if not p.value.strip())
+        return tuple(p.field for p in self.settings.request if not p.value.strip())
 
     def check_filters(self, filters: Mapping[str, Any]) -> dict[str, str]:
         """The run's filters as request parameters, or a ``SchemeError`` naming the bad one."""
@@ -147,289 +401,219 @@ class Source:
 
 @dataclass(frozen=True)
 class Target:
-    system: str
-    connection: str
-    api: str
-    label: str
+    settings: TargetSettings
     form: TargetForm
-    bill_key: str
-    check_base_data: bool  # look the bills' base-data numbers up in Kingdee before posting
     collections: Mapping[str, Collection]
-    mapping: tuple[MappingRow, ...]
 
-
-ON_PROBLEM = ("fail", "warn")
-
-
-@dataclass(frozen=True)
-class LoadSettings:
-    """``settings.load``: how bills reach Kingdee."""
-
-    chunk_size: int = 100  # bills per BatchSave call
-    concurrency: int = 1  # BatchSave calls in flight at once within one load task
-    rounds: int = 5  # look-up-and-resend rounds after unknown outcomes, per chunk
-    on_problem: str = "fail"  # a valid order that did not reach Kingdee: fail (red run) or warn (green)
-    asynchronous: bool = False  # BatchSaveQuery + QueryAsyncResult polling instead of BatchSave
-
-
-@dataclass(frozen=True)
-class Settings:
-    cron: str
-    timezone: str
-    retries: int
-    retry_delay_seconds: int
-    enabled: bool
-    preconditions: tuple[str, ...]
-    max_active_runs: int
-    load: LoadSettings
+    def __getattr__(self, name: str) -> Any:  # connection, api, bill_key, check_base_data, mapping, …
+        return _delegate(self, "settings", name)
 
 
 @dataclass(frozen=True)
 class Scheme:
-    name: str
-    dag_id: str
-    description: str
-    tags: tuple[str, ...]
+    file: SchemeFile
     source: Source
     target: Target
-    settings: Settings
     path: Path
+    text: YamlText = field(repr=False, compare=False)
+
+    def __getattr__(self, name: str) -> Any:  # name, dag_id, description, tags, settings
+        return _delegate(self, "file", name)
+
+    def edited(self, key: str, value: Any) -> Scheme:
+        """A copy with one setting changed, e.g. ``edited("source.pagination.page_size", 3)`` (not
+        re-checked: for tests and benchmarks)."""
+
+        def update(model: BaseModel, parts: list[str]) -> BaseModel:
+            new = value if len(parts) == 1 else update(getattr(model, parts[0]), parts[1:])
+            return model.model_copy(update={parts[0]: new})
+
+        file = update(self.file, key.split("."))
+        return Scheme(file, Source(file.source, self.source.api, self.source.suites),
+                      Target(file.target, self.target.form, self.target.collections), self.path, self.text)
+
+    def line_of(self, location: Location) -> int:
+        return self.text.line_of(location)
+
+    def problem(self, location: Location, message: str, where: str | None = None) -> Problem:
+        return Problem(self.path, self.line_of(location), where if where is not None else dotted(location), message)
 
 
-class _Reader:
-    """Reads one YAML mapping and names the file and location in every error."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise SchemeError(f"{where}: expected a mapping, got {type(data).__name__}")
-        self.data = data
-        self.where = where
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        if key not in self.data or self.data[key] is None:
-            if default is ...:
-                raise SchemeError(f"{self.where}: missing '{key}'")
-            return default
-        value = self.data[key]
-        if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)  # YAML reads 110 or 21 as numbers; the document's values are text
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-            raise SchemeError(f"{self.where}: '{key}' must be {expected}, got {value!r}")
-        return value
-
-    def sub(self, key: str) -> _Reader:
-        return _Reader(self.get(key, Mapping), f"{self.where}.{key}")
-
-    def items(self, key: str) -> list[_Reader]:
-        rows = self.get(key, list)
-        return [_Reader(row, f"{self.where}.{key}[{i}]") for i, row in enumerate(rows)]
+# ---------------------------------------------------------------------------------------------------
+# Loading.
 
 
-def _read_yaml(path: Path) -> Any:
+def dotted(location: Sequence[str | int]) -> str:
+    """("target", "mapping", 3, "value") -> target.mapping[3].value"""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _known_keys(model: type[BaseModel], location: Sequence[str | int]) -> list[str]:
+    """The keys a mapping at ``location`` may have (for "did you mean")."""
+    current: Any = model
+    for part in location:
+        origin = typing.get_origin(current)
+        if origin in (list, dict):
+            current = typing.get_args(current)[-1]
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return []
+        current = current.model_fields[part].annotation
+        while typing.get_origin(current) is Annotated:
+            current = typing.get_args(current)[0]
+    while typing.get_origin(current) is Annotated:
+        current = typing.get_args(current)[0]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return []
+
+
+def _problems(exc: ValidationError, text: YamlText, model: type[BaseModel]) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        location = tuple(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            known = _known_keys(model, location[:-1])
+            close = difflib.get_close_matches(str(location[-1]), known, n=1)
+            message = f"unknown key{f'; did you mean {close[0]!r}?' if close else ''} (allowed: {', '.join(known)})"
+        elif error["type"] == "missing":
+            message = "missing"
+        elif error["type"] not in ("value_error",):
+            message = f"{message}, got {error['input']!r}" if not isinstance(error["input"], (dict, list)) else message
+        problems.append(Problem(text.path, text.line_of(location), dotted(location), message.removeprefix("Value error, ")))
+    return sorted(problems, key=lambda p: p.line)
+
+
+_M = typing.TypeVar("_M", bound=BaseModel)
+
+
+def read_model(path: Path, model: type[_M]) -> tuple[_M, YamlText]:
+    """Read ``path`` into ``model``; a ``SchemeError`` lists every problem with its file:line."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SchemeError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise SchemeError(f"{path}: not valid YAML: {exc}") from None
-
-
-def _field_defs(reader: _Reader, key: str) -> dict[str, FieldDef]:
-    defs = reader.sub(key)
-    return {
-        name: FieldDef(name, str(d.get("label", str, "")), d.get("type", str))
-        for name, d in ((n, _Reader(v, f"{defs.where}.{n}")) for n, v in defs.data.items())
-    }
+        text = read_yaml_text(path)
+    except YamlTextError as exc:
+        raise SchemeError(str(exc)) from None
+    if not isinstance(text.data, dict):
+        raise SchemeError([Problem(path, 1, "", f"expected a mapping of keys, got {type(text.data).__name__}")])
+    try:
+        return model.model_validate(text.data), text
+    except ValidationError as exc:
+        raise SchemeError(_problems(exc, text, model)) from None
 
 
 def load_source_api(path: Path) -> SourceApi:
-    r = _Reader(_read_yaml(path), str(path))
-    return SourceApi(
-        method=r.get("method", str),
-        label=r.get("label", str, ""),
-        list_key=r.get("list_key", str),
-        total_key=r.get("total_key", str),
-        order_key=r.get("order_key", str),
-        line_list_key=r.get("line_list_key", str),
-        line_key=r.get("line_key", str),
-        max_window_days=r.get("max_window_days", int),
-        max_page_size=r.get("max_page_size", int),
-        request=_field_defs(r, "request"),
-        order_fields=_field_defs(r, "order_fields"),
-        line_fields=_field_defs(r, "line_fields"),
-    )
+    definition, text = read_model(path, SourceApiFile)
+    problems = []
+    for key, fields, where in (
+        ("order_key", definition.order_fields, "order_fields"),
+        ("number_key", definition.order_fields, "order_fields"),
+        ("line_key", definition.line_fields, "line_fields"),
+    ):
+        if getattr(definition, key) not in fields:
+            problems.append(Problem(path, text.line_of((key,)), key, f"{getattr(definition, key)!r} is not one of {where}"))
+    if problems:
+        raise SchemeError(problems)
+    return definition
 
 
 def load_target_form(path: Path) -> TargetForm:
-    r = _Reader(_read_yaml(path), str(path))
-    entities = {name: _Reader(v, f"{path}.entities.{name}").get("kind", str) for name, v in r.sub("entities").data.items()}
+    definition, text = read_model(path, TargetFormFile)
+    entities = {name: e.kind for name, e in definition.entities.items()}
+    problems = []
     if list(entities.values()).count("entry") != 1:
-        raise SchemeError(f"{path}: entities must name exactly one entry entity")
+        problems.append(Problem(path, text.line_of(("entities",)), "entities", "must name exactly one entry entity"))
     fields: dict[str, FormField] = {}
-    groups = r.sub("fields")
-    for group, members in groups.data.items():
+    for group, members in definition.fields.items():
         entity = "header" if group == "header" else group
         if entity != "header" and entity not in entities:
-            raise SchemeError(f"{path}.fields.{group}: not an entity declared under 'entities'")
-        for key, spec in _Reader(members, f"{groups.where}.{group}").data.items():
-            d = _Reader(spec, f"{groups.where}.{group}.{key}")
-            fields[key.lower()] = FormField(
-                key=key,
-                entity=entity,
-                kind=d.get("kind", str),
-                label=d.get("label", str, ""),
-                lookup=d.get("lookup", str, "FNumber"),
-                form=d.get("form", str, ""),
-            )
-    options = {name: dict(spec) for name, spec in r.sub("request_options").data.items()}
-    return TargetForm(r.get("form_id", str), r.get("label", str, ""), entities, fields, options)
+            problems.append(Problem(path, text.line_of(("fields", group)), f"fields.{group}", "not an entity declared under 'entities'"))
+        for key, spec in members.items():
+            fields[key.lower()] = FormField(key, entity, spec.kind, spec.label, spec.lookup, spec.form)
+    if problems:
+        raise SchemeError(problems)
+    return TargetForm(definition.form_id, definition.label, entities, fields, definition.request_options, path)
 
 
-def _request_params(reader: _Reader, api: SourceApi) -> tuple[RequestParam, ...]:
-    params = []
-    for row in reader.items("request"):
-        param = RequestParam(
-            field=row.get("field", str),
-            label=row.get("label", str, ""),
-            type=row.get("type", str, "string"),
-            value=row.get("value", str, ""),
-            example=row.get("example", str, ""),
-        )
-        if param.field not in api.request:
-            raise SchemeError(f"{row.where}: '{param.field}' is not a request parameter of {api.method}")
-        params.append(param)
-    return tuple(params)
-
-
-def _mapping_rows(reader: _Reader) -> tuple[MappingRow, ...]:
-    rows = []
-    for row in reader.items("mapping"):
-        rows.append(
-            MappingRow(
-                field=row.get("field", str),
-                label=row.get("label", str, ""),
-                type=row.get("type", str, "string"),
-                value=row.get("value", str, ""),
-            )
-        )
-    return tuple(rows)
-
-
-def _collections(reader: _Reader, api: SourceApi) -> dict[str, Collection]:
-    found = {}
-    block = reader.get("collections", Mapping, {})
-    for name, spec in block.items():
-        d = _Reader(spec, f"{reader.where}.collections.{name}")
-        source = d.get("from", str)
-        if source != api.line_list_key:
-            raise SchemeError(f"{d.where}: 'from' must be {api.line_list_key!r}, the order's line list")
-        aliases = {str(k): str(v) for k, v in d.get("aliases", Mapping, {}).items()}
-        for alias, field in aliases.items():
-            if field not in api.line_fields:
-                raise SchemeError(f"{d.where}.aliases.{alias}: '{field}' is not a line field of {api.method}")
-        found[name] = Collection(name, source, aliases)
-    return found
+def _definition(load: Any, path: Path, scheme: YamlText, location: Location) -> Any:
+    """A definition the scheme names; a missing file is the scheme's problem, at the naming key."""
+    if not path.exists():
+        raise SchemeError([Problem(scheme.path, scheme.line_of(location), dotted(location), f"{path}: file not found")])
+    return load(path)
 
 
 def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
-    """Read and check a scheme file; the mapping itself is checked when it is compiled."""
+    """Read and check a scheme file and the definitions it names; the mapping is checked when compiled."""
     path = Path(path)
-    r = _Reader(_read_yaml(path), str(path))
-    src, tgt, st = r.sub("source"), r.sub("target"), r.sub("settings")
+    file, text = read_model(path, SchemeFile)
+    problems: list[Problem] = []
 
-    api = load_source_api(include_dir / "apis" / f"{src.get('api', str)}.yaml")
-    pagination = src.sub("pagination")
-    page_size = pagination.get("page_size", int)
-    if not 1 <= page_size <= api.max_page_size:
-        raise SchemeError(f"{pagination.where}.page_size: must be 1..{api.max_page_size}, got {page_size}")
-    source = Source(
-        system=src.get("system", str),
-        connection=src.get("connection", str),
-        api=api,
-        label=src.get("label", str, ""),
-        request=_request_params(src, api),
-        page_size=page_size,
-        start_page=pagination.get("start_page", int),
-        by_modified=src.get("by_modified", bool, False),
-        lookback=_duration(src.get("lookback", str, "0"), f"{src.where}.lookback"),
+    def problem(location: Location, message: str) -> None:
+        problems.append(Problem(path, text.line_of(location), dotted(location), message))
+
+    src, tgt = file.source, file.target
+    if not src.api.startswith(f"{src.system}."):
+        problem(("source", "api"), f"a {src.system} API's name starts with '{src.system}.'")
+    api = _definition(load_source_api, include_dir / "apis" / f"{src.api}.yaml", text, ("source", "api"))
+    if src.pagination.page_size > api.max_page_size:
+        problem(("source", "pagination", "page_size"), f"must be 1..{api.max_page_size}, got {src.pagination.page_size}")
+    for index, param in enumerate(src.request):
+        if param.field not in api.request:
+            problem(("source", "request", index, "field"), f"'{param.field}' is not a request parameter of {api.method}")
+
+    suites = {}
+    for table, name in src.expectations.items():
+        suites[table] = include_dir / "expectations" / f"{name}.json"
+        if not suites[table].exists():
+            problem(("source", "expectations", table), f"{suites[table]}: file not found")
+
+    form = _definition(
+        load_target_form, include_dir / "apis" / f"{tgt.system}.{tgt.form}.yaml", text, ("target", "form")
     )
-
-    form = load_target_form(include_dir / "apis" / f"kingdee.{tgt.get('form', str)}.yaml")
-    target = Target(
-        system=tgt.get("system", str),
-        connection=tgt.get("connection", str),
-        api=tgt.get("api", str),
-        label=tgt.get("label", str, ""),
-        form=form,
-        bill_key=tgt.get("bill_key", str),
-        check_base_data=tgt.get("check_base_data", bool, True),
-        collections=_collections(tgt, api),
-        mapping=_mapping_rows(tgt),
-    )
-
-    schedule = st.sub("schedule")
-    load = _load_settings(st.sub("load"))
-    retries = st.get("retries", int)
-    if retries < 0:
-        raise SchemeError(f"{st.where}.retries: must not be negative, got {retries}")
-    settings = Settings(
-        cron=schedule.get("cron", str),
-        timezone=schedule.get("timezone", str, "Asia/Shanghai"),
-        retries=retries,
-        retry_delay_seconds=st.get("retry_delay_seconds", int, 60),
-        enabled=st.get("enabled", bool),
-        preconditions=tuple(str(p) for p in st.get("preconditions", list, [])),
-        max_active_runs=st.get("max_active_runs", int, 1),
-        load=load,
-    )
-    _check_cron(settings.cron, f"{schedule.where}.cron")
-    return Scheme(
-        name=r.get("name", str),
-        dag_id=r.get("dag_id", str),
-        description=r.get("description", str, ""),
-        tags=tuple(str(t) for t in r.get("tags", list, [])),
-        source=source,
-        target=target,
-        settings=settings,
-        path=path,
-    )
-
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def _duration(text: str, where: str) -> timedelta:
-    """``30m``, ``2h``, ``2d`` or ``0``."""
-    match = _DURATION.match(text)
-    if match is None or (match.group(2) == "" and match.group(1) != "0"):
-        raise SchemeError(f"{where}: expected a duration such as 30m, 2h or 2d, got {text!r}")
-    return timedelta(**{_UNITS.get(match.group(2), "minutes"): int(match.group(1))})
-
-
-def _load_settings(reader: _Reader) -> LoadSettings:
-    default = LoadSettings()
-    numbers = {
-        key: reader.get(key, int, getattr(default, key)) for key in ("chunk_size", "concurrency", "rounds")
-    }
-    for key, value in numbers.items():
-        if value < 1:
-            raise SchemeError(f"{reader.where}.{key}: must be at least 1, got {value}")
-    on_problem = reader.get("on_problem", str, default.on_problem)
-    if on_problem not in ON_PROBLEM:
-        raise SchemeError(f"{reader.where}.on_problem: must be one of {', '.join(ON_PROBLEM)}, got {on_problem!r}")
-    return LoadSettings(
-        **numbers, on_problem=on_problem, asynchronous=reader.get("asynchronous", bool, default.asynchronous)
-    )
-
-
-def _check_cron(expression: str, where: str) -> None:
-    from croniter import croniter
-
-    if not croniter.is_valid(expression):
-        raise SchemeError(f"{where}: not a valid cron expression: {expression!r}")
+    collections = {}
+    for name, spec in tgt.collections.items():
+        if spec.source != api.line_list_key:
+            problem(("target", "collections", name, "from"), f"must be {api.line_list_key!r}, the order's line list")
+        for alias, line_field in spec.aliases.items():
+            if line_field not in api.line_fields:
+                problem(("target", "collections", name, "aliases", alias), f"'{line_field}' is not a line field of {api.method}")
+        collections[name] = Collection(name, spec.source, dict(spec.aliases))
+    for index, upstream in enumerate(file.settings.preconditions):
+        if upstream == file.dag_id:
+            problem(("settings", "preconditions", index), "a scheme cannot wait for itself")
+    if problems:
+        raise SchemeError(problems)
+    return Scheme(file, Source(src, api, suites), Target(tgt, form, collections), path, text)
 
 
 def scheme_paths(include_dir: Path = INCLUDE_DIR) -> list[Path]:
     return sorted((include_dir / "schemes").glob("*.yaml"))
+
+
+def load_schemes(include_dir: Path = INCLUDE_DIR) -> list[Scheme]:
+    """Every scheme of ``include_dir``, checked together: unique dag ids, preconditions that name one."""
+    schemes = [load_scheme(path, include_dir) for path in scheme_paths(include_dir)]
+    problems = cross_check(schemes)
+    if problems:
+        raise SchemeError(problems)
+    return schemes
+
+
+def cross_check(schemes: Sequence[Scheme]) -> list[Problem]:
+    """What no scheme can see alone: a dag_id used twice, a precondition naming no scheme."""
+    problems, owners = [], {}
+    for scheme in schemes:
+        if scheme.dag_id in owners:
+            problems.append(scheme.problem(("dag_id",), f"{scheme.dag_id!r} is also the dag_id of {owners[scheme.dag_id].name}"))
+        owners.setdefault(scheme.dag_id, scheme.path)
+    for scheme in schemes:
+        for index, upstream in enumerate(scheme.settings.preconditions):
+            if upstream not in owners:
+                problems.append(scheme.problem(
+                    ("settings", "preconditions", index),
+                    f"{upstream!r} is not the dag_id of a scheme in {scheme.path.parent} (known: {', '.join(owners)})",
+                ))
+    return problems

@@ -44,6 +44,9 @@ class StoragePath(Protocol):
     def parent(self) -> StoragePath: ...
 
 
+COMPLETE = "complete.json"  # a window whose orders are all in Kingdee (see preconditions)
+
+
 class RunFiles:
     """The files of one window of one DAG: ``<root>/<dag_id>/window=<start>_<end>[,filters=<digest>]/``.
 
@@ -64,6 +67,7 @@ class RunFiles:
         self.unmapped = self.dir / "unmapped.parquet"
         self.request = self.dir / "request.json"
         self.load_report = self.dir / "load_report"  # one Parquet part per chunk: see append_part
+        self.complete = self.dir / COMPLETE
 
 
 def filters_digest(filters: dict[str, str]) -> str:

@@ -16,6 +16,7 @@ from croniter import croniter
 
 SHANGHAI = "Asia/Shanghai"
 _WDT_FORMAT = "YYYY-MM-DD HH:mm:ss"
+_KEY_FORMAT = "YYYYMMDD[T]HHmmss"
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -44,11 +45,22 @@ class Window:
     @property
     def key(self) -> str:
         """A path-safe name, the same for every run of this window."""
-        return f"{self.start.format('YYYYMMDD[T]HHmmss')}_{self.end.format('YYYYMMDD[T]HHmmss')}"
+        return f"{self.start.format(_KEY_FORMAT)}_{self.end.format(_KEY_FORMAT)}"
 
-    def api_bounds(self) -> tuple[str, str]:
-        """``start_time`` and ``end_time`` for WDT, whose window includes both ends."""
-        return self.start.format(_WDT_FORMAT), (self.end - timedelta(seconds=1)).format(_WDT_FORMAT)
+    @classmethod
+    def from_key(cls, key: str) -> Window:
+        """The window ``key`` names; ``WindowError`` if it names none."""
+        start, _, end = key.partition("_")
+        try:
+            return cls(pendulum.from_format(start, _KEY_FORMAT, tz=SHANGHAI), pendulum.from_format(end, _KEY_FORMAT, tz=SHANGHAI))
+        except ValueError as exc:
+            raise WindowError(f"not a window key: {key!r}") from exc
+
+    def api_bounds(self, inclusive_end: bool = True) -> tuple[str, str]:
+        """``start_time`` and ``end_time`` for the API; WDT's window includes both ends (spec §4.1), so
+        its end is the last second of the window."""
+        end = self.end - timedelta(seconds=1) if inclusive_end else self.end
+        return self.start.format(_WDT_FORMAT), end.format(_WDT_FORMAT)
 
     def split(self, max_span: timedelta) -> list[Window]:
         """Consecutive sub-windows no longer than ``max_span`` that cover this window exactly."""

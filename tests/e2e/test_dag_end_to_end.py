@@ -86,6 +86,7 @@ def test_stockouts_become_exactly_one_bill_each(dag, dataset, kingdee_emulator, 
     assert zero_qty and unknown_sku
 
     files, quarantine, report = _reports(tmp_path)
+    assert not files.complete.exists()  # a red window satisfies no scheme that waits for it
     # bad quantities never reach Kingdee; they are listed with the rule and the value
     assert set(quarantine["order_no"]) == zero_qty
     assert set(quarantine["column"]) == {"goods_count"} and set(quarantine["value"]) == {"0.0000"}
@@ -165,7 +166,7 @@ def test_the_cli_run_logs_outcomes_and_no_secret(dag, kingdee_emulator, monkeypa
     # the load task's summary lists every order that did not reach Kingdee, with its reason
     assert "orders did not reach Kingdee:" in logs
     assert "held" in logs and "BD_MATERIAL has no number" in logs and "quarantined" in logs and "goods_count='0.0000'" in logs
-    assert "Quarantined stock-out" in logs
+    assert "Quarantined order" in logs
     # the path that carries a secret did run: the login, whose request holds the password
     assert '"username": "erpsync", "password": "***"' in logs
     for secret in (WDT["app_secret"], KINGDEE["app_secret"]):
@@ -180,8 +181,12 @@ def test_on_problem_warn_gives_a_green_run_with_the_same_bills(airflow_db, wdt_e
 
     scheme = edited_scheme(lambda d: d["settings"]["load"].update(on_problem="warn"))
     _run(build_dag(scheme), WINDOW, state="success")
-    _, quarantine, report = _reports(tmp_path)
+    files, quarantine, report = _reports(tmp_path)
     assert len(quarantine) and (report["outcome"] == "held").any()
+    # the window is complete for schemes that wait for this one (前置条件), problems counted
+    from erpsync.steps.load import PROBLEMS
+
+    assert json.loads(files.complete.read_text())["problems"] == report["outcome"].isin(PROBLEMS).sum() > 0
 
 
 def test_repush_after_the_missing_material_is_created(dag, dataset, kingdee_emulator, tmp_path):

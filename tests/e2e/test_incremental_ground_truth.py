@@ -10,7 +10,6 @@ completed, minus the defective ones the pipeline holds back or Kingdee refuses, 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from datetime import date
 
@@ -35,7 +34,7 @@ pytestmark = pytest.mark.e2e
 
 # pages of 5 orders: several pages per window, so churn moves orders between them while they are read
 _SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
-SCHEME = dataclasses.replace(_SCHEME, source=dataclasses.replace(_SCHEME.source, page_size=5))
+SCHEME = _SCHEME.edited("source.pagination.page_size", 5)
 DAY = date(2026, 11, 2)
 STEP = dt.timedelta(hours=6)  # a coarser schedule than hourly keeps the test short; the logic is the same
 
@@ -73,8 +72,8 @@ def test_a_day_under_every_fault_loads_exactly_the_completed_orders(seed, tmp_pa
             for _attempt in range(6):  # Airflow's retries
                 try:
                     extract(SCHEME, window, reader, files)
-                    validate(files, INCLUDE_DIR / "expectations", "drill")
-                    transform(mapping, files, "stockout_id", "rec_id")
+                    validate(files, SCHEME.source.suites, SCHEME.source.keys, "drill")
+                    transform(mapping, files, SCHEME.source.keys)
                     load(writer, files, LoadSettings(chunk_size=10, concurrency=2, rounds=6))
                     break
                 except (WdtTransientError, PagingError, KingdeeTransientError):
@@ -82,7 +81,7 @@ def test_a_day_under_every_fault_loads_exactly_the_completed_orders(seed, tmp_pa
             else:
                 pytest.fail(f"window {window} never succeeded")
             report = read_report(files)
-            defective |= set(report.loc[report["outcome"].isin(["rejected", "held", "quarantined", "unmapped"]), "stockout_id"])
+            defective |= set(report.loc[report["outcome"].isin(["rejected", "held", "quarantined", "unmapped"]), "order_id"])
             start = window.end
 
         assert reader.retries and reader.throttled_seconds  # the faults did happen

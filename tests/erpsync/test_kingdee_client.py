@@ -53,7 +53,7 @@ def _model(bill_no: str, material: str = "GT1001-01", qty: str = "2", price: str
 def _files(tmp_path, bills: list[dict]) -> RunFiles:
     window = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02", "e"))
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), "test_dag", window)
-    write_jsonl([{"bill_no": m["FBillNo"], "stockout_id": str(i), "order_no": m["FBillNo"], "model": m} for i, m in enumerate(bills)], files.bills)
+    write_jsonl([{"bill_no": m["FBillNo"], "order_id": str(i), "order_no": m["FBillNo"], "model": m} for i, m in enumerate(bills)], files.bills)
     write_json({"form_id": FORM, "service": "BatchSave", "options": OPTIONS}, files.request)
     return files
 

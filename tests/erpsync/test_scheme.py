@@ -93,13 +93,13 @@ def test_a_malformed_mapping_names_the_row(edited_scheme, change, message):
         (lambda d: d["source"]["pagination"].update(page_size=500), r"page_size: must be 1..100"),
         (lambda d: d["source"]["request"].append({"field": "buyer_nick", "value": "x"}), r"'buyer_nick' is not a request parameter"),
         (lambda d: d["settings"]["schedule"].update(cron="every hour"), r"not a valid cron"),
-        (lambda d: d["settings"].update(retries="three"), r"retries' must be int"),
-        (lambda d: d["settings"].pop("enabled"), r"settings: missing 'enabled'"),
+        (lambda d: d["settings"].update(retries="three"), r"settings.retries: Input should be a valid integer"),
+        (lambda d: d["settings"].pop("enabled"), r"settings.enabled: missing"),
         (lambda d: d["target"].update(form="SAL_NOPE"), r"kingdee.SAL_NOPE.yaml: file not found"),
         (lambda d: d["target"]["collections"]["batch_details"]["aliases"].update(num="qty"), r"'qty' is not a line field"),
-        (lambda d: d["settings"]["load"].update(concurrency=0), r"settings.load.concurrency: must be at least 1"),
-        (lambda d: d["settings"]["load"].update(on_problem="ignore"), r"on_problem: must be one of fail, warn"),
-        (lambda d: d["settings"]["load"].update(asynchronous="yes"), r"'asynchronous' must be bool"),
+        (lambda d: d["settings"]["load"].update(concurrency=0), r"settings.load.concurrency: Input should be greater than or equal to 1"),
+        (lambda d: d["settings"]["load"].update(on_problem="ignore"), r"on_problem: Input should be 'fail' or 'warn'"),
+        (lambda d: d["settings"]["load"].update(asynchronous="perhaps"), r"asynchronous: Input should be a valid boolean"),
     ],
 )
 def test_a_malformed_scheme_names_the_setting(edited_scheme, change, message):

@@ -54,7 +54,7 @@ def staged(tmp_path_factory):
     ]
     write_parquet(pd.DataFrame(orders, dtype="string"), files.orders)
     write_parquet(pd.DataFrame(lines, dtype="string"), files.lines)
-    result = validate(files, INCLUDE_DIR / "expectations", "test")
+    result = validate(files, SCHEME.source.suites, SCHEME.source.keys, "test")
     return files, result
 
 
@@ -68,7 +68,8 @@ def test_each_broken_rule_is_listed_with_its_value(staged):
     # text that is not a number is held back with the text as received
     assert ("CK-TEXTQTY", "goods_count is present", "two") in found
     assert {("CK-TWIN", "order_no is unique", "CK-TWIN")} <= found and len(report[report["order_no"] == "CK-TWIN"]) == 4
-    assert any(r.stockout_id == "7" and r.check == "order_no is present" for r in report.itertuples())
+    assert any(r.order_id == "7" and r.check == "order_no is present" for r in report.itertuples())
+    assert ("31", "spec_no is present") in {(r.line_id, r.check) for r in report.itertuples()}
     assert result.quarantined_orders == 6
     assert set(report["order_no"].dropna()) == {"CK-NEGATIVE", "CK-NOSKU", "CK-TEXTQTY", "CK-TWIN"}
     summary = read_json(files.quality / "summary.json")
@@ -79,7 +80,7 @@ def test_each_broken_rule_is_listed_with_its_value(staged):
 
 def test_transform_builds_bills_for_valid_orders_only(staged):
     files, _ = staged
-    result = transform(compile_mapping(SCHEME), files, "stockout_id", "rec_id")
+    result = transform(compile_mapping(SCHEME), files, SCHEME.source.keys)
     bills = {b["bill_no"]: b for b in read_jsonl(files.bills)}
     assert set(bills) == {"CK-GOOD", "CK-GIFT"}
     assert bills["CK-GOOD"]["model"]["FEntity"][1]["FRealQty"] == "2"
@@ -87,7 +88,7 @@ def test_transform_builds_bills_for_valid_orders_only(staged):
     # an order without lines cannot become a bill: listed, not dropped
     unmapped = read_parquet(files.unmapped)
     assert unmapped.to_dict("records") == [
-        {"stockout_id": "9", "order_no": "CK-NOLINES", "field": "FEntity", "message": "the order has no lines"}
+        {"order_id": "9", "order_no": "CK-NOLINES", "field": "FEntity", "message": "the order has no lines"}
     ]
     assert (result.bills, result.unmapped, result.skipped_quarantined) == (2, 1, 6)
     request = read_json(files.request)

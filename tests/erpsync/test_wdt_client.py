@@ -278,20 +278,17 @@ def test_an_order_without_its_key_is_an_error():
 
 
 def _with_page_size(size: int):
-    from dataclasses import replace
-
-    return replace(SCHEME, source=replace(SCHEME.source, page_size=size))
+    return SCHEME.edited("source.pagination.page_size", size)
 
 
 def test_paging_while_the_data_changes_skips_no_order_and_doubles_none(dataset, tmp_path, caplog):
     """The emulator changes the window's orders on every page read (churn): orders complete inside the
     window while it is paged. The extract still ends with exactly the orders WDT holds for the window."""
-    import dataclasses
     import logging
 
     from emulators.wdt import make_server
 
-    scheme = dataclasses.replace(SCHEME, source=dataclasses.replace(SCHEME.source, page_size=3))
+    scheme = SCHEME.edited("source.pagination.page_size", 3)
     window = _window("2026-11-02", "2026-11-03")
     clock = parse_datetime("2026-11-02T18:00:00", "now")  # the run reads while the day goes on
     with serving(make_server(**WDT, seed=SEED, orders=60, start=START, days=3, churn_rate=1.0, now=clock)) as server:

@@ -26,7 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from erpsync.scheme import Scheme
+from erpsync.scheme import Scheme, SourceApi
 from erpsync.staging import RunFiles, put_file, write_json
 from erpsync.wdt.paging import TotalCountPaginator
 from erpsync.windows import Window
@@ -59,7 +59,7 @@ def request_params(scheme: Scheme, window: Window, filters: Mapping[str, str] | 
     ``filters`` (the documented examples: one stockout_no, one shop_no, …) may set only parameters that
     the scheme leaves empty; they never replace the window, the paging or the scheme's constants.
     """
-    start, end = window.api_bounds()
+    start, end = window.api_bounds(scheme.source.api.window_inclusive_end)
     system = {
         "WINDOW_START": start,
         "WINDOW_END": end,
@@ -92,13 +92,18 @@ def _text(value: Any) -> str | None:
 
 
 class _ParquetStream:
-    """Rows into one Parquet file a row group at a time: memory holds one group, not the window.
+    """Rows into one Parquet file in row groups: memory holds one group, not the window.
 
     The schema is explicit: every field the API definition knows, as exact text, then ``extra``, a
-    JSON object of any field WDT sent that the definition does not know (kept, not dropped).
+    JSON object of any field WDT sent that the definition does not know (kept, not dropped). Rows are
+    turned into Arrow a batch at a time as pages arrive (small: converting one never stalls the pages
+    arriving meanwhile) and written as row groups of ``GROUP_ROWS``: a reader loads the file's footer
+    whole, about 1 KB per column per row group, so small groups would make every later step's memory
+    grow with the window.
     """
 
-    GROUP_ROWS = 1000  # small groups: converting one never stalls the pages arriving meanwhile
+    BATCH_ROWS = 1000
+    GROUP_ROWS = 10_000
 
     def __init__(self, fields: list[str], local: Path) -> None:
         import pyarrow as pa
@@ -109,6 +114,8 @@ class _ParquetStream:
         self.schema = pa.schema([(f, pa.string()) for f in [*fields, EXTRA_COLUMN]])
         self._writer = pq.ParquetWriter(local, self.schema)
         self._buffer: list[dict[str, str | None]] = []
+        self._batches: list[Any] = []  # Arrow batches of the row group being gathered
+        self._pending = 0
         self.rows = 0
 
     def add(self, row: dict[str, str | None]) -> None:
@@ -116,18 +123,29 @@ class _ParquetStream:
         self._buffer.append({**{f: row.get(f) for f in self.fields},
                              EXTRA_COLUMN: json.dumps(extra, ensure_ascii=False) if extra else None})
         self.rows += 1
-        if len(self._buffer) >= self.GROUP_ROWS:
-            self._flush()
+        if len(self._buffer) >= self.BATCH_ROWS:
+            self._convert()
+            if self._pending >= self.GROUP_ROWS:
+                self._write()
 
-    def _flush(self) -> None:
+    def _convert(self) -> None:
         import pyarrow as pa
 
         if self._buffer:
-            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self._batches.append(pa.RecordBatch.from_pylist(self._buffer, schema=self.schema))
+            self._pending += len(self._buffer)
             self._buffer = []
 
+    def _write(self) -> None:
+        import pyarrow as pa
+
+        if self._batches:
+            self._writer.write_table(pa.Table.from_batches(self._batches, schema=self.schema), row_group_size=self.GROUP_ROWS)
+            self._batches, self._pending = [], 0
+
     def close(self) -> None:
-        self._flush()
+        self._convert()
+        self._write()
         self._writer.close()
 
 
@@ -172,7 +190,7 @@ def extract(
                     return response
 
                 for order in paginator.orders(fetch, f"{api.method} {sub}"):
-                    _stage(order, api.line_list_key, api.order_key, orders, lines)
+                    _stage(order, api, orders, lines)
         finally:
             orders.close()
             lines.close()
@@ -193,12 +211,24 @@ def extract(
     return result
 
 
-def _stage(order: dict[str, Any], line_list_key: str, order_key: str, orders: _ParquetStream, lines: _ParquetStream) -> None:
-    details = order.get(line_list_key) or []
+def stage_rows(order: Mapping[str, Any], api: SourceApi) -> tuple[dict[str, str | None], list[dict[str, str | None]]]:
+    """One order as the API returned it -> its staged row and its line rows, every value as text."""
+    details = order.get(api.line_list_key) or []
     if not isinstance(details, list):
-        raise ExtractError(f"order {order.get('order_no')!r}: {line_list_key} is not a list")
-    orders.add({k: _text(v) for k, v in order.items() if k != line_list_key})
+        raise ExtractError(f"order {order.get(api.number_key)!r}: {api.line_list_key} is not a list")
+    row = {k: _text(v) for k, v in order.items() if k != api.line_list_key}
+    lines = []
     for line in details:
-        row = {k: _text(v) for k, v in line.items()}
-        row.setdefault(order_key, _text(order.get(order_key)))
-        lines.add(row)
+        if not isinstance(line, Mapping):
+            raise ExtractError(f"order {order.get(api.number_key)!r}: a {api.line_list_key} entry is not an object")
+        staged = {k: _text(v) for k, v in line.items()}
+        staged.setdefault(api.order_key, _text(order.get(api.order_key)))
+        lines.append(staged)
+    return row, lines
+
+
+def _stage(order: dict[str, Any], api: SourceApi, orders: _ParquetStream, lines: _ParquetStream) -> None:
+    row, line_rows = stage_rows(order, api)
+    orders.add(row)
+    for line in line_rows:
+        lines.add(line)

@@ -39,7 +39,7 @@ from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_p
 
 log = logging.getLogger(__name__)
 
-REPORT_COLUMNS = ["bill_no", "stockout_id", "order_no", "outcome", "kingdee_id", "kingdee_number", "field", "message", "at"]
+REPORT_COLUMNS = ["bill_no", "order_id", "order_no", "outcome", "kingdee_id", "kingdee_number", "field", "message", "at"]
 OUTCOMES = ("created", "existing", "rejected", "held", "quarantined", "unmapped")
 PROBLEMS = ("rejected", "held", "quarantined", "unmapped")  # a valid order that is not in Kingdee
 
@@ -69,9 +69,9 @@ class LoadResult:
 
 @dataclass(frozen=True)
 class Problem:
-    """A valid stock-out of the window that did not become a Kingdee bill."""
+    """A valid order of the window that did not become a Kingdee bill."""
 
-    stockout_id: str
+    order_id: str
     order_no: str
     outcome: str  # rejected | held | quarantined | unmapped
     reason: str
@@ -80,7 +80,7 @@ class Problem:
 def _row(bill: Mapping[str, Any], outcome: str, **values: Any) -> dict[str, Any]:
     return {
         "bill_no": bill["bill_no"],
-        "stockout_id": bill.get("stockout_id"),
+        "order_id": bill.get("order_id"),
         "order_no": bill.get("order_no"),
         "outcome": outcome,
         "kingdee_id": values.get("kingdee_id"),
@@ -313,25 +313,25 @@ def _upstream_rows(files: RunFiles) -> list[dict[str, Any]]:
     """The orders validate quarantined and transform could not map: no bill was built for them."""
     rows: list[dict[str, Any]] = []
     if files.quarantine.exists():
-        for stockout_id, rules in read_parquet(files.quarantine).groupby("stockout_id", sort=False):
+        for order_id, rules in read_parquet(files.quarantine).groupby("order_id", sort=False):
             reasons = "; ".join(dict.fromkeys(
-                f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.rec_id})" if _given(r.rec_id) else "")
+                f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.line_id})" if _given(r.line_id) else "")
                 for r in rules.itertuples()
             ))
-            order = {"bill_no": None, "stockout_id": stockout_id, "order_no": rules["order_no"].iloc[0]}
+            order = {"bill_no": None, "order_id": order_id, "order_no": rules["order_no"].iloc[0]}
             rows.append(_row(order, "quarantined", field="; ".join(dict.fromkeys(rules["column"])), message=reasons))
     if files.unmapped.exists():
         for u in read_parquet(files.unmapped).itertuples():
-            order = {"bill_no": None, "stockout_id": u.stockout_id, "order_no": u.order_no}
+            order = {"bill_no": None, "order_id": u.order_id, "order_no": u.order_no}
             rows.append(_row(order, "unmapped", field=u.field, message=u.message))
     return rows
 
 
 def window_problems(files: RunFiles) -> list[Problem]:
-    """Every valid stock-out of the window that is not in Kingdee, with the reason, from the load report."""
+    """Every valid order of the window that is not in Kingdee, with the reason, from the load report."""
     report = read_report(files)
     return [
-        Problem(str(r.stockout_id), str(r.order_no), r.outcome,
+        Problem(str(r.order_id), str(r.order_no), r.outcome,
                 f"[{r.field if _given(r.field) else '-'}] {r.message}" if r.outcome == "rejected" else str(r.message))
         for r in report[report["outcome"].isin(PROBLEMS)].itertuples()
     ]
@@ -346,5 +346,5 @@ def summary(window: str, result: LoadResult, problems: Sequence[Problem]) -> str
     ]
     if problems:
         lines.append(f"{len(problems)} orders did not reach Kingdee:")
-        lines += [f"  {p.outcome:<11} {p.order_no} (stock-out {p.stockout_id}): {p.reason}" for p in problems]
+        lines += [f"  {p.outcome:<11} {p.order_no} (id {p.order_id}): {p.reason}" for p in problems]
     return "\n".join(lines)

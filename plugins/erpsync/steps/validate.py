@@ -1,10 +1,12 @@
 """Validate: Great Expectations suites over the staged orders and lines; failing orders are quarantined.
 
-The suites live in ``include/expectations/`` in GX's own JSON form. Their ``meta`` names the columns
+The suites are files in GX's own JSON form that the scheme names (``source.expectations``: one for the
+orders, one for the lines; by default ``include/expectations/``). Their ``meta`` names the columns
 that identify a row in the report (``index_columns``) and the columns read as exact decimals
 (``decimal_columns``). A stock-out is quarantined as a whole when its header or any of its lines
 breaks a rule: a bill with a line missing would be wrong, not just incomplete. ``quarantine.parquet``
-lists each broken rule with the order, the line and the offending value as received; the GX results
+lists each broken rule with the order (``order_id``, ``order_no``), the line (``line_id``) and the
+offending value as received, the key columns being the ones the API definition names; the GX results
 and Data Docs are saved under ``quality/``.
 """
 
@@ -17,16 +19,18 @@ import tempfile
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
+from erpsync.scheme import SourceKeys
 from erpsync.staging import RunFiles, read_parquet, replace_tree, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
 _ROW = "_row"
-QUARANTINE_COLUMNS = ["stockout_id", "order_no", "rec_id", "suite", "rule", "check", "column", "value"]
+QUARANTINE_COLUMNS = ["order_id", "order_no", "line_id", "suite", "rule", "check", "column", "value"]
 
 
 class ValidationSetupError(RuntimeError):
@@ -77,20 +81,22 @@ def _load_suite(path: Path) -> tuple[Any, dict[str, Any]]:
     return suite, spec.get("meta", {})
 
 
-def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> ValidateResult:
+def validate(files: RunFiles, suites: Mapping[str, Path], keys: SourceKeys, run_name: str) -> ValidateResult:
+    """Run ``suites["orders"]`` on the staged orders and ``suites["lines"]`` on their lines (either may
+    be absent: no rules for that table)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the task log
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    frames = {"stockout_orders": read_parquet(files.orders), "stockout_lines": read_parquet(files.lines)}
+    frames = {"orders": read_parquet(files.orders), "lines": read_parquet(files.lines)}
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas(name="wdt_staging")
     quarantine: list[dict[str, Any]] = []
-    orders = frames["stockout_orders"]
-    order_numbers = dict(zip(orders["stockout_id"].astype(object), orders["order_no"].astype(object)))
+    orders = frames["orders"]
+    order_numbers = dict(zip(orders[keys.order].astype(object), orders[keys.number].astype(object)))
 
     with tempfile.TemporaryDirectory(prefix="erpsync-docs-") as docs_dir:
         context.add_data_docs_site(
@@ -101,8 +107,11 @@ def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> Validate
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
         )
-        for name, frame in frames.items():
-            suite, meta = _load_suite(expectations_dir / f"{name}.json")
+        for table, frame in frames.items():
+            if table not in suites:
+                continue
+            suite, meta = _load_suite(suites[table])
+            name = suite.name
             suite = context.suites.add(suite)
             index_columns = [_ROW, *meta.get("index_columns", [])]
             typed = _typed(frame, meta.get("decimal_columns", []))
@@ -119,15 +128,15 @@ def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> Validate
             outcome = checkpoint.run(batch_parameters={"dataframe": typed}, run_id=gx.RunIdentifier(run_name=run_name))
             for result in outcome.run_results.values():
                 write_json(result.to_json_dict(), files.quality / f"{name}.json")
-                quarantine.extend(_broken(name, result, frame, order_numbers))
+                quarantine.extend(_broken(name, result, frame, order_numbers, keys))
         replace_tree(Path(docs_dir), files.quality / "docs")
 
     report = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS).astype("string")
     write_parquet(report, files.quarantine)
-    bad_orders = report["stockout_id"].fillna(report["order_no"]).nunique()
+    bad_orders = report["order_id"].fillna(report["order_no"]).nunique()
     summary = {
-        "orders": len(frames["stockout_orders"]),
-        "lines": len(frames["stockout_lines"]),
+        "orders": len(frames["orders"]),
+        "lines": len(frames["lines"]),
         "quarantined_orders": int(bad_orders),
         "broken_rules": len(report),
         "by_rule": report.groupby(["suite", "rule", "column"]).size().rename("count").reset_index().to_dict("records"),
@@ -135,8 +144,8 @@ def validate(files: RunFiles, expectations_dir: Path, run_name: str) -> Validate
     write_json(summary, files.quality / "summary.json")
     for row in report.itertuples():
         log.warning(
-            "Quarantined stock-out %s (id %s, line %s): breaks %s (%s), value %r",
-            row.order_no, row.stockout_id, row.rec_id, row.check, row.rule, row.value,
+            "Quarantined order %s (id %s, line %s): breaks %s (%s), value %r",
+            row.order_no, row.order_id, row.line_id, row.check, row.rule, row.value,
         )
     return ValidateResult(
         orders=summary["orders"],
@@ -169,7 +178,9 @@ def describe(expectation_type: str, kwargs: dict[str, Any]) -> str:
     return f"{expectation_type}({column})"
 
 
-def _broken(suite: str, result: Any, raw: pd.DataFrame, order_numbers: dict[Any, Any]) -> list[dict[str, Any]]:
+def _broken(
+    suite: str, result: Any, raw: pd.DataFrame, order_numbers: dict[Any, Any], keys: SourceKeys
+) -> list[dict[str, Any]]:
     """One quarantine row per (rule, failing row), with the value as received from WDT."""
     rows = []
     for check in result.results:
@@ -188,9 +199,9 @@ def _broken(suite: str, result: Any, raw: pd.DataFrame, order_numbers: dict[Any,
             value = source[column] if column in raw.columns else None
             rows.append(
                 {
-                    "stockout_id": _clean(source.get("stockout_id")),
-                    "order_no": _clean(source.get("order_no", order_numbers.get(source.get("stockout_id")))),
-                    "rec_id": _clean(source.get("rec_id")),
+                    "order_id": _clean(source.get(keys.order)),
+                    "order_no": _clean(source.get(keys.number, order_numbers.get(source.get(keys.order)))),
+                    "line_id": _clean(source.get(keys.line)),
                     "suite": suite,
                     "rule": config.type,
                     "check": describe(config.type, config.kwargs),
