@@ -1,6 +1,7 @@
 """The command line: check schemes and see what they would post, without Airflow running.
 
-    python -m erpsync validate [SCHEME ...]        every problem of the schemes, as file:line: key: message
+    python -m erpsync validate [SCHEME ...] [--kingdee CONNECTION]
+                                                   every problem of the schemes, as file:line: key: message
     python -m erpsync preview SCHEME --order FILE.json
     python -m erpsync preview SCHEME --stockout-no CK2026110100001 [--window START END]
     python -m erpsync schema [--check]             write (or check) include/schemes/scheme.schema.json
@@ -15,7 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from erpsync.scheme import (
     INCLUDE_DIR,
@@ -34,10 +35,12 @@ def _problems_of(exc: SchemeError) -> list[Problem | str]:
     return list(exc.problems) if exc.problems else [str(exc)]
 
 
-def check_schemes(paths: Sequence[Path], include_dir: Path) -> tuple[list[Scheme], list[Problem | str]]:
-    """Load and compile every scheme of ``paths``; the problems of all of them, not only the first."""
+def check_schemes(paths: Sequence[Path], include_dir: Path) -> tuple[list[tuple[Scheme, Any]], list[Problem | str]]:
+    """Load and compile every scheme of ``paths``: the compiled ones (scheme, mapping) and the
+    problems of all of them, not only the first."""
     from erpsync.mapping.compile import compile_mapping
 
+    compiled: list[tuple[Scheme, Any]] = []
     schemes: list[Scheme] = []
     problems: list[Problem | str] = []
     for path in paths:
@@ -46,11 +49,11 @@ def check_schemes(paths: Sequence[Path], include_dir: Path) -> tuple[list[Scheme
         except SchemeError as exc:
             problems += _problems_of(exc)
             continue
+        schemes.append(scheme)
         try:
-            compile_mapping(scheme)
+            compiled.append((scheme, compile_mapping(scheme)))
         except SchemeError as exc:
             problems += _problems_of(exc)
-        schemes.append(scheme)
     # preconditions and dag ids are checked against every scheme of the folder
     others = []
     for path in scheme_paths(include_dir):
@@ -61,7 +64,31 @@ def check_schemes(paths: Sequence[Path], include_dir: Path) -> tuple[list[Scheme
                 pass  # its own problems are reported when it is validated
     checked = {s.path.resolve() for s in schemes}
     problems += [p for p in cross_check([*schemes, *others]) if p.path.resolve() in checked]
-    return schemes, problems
+    return compiled, problems
+
+
+def check_constants(scheme: Scheme, mapping: Any, client: Any) -> list[Problem]:
+    """Base-data numbers written as constants (a department, a bill type, a currency) that Kingdee
+    does not have: every bill would be held back for them, so say so before any run."""
+    from erpsync.mapping.values import Constant
+
+    wanted: dict[str, dict[str, list[Any]]] = {}
+    for rules in (mapping.header, *mapping.subheads.values(), mapping.entry):
+        for rule in rules:
+            if rule.field.form and isinstance(rule.value, Constant):
+                wanted.setdefault(rule.field.form, {}).setdefault(rule.value.source, []).append(rule)
+    problems = []
+    for form, numbers in wanted.items():
+        known = {str(row[0]) for row in client.query_in(form, "FNumber", sorted(numbers), ["FNumber"])}
+        for number, rules in numbers.items():
+            if number in known:
+                continue
+            for rule in rules:
+                index = scheme.target.mapping.index(rule.row)
+                problems.append(scheme.problem(("target", "mapping", index, "value"),
+                                               f"Kingdee has no {form} numbered {number!r}",
+                                               f"target.mapping[{index}] ({rule.row.field} {rule.row.label})"))
+    return problems
 
 
 def validate(args: argparse.Namespace, out: TextIO) -> int:
@@ -70,10 +97,18 @@ def validate(args: argparse.Namespace, out: TextIO) -> int:
     if not paths:
         print(f"no schemes in {include_dir / 'schemes'}", file=out)
         return 1
-    schemes, problems = check_schemes(paths, include_dir)
+    compiled, problems = check_schemes(paths, include_dir)
+    if args.kingdee and compiled:
+        from contextlib import closing
+
+        from erpsync.kingdee.hook import KingdeeHook
+
+        with closing(KingdeeHook(args.kingdee).get_conn()) as client:
+            for scheme, mapping in compiled:
+                problems += check_constants(scheme, mapping, client)
     for problem in problems:
         print(problem, file=out)
-    for scheme in schemes:
+    for scheme, _ in compiled:
         if not any(isinstance(p, Problem) and p.path == scheme.path for p in problems):
             print(f"ok  {scheme.path}: {scheme.dag_id}, {len(scheme.target.mapping)} mapping rows", file=out)
     print(f"{len(paths)} schemes checked, {len(problems)} problems", file=out)
@@ -102,6 +137,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
     check = commands.add_parser("validate", help="check schemes against the API and form definitions")
     check.add_argument("schemes", nargs="*", help="scheme files (default: every include/schemes/*.yaml)")
+    check.add_argument("--kingdee", metavar="CONNECTION",
+                       help="also look the base-data constants up in Kingdee through this Airflow connection")
     check.set_defaults(run=validate)
 
     publish = commands.add_parser("schema", help="write the JSON Schema of scheme files")

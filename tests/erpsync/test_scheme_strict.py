@@ -169,3 +169,17 @@ def test_schema_command_checks_the_published_file(include, capsys):
     assert main(["--include", str(include), "schema", "--check"]) == 1
     assert main(["--include", str(include), "schema"]) == 0
     assert main(["--include", str(include), "schema", "--check"]) == 0
+
+
+def test_validate_looks_base_data_constants_up_in_kingdee(include, kingdee_emulator, monkeypatch, capsys):
+    from tests.conftest import KINGDEE
+
+    monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_CHECK", json.dumps({
+        "conn_type": "generic", "host": kingdee_emulator.url, "login": KINGDEE["username"], "password": KINGDEE["app_secret"],
+        "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"]},
+    }))
+    assert main(["--include", str(include), "validate", "--kingdee", "kingdee_check"]) == 0
+    path, line = _edit(include, "type: string, value: BM000175}", "type: string, value: BM999999}")
+    assert main(["--include", str(include), "validate", "--kingdee", "kingdee_check"]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:{line}: target.mapping[5] (FSaleDeptID 销售部门): Kingdee has no BD_Department numbered 'BM999999'" in out
