@@ -42,7 +42,7 @@ def _orders_in(data: Any, scheme: Scheme) -> list[Mapping[str, Any]]:
 def _pick(orders: Sequence[Mapping[str, Any]], number: str | None, scheme: Scheme, where: str) -> Mapping[str, Any]:
     key = scheme.source.api.number_key
     if number is not None:
-        orders = [o for o in orders if str(o.get(key)) == number or str(o.get("stockout_no")) == number]
+        orders = [o for o in orders if str(o.get(key)) == number]
     if not orders:
         raise PreviewError(f"{where}: no order {number}")
     if len(orders) > 1:
@@ -78,10 +78,7 @@ def order_from_staging(root: Any, scheme: Scheme, number: str) -> tuple[Record, 
             continue
         with orders_file.open("rb") as fh:
             orders = pq.read_table(fh)
-        match = pc.equal(orders[keys.number], number)
-        if "stockout_no" in orders.column_names:
-            match = pc.or_(match, pc.equal(orders["stockout_no"], number))
-        found = orders.filter(pc.fill_null(match, False)).to_pylist()
+        found = orders.filter(pc.fill_null(pc.equal(orders[keys.number], number), False)).to_pylist()
         if not found:
             continue
         order = found[0]
@@ -96,9 +93,10 @@ def order_from_wdt(scheme: Scheme, number: str, window: Any, connection: str) ->
     from erpsync.wdt.hook import WdtHook
 
     api = scheme.source.api
-    if "stockout_no" not in scheme.source.filter_fields:
-        raise PreviewError(f"{scheme.path}: the scheme sets stockout_no itself; a query by number is not possible")
-    params = request_params(scheme, window, {"stockout_no": number})
+    if not api.number_param or api.number_param not in scheme.source.filter_fields:
+        raise PreviewError(f"{scheme.path}: {api.method} cannot be asked for one order by number here "
+                           f"(its number_param {api.number_param or 'is not defined'}, or the scheme sets it)")
+    params = request_params(scheme, window, {api.number_param: number})
     with closing(WdtHook(connection).get_conn()) as client:
         response = client.call(api.method, {**params, "page_no": str(scheme.source.start_page), "page_size": "10"})
     return stage_rows(_pick(response.get(api.list_key) or [], number, scheme, f"WDT {window}"), api)
@@ -215,7 +213,8 @@ def add_preview_command(commands: Any) -> None:
     parser = commands.add_parser("preview", help="print the Kingdee payload for one order, nothing posted")
     parser.add_argument("scheme", help="the scheme file")
     parser.add_argument("--order", help="a JSON file: one order as the API returns it, or a whole response")
-    parser.add_argument("--stockout-no", help="the order's number: read from the staged windows, else from WDT "
+    parser.add_argument("--stockout-no", "--number", dest="stockout_no",
+                        help="the order's number (the API's number_key): read from the staged windows, else from WDT "
                         "(with --order: which order of the file)")
     parser.add_argument("--window", nargs=2, metavar=("START", "END"), help="where WDT is asked when staging lacks it")
     parser.add_argument("--staging-root", help="a path or URL (default: [erpsync] staging_root, else AIRFLOW_HOME/staging)")

@@ -83,6 +83,7 @@ class SourceApiFile(_Model):
     total_key: str = Field(description="The response's total row count")
     order_key: str = Field(description="The order's id: the key of a staged order, carried by its lines")
     number_key: str = Field(description="The order's document number, the one people search for")
+    number_param: str = Field("", description="The request parameter that asks for one order by its number (empty: none)")
     line_list_key: str = Field(description="The order's list of lines")
     line_key: str = Field(description="A line's id; lines are ordered by it")
     max_window_days: int = Field(ge=1)
@@ -515,6 +516,8 @@ def load_source_api(path: Path) -> SourceApi:
     ):
         if getattr(definition, key) not in fields:
             problems.append(Problem(path, text.line_of((key,)), key, f"{getattr(definition, key)!r} is not one of {where}"))
+    if definition.number_param and definition.number_param not in definition.request:
+        problems.append(Problem(path, text.line_of(("number_param",)), "number_param", f"{definition.number_param!r} is not a request parameter"))
     if problems:
         raise SchemeError(problems)
     return definition
