@@ -254,6 +254,11 @@ class Settings(_Model):
     )
     max_active_runs: int = Field(1, ge=1)
     load: LoadSettings = LoadSettings()
+    alerts: list[ConnectionId] = Field(
+        default_factory=list,
+        description="Airflow connections of chat robots (DingTalk, WeCom, Feishu) told of a failed run or of "
+        "orders that did not reach Kingdee",
+    )
 
     @property
     def cron(self) -> str:
