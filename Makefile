@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: install demo test test-e2e constraints clean
+.PHONY: install demo airflow test test-e2e constraints clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 demo: install
 	$(PY) scripts/demo.py
 
+# The real Airflow UI on an embedded PostgreSQL, with both emulators (scripts/airflow_local.py --help).
+airflow: install
+	$(PY) scripts/airflow_local.py --emulators
+
 test: install
 	$(PY) -m pytest
 
@@ -30,4 +34,4 @@ constraints:
 	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 
 clean:
-	rm -rf .airflow .demo staging .pytest_cache .hypothesis
+	rm -rf .airflow .airflow-live .demo staging .pytest_cache .hypothesis

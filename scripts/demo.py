@@ -19,6 +19,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
@@ -41,9 +42,10 @@ def say(text: str) -> None:
 
 
 @contextmanager
-def emulator(name: str, args: list[str]) -> Iterator[str]:
+def emulator(name: str, data_dir: Path, args: list[str]) -> Iterator[str]:
     """Run ``python -m emulators.<name>`` and yield the URL it prints on its first line."""
-    log = open(DATA_DIR / f"{name}.log", "w")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / f"{name}.log", "w")
     proc = subprocess.Popen(
         [PYTHON, "-m", f"emulators.{name}", "--host", "127.0.0.1", "--port", "0", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -94,54 +96,77 @@ def demo_credentials() -> tuple[dict[str, str], dict[str, str]]:
     return wdt, kingdee
 
 
-def main() -> None:
-    DATA_DIR.mkdir(exist_ok=True)
-    AIRFLOW_HOME.mkdir(exist_ok=True)
-    wdt, kingdee = demo_credentials()
-    env = {
+def airflow_env(home: Path) -> dict[str, str]:
+    """The environment of an Airflow home for this repo."""
+    return {
         **os.environ,
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # the Kingdee app id carries the client secret: shown as *** by the API and UI, masked in logs
+        "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "app_id",
         "GX_ANALYTICS_ENABLED": "false",
     }
+
+
+def start_emulators(stack: ExitStack, data_dir: Path) -> dict[str, dict[str, str]]:
+    """Both emulators on free loopback ports, with fresh credentials; the connections that reach them."""
+    wdt, kingdee = demo_credentials()
+    say(f"Starting the WDT emulator ({ORDERS} orders over {DAYS} days from {START}, seed {SEED})")
+    wdt_url = stack.enter_context(emulator("wdt", data_dir, [
+        "--app-key", wdt["app_key"], "--app-secret", wdt["app_secret"], "--target-app-key", "21363512",
+        "--sid", wdt["sid"], "--seed", str(SEED), "--orders", str(ORDERS), "--start", START.isoformat(),
+        "--days", str(DAYS),
+    ]))
+    say(f"  {wdt_url}")
+    say(f"Starting the Kingdee emulator (data in {data_dir.relative_to(REPO)}/kingdee)")
+    kingdee_url = stack.enter_context(emulator("kingdee", data_dir, [
+        "--acct-id", kingdee["acct_id"], "--username", kingdee["username"], "--app-id", kingdee["app_id"],
+        "--app-secret", kingdee["app_secret"], "--data-dir", str(data_dir / "kingdee"), "--seed", str(SEED),
+    ]))
+    say(f"  {kingdee_url}")
+    # the connection types of the erpsync provider (labelled forms, Test). The port repeats the URL's:
+    # Airflow 3.3.2's Test button refuses a connection without one (apache/airflow#73298); hooks ignore it.
+    return {
+        "wdt_default": {
+            "conn_type": "wdt", "host": wdt_url, "port": urlsplit(wdt_url).port,
+            "login": wdt["app_key"], "password": wdt["app_secret"],
+            "extra": json.dumps({"target_app_key": "21363512", "sid": wdt["sid"], "min_interval_seconds": 0.2}),
+        },
+        "kingdee_default": {
+            "conn_type": "kingdee", "host": kingdee_url, "port": urlsplit(kingdee_url).port,
+            "login": kingdee["username"], "password": kingdee["app_secret"],
+            "extra": json.dumps({"acct_id": kingdee["acct_id"], "app_id": kingdee["app_id"], "lcid": 2052}),
+        },
+    }
+
+
+def prepare_home(env: dict[str, str], connections: dict[str, dict[str, str]], data_dir: Path) -> None:
+    """Migrate the metadata database, store the connections (the file holding them lives seconds), import the pools."""
+    airflow(env, "db", "migrate")
+    conn_file = data_dir / "connections.json"
+    conn_file.write_text(json.dumps(connections))
+    conn_file.chmod(0o600)
+    try:
+        airflow(env, "connections", "import", "--overwrite", str(conn_file))
+    finally:
+        conn_file.unlink()
+    # the load task runs in the pool named after its Kingdee connection: calls in flight on it
+    airflow(env, "pools", "import", str(REPO / "include" / "pools.json"))
+
+
+def main() -> None:
+    DATA_DIR.mkdir(exist_ok=True)
+    AIRFLOW_HOME.mkdir(exist_ok=True)
+    env = airflow_env(AIRFLOW_HOME)
     staging_root = AIRFLOW_HOME / "staging"
 
     with ExitStack() as stack:
-        say(f"Starting the WDT emulator ({ORDERS} orders over {DAYS} days from {START}, seed {SEED})")
-        wdt_url = stack.enter_context(emulator("wdt", [
-            "--app-key", wdt["app_key"], "--app-secret", wdt["app_secret"], "--target-app-key", "21363512",
-            "--sid", wdt["sid"], "--seed", str(SEED), "--orders", str(ORDERS), "--start", START.isoformat(),
-            "--days", str(DAYS),
-        ]))
-        say(f"  {wdt_url}")
-        say(f"Starting the Kingdee emulator (data in {DATA_DIR.relative_to(REPO)}/kingdee)")
-        kingdee_url = stack.enter_context(emulator("kingdee", [
-            "--acct-id", kingdee["acct_id"], "--username", kingdee["username"], "--app-id", kingdee["app_id"],
-            "--app-secret", kingdee["app_secret"], "--data-dir", str(DATA_DIR / "kingdee"), "--seed", str(SEED),
-        ]))
-        say(f"  {kingdee_url}")
-
+        connections = start_emulators(stack, DATA_DIR)
+        secrets_used = [c["password"] for c in connections.values()]
         say(f"Preparing the Airflow home {AIRFLOW_HOME.relative_to(REPO)}/ (SQLite)")
-        airflow(env, "db", "migrate")
-        connections = {
-            "wdt_default": {
-                "conn_type": "generic", "host": wdt_url, "login": wdt["app_key"], "password": wdt["app_secret"],
-                "extra": json.dumps({"target_app_key": "21363512", "sid": wdt["sid"], "min_interval_seconds": 0.2}),
-            },
-            "kingdee_default": {
-                "conn_type": "generic", "host": kingdee_url, "login": kingdee["username"], "password": kingdee["app_secret"],
-                "extra": json.dumps({"acct_id": kingdee["acct_id"], "app_id": kingdee["app_id"], "lcid": 2052}),
-            },
-        }
-        conn_file = DATA_DIR / "connections.json"
-        conn_file.write_text(json.dumps(connections))
-        conn_file.chmod(0o600)
-        airflow(env, "connections", "import", "--overwrite", str(conn_file))
-        conn_file.unlink()
-        # the load task runs in the pool named after its Kingdee connection: calls in flight on it
-        airflow(env, "pools", "import", str(REPO / "include" / "pools.json"))
+        prepare_home(env, connections, DATA_DIR)
 
         # Orders complete up to two days after they ship, and the scheme reads on last-modified time
         # (is_by_modified): each order is loaded by the window of its completion, so the demo runs two
@@ -160,7 +185,7 @@ def main() -> None:
             states.append("success" if airflow(env, "dags", "test", DAG_ID, "--conf", conf, log=log) else "failed")
             say(f"  {states[-1]} in {time.monotonic() - started:.1f} s; task logs in {log.relative_to(REPO)}")
 
-        leaked = [log.name for log in LOG_DIR.glob("*.log") for s in (wdt["app_secret"], kingdee["app_secret"]) if s in log.read_text()]
+        leaked = [log.name for log in LOG_DIR.glob("*.log") for s in secrets_used if s in log.read_text()]
         if leaked:
             raise SystemExit(f"a secret appears in the task logs {leaked}: this is a bug")
 
@@ -168,7 +193,10 @@ def main() -> None:
 
         root = ObjectStoragePath(staging_root.as_uri())
         summarize([RunFiles(root, DAG_ID, w) for w in windows], windows, states)
-        client = K3CloudClient(K3CloudConfig(server_url=kingdee_url, **kingdee))
+        kd = connections["kingdee_default"]
+        extra = json.loads(kd["extra"])
+        client = K3CloudClient(K3CloudConfig(server_url=kd["host"], acct_id=extra["acct_id"], username=kd["login"],
+                                             app_id=extra["app_id"], app_secret=kd["password"]))
         total = len(client.execute_bill_query("SAL_OUTSTOCK", ["FID"]))
         say(f"Kingdee now holds {total} SAL_OUTSTOCK bills (one per valid stock-out, however often the demo runs)")
 

@@ -31,7 +31,9 @@ def test_the_sales_outstock_dag_follows_its_scheme(dagbag):
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.timetable == type(dag.timetable)(scheme.settings.cron, timezone="Asia/Shanghai")
     assert dag.catchup is False and dag.max_active_runs == 1
-    assert set(dag.params) == {"window_start", "window_end", "filters"}
+    assert dag.is_paused_upon_creation is True  # connections first, then unpause
+    assert dag.get_task("load").max_active_tis_per_dag == 1  # windows load one after another, backfills too
+    assert set(dag.params) == {"window_start", "window_end", "filters", "dry_run"}
     for task in dag.tasks:
         assert task.retries == scheme.settings.retries
         assert task.retry_delay == timedelta(seconds=scheme.settings.retry_delay_seconds)
@@ -56,6 +58,13 @@ def test_the_trigger_form_takes_a_window_and_a_shop(dagbag):
     params = copy.deepcopy(dagbag.dags["wdt_kingdee_sales_outstock"].params)
     params.update({"window_start": "2026-11-01", "window_end": "2026-11-02T00:00:00+08:00", "filters": {"shop_no": "FENXIAO004"}})
     assert params.validate()["filters"] == {"shop_no": "FENXIAO004"}
+
+
+def test_the_trigger_form_needs_nothing_but_may_ask_for_a_dry_run(dagbag):
+    params = copy.deepcopy(dagbag.dags["wdt_kingdee_sales_outstock"].params)
+    assert params.validate() == {"window_start": None, "window_end": None, "filters": {}, "dry_run": False}
+    params.update({"filters": None, "dry_run": True})
+    assert params.validate()["dry_run"] is True
 
 
 def test_every_connection_has_a_pool_for_its_tasks(dagbag):

@@ -24,9 +24,21 @@ def extra_value(conn_id: str, extra: dict[str, Any], key: str, default: Any = ..
 
 
 def number(conn_id: str, extra: dict[str, Any], key: str, default: float, kind: type = float) -> Any:
-    """An optional numeric extra field; a value that is not a number is a configuration error."""
-    value = extra.get(key, default)
+    """An optional numeric extra field; a value that is not a number is a configuration error.
+
+    An empty value (``null`` or ``""``) counts as absent: the connection form writes one for a blank field.
+    """
+    value = extra.get(key)
+    if value in (None, ""):
+        value = default
     try:
         return kind(value)
     except (TypeError, ValueError):
         raise ConnectionConfigError(f"connection {conn_id!r}: extra.{key} must be a number, got {value!r}") from None
+
+
+def connection_test_failure(conn_id: str, exc: Exception) -> tuple[bool, str]:
+    """``(False, message)`` for Airflow's "Test connection", without the connection's id: the UI tests a
+    copy stored under a random id, which would only confuse. Our messages never hold a secret.
+    """
+    return False, str(exc).removeprefix(f"connection {conn_id!r}: ")

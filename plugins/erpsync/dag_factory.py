@@ -19,6 +19,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param, conf, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from erpsync.alerts import RobotNotifier
 from erpsync.mapping.compile import compile_mapping
 from erpsync.preconditions import PreconditionSensor, mark_complete
 from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_schemes
@@ -90,7 +91,12 @@ def build_dag(scheme: Scheme) -> DAG:
         start_date=START_DATE,
         catchup=False,
         max_active_runs=settings.max_active_runs,
-        is_paused_upon_creation=not settings.enabled,
+        # new DAGs start paused: connections may not exist yet, and the first run would fire at once
+        is_paused_upon_creation=True,
+        # given here, not set later: Airflow decides whether a DAG has a failure callback when it is built
+        on_failure_callback=RobotNotifier(
+            settings.alerts, window_of=run_window, files_of=lambda manifest: _files(scheme, manifest)
+        ) if settings.alerts else None,
         tags=list(scheme.tags),
         default_args={
             "retries": settings.retries,
@@ -99,13 +105,24 @@ def build_dag(scheme: Scheme) -> DAG:
             "max_retry_delay": timedelta(hours=1),
         },
         params={
-            "window_start": Param(None, type=["null", "string"], pattern=_ISO_DATETIME,
-                                  description="Window start (ISO; Asia/Shanghai if no offset)"),
-            "window_end": Param(None, type=["null", "string"], pattern=_ISO_DATETIME, description="Window end, exclusive"),
+            "window_start": Param(
+                None, type=["null", "string"], format="date-time", pattern=_ISO_DATETIME, title="Window start",
+                description=f"ISO date or date-time, {settings.timezone} unless an offset is given; empty: the run's "
+                "schedule interval", examples=["2026-11-01", "2026-11-01T08:00:00+08:00"],
+            ),
+            "window_end": Param(
+                None, type=["null", "string"], format="date-time", pattern=_ISO_DATETIME, title="Window end (exclusive)",
+                description="Orders up to, not including, this time", examples=["2026-11-02", "2026-11-01T09:00:00+08:00"],
+            ),
             "filters": Param(
-                {}, type="object", additionalProperties=False,
+                {}, type=["object", "null"], additionalProperties=False, title="Filters (optional)",
                 properties={f: {"type": "string", "pattern": FILTER_VALUE} for f in scheme.source.filter_fields},
                 description=f"Narrow a run: any of {', '.join(scheme.source.filter_fields)}, e.g. {{\"shop_no\": \"FENXIAO004\"}}",
+            ),
+            "dry_run": Param(
+                False, type="boolean", title="Dry run",
+                description="Extract, validate and transform, look the bills up in Kingdee, post nothing: the load "
+                "report shows what would be created",
             ),
         },
     ) as dag:
@@ -154,30 +171,43 @@ def build_dag(scheme: Scheme) -> DAG:
         @task(
             task_id="load",
             execution_timeout=timedelta(hours=2),
+            # windows load one after another however runs are made (a backfill has its own run limit)
+            max_active_tis_per_dag=settings.max_active_runs,
             # one pool per Kingdee connection caps the calls of every run and DAG on it: each load
             # task holds as many slots as it has calls in flight
             pool=scheme.target.connection,
             pool_slots=settings.load.concurrency,
         )
-        def load_task(manifest: dict[str, Any]) -> dict[str, Any]:
+        def load_task(
+            manifest: dict[str, Any], params: dict[str, Any] | None = None, run_id: str | None = None
+        ) -> dict[str, Any]:
             from erpsync.connections import ConnectionConfigError
             from erpsync.kingdee.client import KingdeeConfigError
             from erpsync.kingdee.hook import KingdeeHook
             from erpsync.steps.load import load, summary, window_problems
 
             files = _files(scheme, manifest)
+            dry_run = bool((params or {}).get("dry_run"))
             try:
                 with closing(KingdeeHook(scheme.target.connection).get_conn()) as client:
-                    result = load(client, files, settings.load)
+                    result = load(client, files, settings.load, dry_run=dry_run)
             except (ConnectionConfigError, KingdeeConfigError) as exc:  # a retry cannot fix it: fail now, no retries
                 raise AirflowFailException(str(exc)) from exc
             problems = window_problems(files)
-            text = summary(str(Window.from_dict(manifest["window"])), result, problems)
+            text = summary(str(Window.from_dict(manifest["window"])), result, problems, dry_run)
+            counts = {**asdict(result), "problems": len(problems), "dry_run": dry_run}
+            if dry_run:  # shows what would happen; only a real load can be red, or complete
+                (log.warning if problems else log.info)(text)
+                return {**manifest, **counts}
             if problems and settings.load.on_problem == "fail":
                 log.error("%s\nEverything else is loaded. Fix the data or Kingdee, then clear this task.", text)
                 raise AirflowFailException(f"{len(problems)} orders of this window did not reach Kingdee (listed above)")
             (log.warning if problems else log.info)(text)
-            counts = {**asdict(result), "problems": len(problems)}
+            if problems and settings.alerts:  # on_problem: warn: the run stays green, orders are missing
+                from erpsync.alerts import notify_problems
+
+                notify_problems(settings.alerts, dag_id=scheme.dag_id, run_id=run_id or "manual",
+                                window=Window.from_dict(manifest["window"]), counts=counts, problems=problems)
             if not manifest.get("filters"):  # a narrowed run did not read the whole window
                 mark_complete(files, counts)
             return {**manifest, **counts}

@@ -218,6 +218,14 @@ def test_repush_after_the_missing_material_is_created(dag, dataset, kingdee_emul
     assert after == before | rejected
 
 
+def test_a_dry_run_posts_nothing_and_reports_what_would_be_created(dag, kingdee_emulator, tmp_path):
+    _run(dag, {**WINDOW, "dry_run": True}, state="success")  # a dry run shows problems, it is never red
+    files, quarantine, report = _reports(tmp_path)
+    assert (report["outcome"] == "would_create").sum() > 0 and (report["outcome"] == "held").any() and len(quarantine)
+    assert not _kingdee(kingdee_emulator).execute_bill_query("SAL_OUTSTOCK", ["FID"])
+    assert not files.complete.exists()  # nothing loaded: no scheme waiting for this one may start
+
+
 def test_a_wrong_secret_fails_the_load_at_once_without_retries(airflow_db, wdt_emulator, kingdee_emulator, tmp_path,
                                                                 monkeypatch):
     _connections(monkeypatch, tmp_path, wdt_emulator, kingdee_emulator)

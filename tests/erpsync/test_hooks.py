@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -87,3 +88,95 @@ def test_kingdee_hook_password_mode_needs_no_app_id(kingdee_emulator, monkeypatc
     client = KingdeeHook("kingdee_login").get_conn()
     assert client.config.auth == "password" and client.config.password == KINGDEE["app_secret"]
     assert client.find_bills("SAL_OUTSTOCK", ["CK-NONE"]) == {}
+
+
+# -- Airflow's "Test connection" -------------------------------------------------------------------
+
+def _wdt_test(monkeypatch, conn_id: str, url: str, conn_type: str = "wdt", **changes) -> tuple[bool, str]:
+    conn = {"conn_type": conn_type, "host": url, "login": WDT["app_key"], "password": WDT["app_secret"],
+            "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({**conn, **changes}))
+    return WdtHook(conn_id).test_connection()
+
+
+@pytest.mark.parametrize("conn_type", ["wdt", "generic"])
+def test_wdt_test_connection_makes_a_signed_call(wdt_emulator, monkeypatch, conn_type):
+    ok, message = _wdt_test(monkeypatch, "wdt_ok", wdt_emulator.url, conn_type)
+    assert ok, message
+    assert message.startswith(f"WDT accepted app key {WDT['app_key']!r} for seller {WDT['sid']!r}")
+
+
+def test_wdt_test_connection_reports_a_wrong_secret(wdt_emulator, monkeypatch):
+    wrong = "wrong-secret-0000000000"
+    ok, message = _wdt_test(monkeypatch, "wdt_wrong", wdt_emulator.url, password=wrong)
+    assert not ok
+    assert "failed with code 25: Invalid signature" in message
+    assert wrong not in message and WDT["app_secret"] not in message
+
+
+def test_wdt_test_connection_reports_an_unreachable_gateway_at_once(monkeypatch):
+    began = time.monotonic()
+    ok, message = _wdt_test(monkeypatch, "wdt_gone", "http://127.0.0.1:1/router/qm")
+    assert not ok and time.monotonic() - began < 5  # one attempt: no back-off while someone waits
+    assert "failed with code network" in message and WDT["app_secret"] not in message
+
+
+def test_wdt_test_connection_names_a_missing_field_without_the_throwaway_id(wdt_emulator, monkeypatch):
+    ok, message = _wdt_test(monkeypatch, "wdt_nosid", wdt_emulator.url,
+                            extra={"target_app_key": WDT["target_app_key"], "min_interval_seconds": 0})
+    assert (ok, message) == (False, "extra field 'sid' is missing")
+
+
+def _kingdee_test(monkeypatch, conn_id: str, conn_type: str = "kingdee", **changes) -> tuple[bool, str]:
+    _kingdee_conn(monkeypatch, conn_id, conn_type=conn_type, **changes)
+    return KingdeeHook(conn_id).test_connection()
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "auth"), [("kingdee", "signature"), ("generic", "signature"), ("kingdee", "password")]
+)
+def test_kingdee_test_connection_logs_in_and_queries(kingdee_emulator, monkeypatch, conn_type, auth):
+    ok, message = _kingdee_test(monkeypatch, "kingdee_ok", conn_type, host=kingdee_emulator.url, extra={"auth": auth})
+    assert ok, message
+    assert message == (f"Kingdee accepted user 'erpsync' in data centre {KINGDEE['acct_id']!r} "
+                       f"({auth} authentication) and answered a query of SAL_OUTSTOCK")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"password": "0" * 32}, "Kingdee refused the credentials (login user name, password, extra.app_id"),
+        ({"extra": {"app_id": "318275_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}, "Kingdee refused the credentials"),
+        ({"extra": {"auth": "password"}, "password": "0" * 32}, "Kingdee ValidateUser refused user 'erpsync'"),
+        ({"extra": {"acct_id": "nosuchcentre"}}, "Kingdee does not know the data centre in extra.acct_id"),
+        ({"extra": {"app_id": "318275-short"}}, "extra.app_id is malformed"),
+    ],
+)
+def test_kingdee_test_connection_says_what_is_wrong_and_never_a_secret(
+    kingdee_emulator, monkeypatch, changes, expected
+):
+    ok, message = _kingdee_test(monkeypatch, "kingdee_wrong", host=kingdee_emulator.url, **changes)
+    assert not ok
+    assert message.startswith(expected), message
+    for secret in (KINGDEE["app_secret"], KINGDEE["app_id"], KINGDEE["app_id"].split("_")[1], "0" * 32):
+        assert secret not in message
+
+
+def test_kingdee_test_connection_reports_an_unreachable_server_at_once(monkeypatch):
+    began = time.monotonic()
+    ok, message = _kingdee_test(monkeypatch, "kingdee_gone", host="http://127.0.0.1:1/k3cloud/", extra={"attempts": 5})
+    assert not ok and time.monotonic() - began < 5
+    assert message.startswith("Kingdee ExecuteBillQuery: network error")
+    assert KINGDEE["app_secret"] not in message and KINGDEE["app_id"] not in message
+
+
+def test_numeric_extras_left_blank_in_the_form_take_their_defaults(monkeypatch):
+    # the connection form writes null for a field left empty ("" from a typed-in extra)
+    monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_BLANK", json.dumps({
+        "conn_type": "kingdee", "host": "http://127.0.0.1:1/k3cloud/", "login": KINGDEE["username"],
+        "password": KINGDEE["app_secret"],
+        "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"],
+                  "timeout_seconds": "", "lcid": None, "attempts": None},
+    }))
+    config = KingdeeHook("kingdee_blank").config()
+    assert (config.timeout_seconds, config.lcid, config.attempts) == (120, 2052, 5)

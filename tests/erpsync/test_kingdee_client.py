@@ -84,6 +84,7 @@ def test_load_creates_each_bill_once_and_reports_rejections(kingdee_emulator, tm
     assert report.loc["CK-L-2", "outcome"] == "rejected"
     assert "FMaterialID" in report.loc["CK-L-2", "field"].split("; ")
     assert "物料编码" in report.loc["CK-L-2", "message"] and "第【1】行" in report.loc["CK-L-2", "message"]
+    assert "(the bill sent FMaterialID = 'NEW-SKU-999')" in report.loc["CK-L-2", "message"]  # the value, not only the field
     assert report.loc["CK-L-1", "kingdee_id"] and report.loc["CK-L-1", "kingdee_number"] == "CK-L-1"
 
     again = load(client, files, LoadSettings(chunk_size=3))
@@ -91,6 +92,16 @@ def test_load_creates_each_bill_once_and_reports_rejections(kingdee_emulator, tm
     rerun = read_report(files).set_index("bill_no")
     assert rerun.loc["CK-L-1", "kingdee_id"] == report.loc["CK-L-1", "kingdee_id"]
     assert len(client.execute_bill_query(FORM, ["FID"], "FBillNo like 'CK-L-%'")) == 3
+
+
+def test_a_dry_run_looks_up_and_sends_nothing(kingdee_emulator, tmp_path):
+    client = _client(kingdee_emulator)
+    client.batch_save(FORM, {**OPTIONS, "Model": [_model("CK-Y-1")]})
+    files = _files(tmp_path, [_model("CK-Y-1"), _model("CK-Y-2"), _model("CK-Y-3")])
+    result = load(client, files, LoadSettings(chunk_size=2), dry_run=True)
+    assert (result.existing, result.would_create, result.created) == (1, 2, 0)
+    assert dict(read_report(files)[["bill_no", "outcome"]].values) == {"CK-Y-1": "existing", "CK-Y-2": "would_create", "CK-Y-3": "would_create"}
+    assert [r[0] for r in client.execute_bill_query(FORM, ["FBillNo"], "FBillNo like 'CK-Y-%'")] == ["CK-Y-1"]
 
 
 def test_a_number_saved_twice_in_one_chunk_is_one_bill(kingdee_emulator, tmp_path):

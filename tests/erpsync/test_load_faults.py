@@ -249,7 +249,8 @@ def test_errors_without_a_usable_dindex_send_each_bill_alone(tmp_path):
     assert (result.created, result.rejected) == (2, 1)
     assert writer.calls == [3, 1, 1, 1]
     report = read_report(files).set_index("bill_no")
-    assert report.loc["CK-U-2X", "field"] == "FStockID" and report.loc["CK-U-2X", "message"] == "仓库字段必录"
+    assert report.loc["CK-U-2X", "field"] == "FStockID"
+    assert report.loc["CK-U-2X", "message"] == "仓库字段必录 (the bill sent FStockID = 'WH001')"
 
 
 

@@ -16,6 +16,9 @@ Each chunk (``settings.load.chunk_size`` bills; ``concurrency`` chunks in flight
    ones found as ``created`` and sends only the rest, for at most ``settings.load.rounds`` rounds; then
    the task fails and Airflow's retry starts over from step 1. Nothing is ever sent twice blindly.
 
+A **dry run** (``dry_run=True``) does step 1 and the base-data check and stops there: the report says
+which bills Kingdee already has and which would be created (``would_create``), and nothing is sent.
+
 The report ``load_report/`` gets one Parquet part per chunk as it finishes, so an interrupted load
 leaves a true record of what reached Kingdee and a long backfill never rewrites what it wrote. A last
 part lists the orders held back upstream (``quarantined``, ``unmapped``), so the report has every
@@ -40,7 +43,7 @@ from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_p
 log = logging.getLogger(__name__)
 
 REPORT_COLUMNS = ["bill_no", "order_id", "order_no", "outcome", "kingdee_id", "kingdee_number", "field", "message", "at"]
-OUTCOMES = ("created", "existing", "rejected", "held", "quarantined", "unmapped")
+OUTCOMES = ("created", "existing", "rejected", "held", "quarantined", "unmapped", "would_create")
 PROBLEMS = ("rejected", "held", "quarantined", "unmapped")  # a valid order that is not in Kingdee
 
 
@@ -65,6 +68,7 @@ class LoadResult:
     held: int  # not sent: a base-data number Kingdee does not have
     quarantined: int  # orders held back upstream, listed in the report too
     unmapped: int
+    would_create: int = 0  # a dry run: bills not in Kingdee, not sent
 
 
 @dataclass(frozen=True)
@@ -121,24 +125,50 @@ def _outcomes(status: Mapping[str, Any], count: int) -> tuple[dict[int, tuple[in
     return saved, refused, unattributed
 
 
+def _values(model: Mapping[str, Any], key: str) -> list[str]:
+    """The values a Model sends for field ``key`` (header, sub-head or any entry), numbers unwrapped."""
+    found: list[str] = []
+    for name, value in model.items():
+        if name.lower() == key.lower() and not isinstance(value, list):
+            number = next((v for k, v in value.items() if k.lower() == "fnumber"), None) if isinstance(value, Mapping) else value
+            if number is not None:
+                found.append(str(number))
+        elif isinstance(value, Mapping):
+            found += _values(value, key)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, Mapping):
+                    found += _values(item, key)
+    return list(dict.fromkeys(found))
+
+
 def _rejected(bill: Mapping[str, Any], problems: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    fields = "; ".join(dict.fromkeys(f for f, _ in problems if f))
-    messages = "; ".join(dict.fromkeys(m for _, m in problems if m))
-    return _row(bill, "rejected", field=fields or None, message=messages or "Kingdee refused the bill without a message")
+    fields = list(dict.fromkeys(f for f, _ in problems if f))
+    messages = "; ".join(dict.fromkeys(m for _, m in problems if m)) or "Kingdee refused the bill without a message"
+    # Kingdee names the field, not the value: say what the bill sent there (the unknown material…)
+    sent = [f"{f} = {', '.join(repr(v) for v in values)}" for f in fields if (values := _values(bill["model"], f.split(".")[-1]))]
+    if sent:
+        messages += f" (the bill sent {'; '.join(sent)})"
+    return _row(bill, "rejected", field="; ".join(fields) or None, message=messages)
 
 
 class _ChunkLoader:
     """Steps 1-4 of the module docstring for one chunk."""
 
-    def __init__(self, client: KingdeeWriter, form_id: str, options: Mapping[str, Any], settings: LoadSettings) -> None:
+    def __init__(
+        self, client: KingdeeWriter, form_id: str, options: Mapping[str, Any], settings: LoadSettings, dry_run: bool = False
+    ) -> None:
         self.client = client
         self.form_id = form_id
         self.options = options
         self.settings = settings
+        self.dry_run = dry_run
 
     def __call__(self, chunk: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         pending = self._settle(chunk, rows, "existing")
+        if self.dry_run:
+            return rows + [_row(bill, "would_create") for bill in pending]
         groups = [pending] if pending else []
         failures = 0
         while groups:
@@ -256,7 +286,8 @@ def hold_unknown_base_data(
     return send, held
 
 
-def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> LoadResult:
+def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings, dry_run: bool = False) -> LoadResult:
+    """Load the window's bills (``dry_run``: look up and report only, send nothing)."""
     import pandas as pd
 
     bills = read_jsonl(files.bills)
@@ -264,7 +295,7 @@ def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> Load
     held: list[dict[str, Any]] = []
     if request.get("base_data") and bills:
         bills, held = hold_unknown_base_data(client, bills, request["base_data"])
-    loader = _ChunkLoader(client, request["form_id"], request.get("options", {}), settings)
+    loader = _ChunkLoader(client, request["form_id"], request.get("options", {}), settings, dry_run)
     chunks = [bills[i : i + settings.chunk_size] for i in range(0, len(bills), settings.chunk_size)]
     remove_tree(files.load_report)  # this attempt's report: created now, or existing
     counts = dict.fromkeys(OUTCOMES, 0)
@@ -274,7 +305,7 @@ def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings) -> Load
         for row in rows:
             counts[row["outcome"]] += 1
         if index < len(chunks):
-            done = sum(counts[o] for o in ("created", "existing", "rejected"))
+            done = sum(counts[o] for o in ("created", "existing", "rejected", "would_create"))
             log.info("Chunk %d of %d: %d bills; %d of %d bills decided", index + 1, len(chunks), len(rows), done, len(bills))
 
     failures: list[BaseException] = []
@@ -337,10 +368,11 @@ def window_problems(files: RunFiles) -> list[Problem]:
     ]
 
 
-def summary(window: str, result: LoadResult, problems: Sequence[Problem]) -> str:
+def summary(window: str, result: LoadResult, problems: Sequence[Problem], dry_run: bool = False) -> str:
     """The task-log summary of a window: counts, then every order that did not reach Kingdee and why."""
+    done = f"DRY RUN, nothing sent: {result.would_create} would be created" if dry_run else f"{result.created} created"
     lines = [
-        f"Window {window}: {result.bills} bills: {result.created} created, {result.existing} already in Kingdee, "
+        f"Window {window}: {result.bills} bills: {done}, {result.existing} already in Kingdee, "
         f"{result.rejected} rejected, {result.held} held back (base data Kingdee lacks); {result.quarantined} orders "
         f"quarantined, {result.unmapped} unmapped."
     ]

@@ -1,6 +1,7 @@
 """Airflow hook for the WDT Qimen gateway: builds a ``QimenClient`` from a connection.
 
-Connection ``wdt_default``: host = the gateway URL (``…/router/qm``), login = Qimen app_key,
+Connection ``wdt_default``, of type ``wdt`` (the form erpsync/provider.py declares) or ``generic``
+(the same fields, typed in): host = the gateway URL (``…/router/qm``), login = Qimen app_key,
 password = app_secret, extra = ``{"target_app_key": …, "sid": …}`` and optionally
 ``min_interval_seconds`` (1: 60 calls a minute per app key, shared by every process on the machine),
 ``timeout_seconds``, ``max_attempts``, ``throttle_pause_seconds``, ``max_throttle_seconds``.
@@ -10,17 +11,23 @@ The machine-wide limiter's file is ``[erpsync] wdt_rate_limit_file`` (default: i
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
+import pendulum
 from airflow.sdk import BaseHook, conf
 from airflow.sdk.log import mask_secret
 
-from erpsync.connections import extra_value, number, required
-from erpsync.wdt.client import QimenClient, QimenConfig
+from erpsync.connections import ConnectionConfigError, connection_test_failure, extra_value, number, required
+from erpsync.wdt.client import QimenClient, QimenConfig, WdtApiError
+
+TEST_METHOD = "wdt.stockout.order.query.trade"
 
 
 class WdtHook(BaseHook):
     conn_name_attr = "wdt_conn_id"
     default_conn_name = "wdt_default"
-    conn_type = "generic"
+    conn_type = "wdt"
     hook_name = "旺店通·企业奇门 (WDT via Qimen)"
 
     def __init__(self, wdt_conn_id: str = default_conn_name) -> None:
@@ -28,12 +35,15 @@ class WdtHook(BaseHook):
         self.wdt_conn_id = wdt_conn_id
 
     def get_conn(self) -> QimenClient:
+        return QimenClient(self.config())
+
+    def config(self) -> QimenConfig:
         conn = self.get_connection(self.wdt_conn_id)
         cid = self.wdt_conn_id
         secret = required(cid, "password (app_secret)", conn.password)
         mask_secret(secret)
         extra = conn.extra_dejson
-        config = QimenConfig(
+        return QimenConfig(
             gateway_url=required(cid, "host (gateway URL)", conn.host),
             app_key=required(cid, "login (app_key)", conn.login),
             app_secret=secret,
@@ -46,4 +56,31 @@ class WdtHook(BaseHook):
             max_throttle_seconds=number(cid, extra, "max_throttle_seconds", 900),
             rate_limit_file=conf.get("erpsync", "wdt_rate_limit_file", fallback=""),
         )
-        return QimenClient(config)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's "Test connection": one signed query of the last minute's stock-outs, one per page.
+
+        It goes through the machine-wide rate limiter like every call; one attempt, at most 30 s, and a
+        throttle answer fails at once instead of waiting, as someone waits on the answer.
+        """
+        try:
+            config = self.config()
+            timeout = min(config.timeout_seconds, 30)
+            config = replace(config, max_attempts=1, max_throttle_seconds=0, timeout_seconds=timeout)
+            end = pendulum.now("Asia/Shanghai")
+            client = QimenClient(config)
+            try:
+                response = client.call(TEST_METHOD, {
+                    "start_time": (end - timedelta(minutes=1)).format("YYYY-MM-DD HH:mm:ss"),
+                    "end_time": end.format("YYYY-MM-DD HH:mm:ss"),
+                    "page_no": "0",
+                    "page_size": "1",
+                })
+            finally:
+                client.close()
+        except (WdtApiError, ConnectionConfigError) as exc:
+            return connection_test_failure(self.wdt_conn_id, exc)
+        return True, (
+            f"WDT accepted app key {config.app_key!r} for seller {config.sid!r}: {TEST_METHOD} found "
+            f"{response.get('total_count', '?')} stock-outs in the last minute"
+        )
