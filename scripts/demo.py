@@ -105,8 +105,9 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         # Airflow 3.3's own .airflowignore reader logs a pathspec deprecation in every task log, and
-        # `dags test` one of Starlette's test client: neither is ours to fix, both bury the useful lines
-        "PYTHONWARNINGS": "ignore:GitWildMatchPattern:DeprecationWarning,ignore:Using `httpx` with `starlette.testclient`:UserWarning",
+        # `dags test` Starlette's test client and graphviz: none is ours to fix, all bury the useful lines
+        "PYTHONWARNINGS": "ignore:GitWildMatchPattern:DeprecationWarning,ignore:Using `httpx` with `starlette.testclient`:UserWarning,"
+                          "ignore:Could not import graphviz:UserWarning",
         # the Kingdee app id carries the client secret: shown as *** by the API and UI, masked in logs
         "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "app_id",
         "GX_ANALYTICS_ENABLED": "false",
