@@ -26,8 +26,11 @@ def test_the_dag_folder_has_no_import_errors(dagbag):
 def test_the_sales_outstock_dag_follows_its_scheme(dagbag):
     scheme = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
     dag = dagbag.dags["wdt_kingdee_sales_outstock"]
-    assert dag.task_ids == ["extract", "validate", "transform", "load"]
+    assert dag.task_ids == ["extract", "validate", "transform", "load", "prune_staging"]
     assert [t.task_id for t in dag.get_task("load").upstream_list] == ["transform"]
+    # old windows leave the staging root after every run, red ones too, without changing the run's state
+    prune = dag.get_task("prune_staging")
+    assert prune.is_teardown and [t.task_id for t in prune.upstream_list] == ["load"]
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.timetable == type(dag.timetable)(scheme.settings.cron, timezone="Asia/Shanghai")
     assert dag.catchup is False and dag.max_active_runs == 1

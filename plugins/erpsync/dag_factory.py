@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param, conf, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param, conf, task, teardown
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from erpsync.alerts import RobotNotifier
@@ -40,7 +40,8 @@ def staging_root() -> ObjectStoragePath:
 
 
 def _files(scheme: Scheme, manifest: dict[str, Any]) -> RunFiles:
-    return RunFiles(staging_root(), scheme.dag_id, Window.from_dict(manifest["window"]), manifest.get("filters"))
+    return RunFiles(staging_root(), scheme.dag_id, Window.from_dict(manifest["window"]), manifest.get("filters"),
+                    bool(manifest.get("dry_run")))
 
 
 def _doc(scheme: Scheme) -> str:
@@ -144,7 +145,7 @@ def build_dag(scheme: Scheme) -> DAG:
                 filters = scheme.source.check_filters(params.get("filters") or {})
             except SchemeError as exc:
                 raise AirflowFailException(f"run parameters: {exc}") from exc
-            manifest = {"window": window.as_dict(), "filters": filters}
+            manifest = {"window": window.as_dict(), "filters": filters, "dry_run": bool(params.get("dry_run"))}
             files = _files(scheme, manifest)
             try:
                 with closing(WdtHook(scheme.source.connection).get_conn()) as client:
@@ -178,16 +179,14 @@ def build_dag(scheme: Scheme) -> DAG:
             pool=scheme.target.connection,
             pool_slots=settings.load.concurrency,
         )
-        def load_task(
-            manifest: dict[str, Any], params: dict[str, Any] | None = None, run_id: str | None = None
-        ) -> dict[str, Any]:
+        def load_task(manifest: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
             from erpsync.connections import ConnectionConfigError
             from erpsync.kingdee.client import KingdeeConfigError
             from erpsync.kingdee.hook import KingdeeHook
             from erpsync.steps.load import load, summary, window_problems
 
             files = _files(scheme, manifest)
-            dry_run = bool((params or {}).get("dry_run"))
+            dry_run = bool(manifest.get("dry_run"))
             try:
                 with closing(KingdeeHook(scheme.target.connection).get_conn()) as client:
                     result = load(client, files, settings.load, dry_run=dry_run)
@@ -195,7 +194,7 @@ def build_dag(scheme: Scheme) -> DAG:
                 raise AirflowFailException(str(exc)) from exc
             problems = window_problems(files)
             text = summary(str(Window.from_dict(manifest["window"])), result, problems, dry_run)
-            counts = {**asdict(result), "problems": len(problems), "dry_run": dry_run}
+            counts = {**asdict(result), "problems": len(problems)}
             if dry_run:  # shows what would happen; only a real load can be red, or complete
                 (log.warning if problems else log.info)(text)
                 return {**manifest, **counts}
@@ -212,8 +211,16 @@ def build_dag(scheme: Scheme) -> DAG:
                 mark_complete(files, counts)
             return {**manifest, **counts}
 
+        # a teardown: it runs after a failed load too, and leaves the run's state to the load
+        @teardown
+        @task(task_id="prune_staging")
+        def prune_task() -> None:
+            from erpsync.retention import keep_days, prune
+
+            prune(staging_root(), scheme.dag_id, keep_days(), pendulum.now("UTC"))
+
         extracted = extract_task()
-        load_task(transform_task(validate_task(extracted)))
+        load_task(transform_task(validate_task(extracted))) >> prune_task()
 
         for upstream in settings.preconditions:
             PreconditionSensor(

@@ -17,8 +17,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import BaseSensorOperator
 
-from erpsync.staging import COMPLETE, RunFiles, StoragePath, write_json
-from erpsync.windows import Window, WindowError
+from erpsync.staging import COMPLETE, RunFiles, StoragePath, window_folders, write_json
+from erpsync.windows import Window
 
 
 def mark_complete(files: RunFiles, counts: dict[str, Any]) -> None:
@@ -27,20 +27,8 @@ def mark_complete(files: RunFiles, counts: dict[str, Any]) -> None:
 
 
 def completed_windows(root: StoragePath, dag_id: str) -> list[Window]:
-    """The unfiltered windows of ``dag_id`` under the staging root that are complete."""
-    folder = root / dag_id
-    if not folder.exists():
-        return []
-    found = []
-    for child in folder.iterdir():
-        name = child.name
-        if not name.startswith("window=") or "," in name or not (child / COMPLETE).exists():
-            continue
-        try:
-            found.append(Window.from_key(name.removeprefix("window=")))
-        except WindowError:  # a folder someone else put there
-            continue
-    return found
+    """The whole windows of ``dag_id`` under the staging root that are complete (not narrowed, not dry runs)."""
+    return [f.window for f in window_folders(root, dag_id) if f.whole and (f.path / COMPLETE).exists()]
 
 
 def uncovered(window: Window, done: Iterable[Window]) -> list[Window]:

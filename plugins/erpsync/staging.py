@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from erpsync.windows import Window
+from erpsync.windows import Window, WindowError
 
 if TYPE_CHECKING:  # pandas is imported by the functions that need it: DAG parsing never does
     import pandas as pd
@@ -48,15 +50,17 @@ COMPLETE = "complete.json"  # a window whose orders are all in Kingdee (see prec
 
 
 class RunFiles:
-    """The files of one window of one DAG: ``<root>/<dag_id>/window=<start>_<end>[,filters=<digest>]/``.
+    """The files of one window of one DAG: ``<root>/<dag_id>/window=<start>_<end>[,filters=<digest>][,dry_run]/``.
 
     A run narrowed by filters gets its own folder, named by a digest of them: no value a user types
-    ever becomes part of a path. ``filters.json`` in the folder says which they were.
+    ever becomes part of a path. ``filters.json`` in the folder says which they were. A dry run gets
+    its own folder too, so it never replaces what a real load of the window recorded.
     """
 
-    def __init__(self, root: StoragePath, dag_id: str, window: Window, filters: dict[str, str] | None = None) -> None:
-        suffix = f",filters={filters_digest(filters)}" if filters else ""
-        self.dir = root / dag_id / f"window={window.key}{suffix}"
+    def __init__(
+        self, root: StoragePath, dag_id: str, window: Window, filters: dict[str, str] | None = None, dry_run: bool = False
+    ) -> None:
+        self.dir = root / dag_id / window_folder(window, filters, dry_run)
         self.filters = self.dir / "filters.json"
         self.orders = self.dir / "orders.parquet"
         self.lines = self.dir / "lines.parquet"
@@ -68,6 +72,57 @@ class RunFiles:
         self.request = self.dir / "request.json"
         self.load_report = self.dir / "load_report"  # one Parquet part per chunk: see append_part
         self.complete = self.dir / COMPLETE
+
+
+def window_folder(window: Window, filters: dict[str, str] | None = None, dry_run: bool = False) -> str:
+    """The name of a run's folder: the window, then the digest of its filters, then whether it is a dry run."""
+    return f"window={window.key}" + (f",filters={filters_digest(filters)}" if filters else "") + (",dry_run" if dry_run else "")
+
+
+# window=<key>[,filters=<digest>][,dry_run], as window_folder names them
+_FOLDER = re.compile(
+    r"^window=(?P<key>\d{8}T\d{6}_\d{8}T\d{6})(?:,filters=(?P<digest>[0-9a-f]{16}))?(?P<dry>,dry_run)?$"
+)
+
+
+@dataclass(frozen=True)
+class WindowFolder:
+    """A window folder of a DAG under the staging root."""
+
+    path: StoragePath
+    name: str
+    window: Window
+    filters_digest: str | None  # set: a run narrowed by filters, not the whole window
+    dry_run: bool = False  # a dry run: nothing was posted
+
+    @property
+    def whole(self) -> bool:
+        """The window's real record: neither narrowed by filters nor a dry run."""
+        return self.filters_digest is None and not self.dry_run
+
+
+def parse_folder(name: str) -> tuple[Window, str | None, bool] | None:
+    """The window, filters digest and dry-run flag a folder name stands for; None if no window folder."""
+    match = _FOLDER.match(name)
+    if match is None:
+        return None
+    try:
+        return Window.from_key(match["key"]), match["digest"], match["dry"] is not None
+    except WindowError:
+        return None
+
+
+def window_folders(root: StoragePath, dag_id: str) -> list[WindowFolder]:
+    """The window folders of ``dag_id``, newest window first (whole windows before narrowed or dry runs)."""
+    folder = root / dag_id
+    if not folder.exists():
+        return []
+    found = []
+    for child in folder.iterdir():
+        parsed = parse_folder(child.name)
+        if parsed is not None:
+            found.append(WindowFolder(child, child.name, *parsed))
+    return sorted(found, key=lambda f: (f.window.start, f.window.end, f.whole, f.name), reverse=True)
 
 
 def filters_digest(filters: dict[str, str]) -> str:

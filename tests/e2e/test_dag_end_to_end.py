@@ -59,12 +59,13 @@ def _run(dag, conf, state="failed"):
     run = dag.test(run_conf=conf)
     assert run.state == state, f"DAG run ended {run.state}"
     tis = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert {k: v for k, v in tis.items() if k != "load"} == {"extract": "success", "validate": "success", "transform": "success"}
+    assert {k: v for k, v in tis.items() if k != "load"} == {
+        "extract": "success", "validate": "success", "transform": "success", "prune_staging": "success"}
     assert tis["load"] == state
     return run
 
 
-def _reports(tmp_path):
+def _reports(tmp_path, dry_run=False):
     from airflow.sdk import ObjectStoragePath
 
     from erpsync.staging import RunFiles, read_parquet
@@ -72,8 +73,8 @@ def _reports(tmp_path):
     from erpsync.windows import Window, parse_datetime
 
     window = Window.of(parse_datetime(WINDOW["window_start"], "s"), parse_datetime(WINDOW["window_end"], "e"))
-    files = RunFiles(ObjectStoragePath((tmp_path / "staging").as_uri()), DAG_ID, window)
-    return files, read_parquet(files.quarantine), read_report(files)
+    files = RunFiles(ObjectStoragePath((tmp_path / "staging").as_uri()), DAG_ID, window, dry_run=dry_run)
+    return files, read_parquet(files.quarantine) if files.quarantine.exists() else None, read_report(files)
 
 
 def test_stockouts_become_exactly_one_bill_each(dag, dataset, kingdee_emulator, tmp_path):
@@ -220,10 +221,13 @@ def test_repush_after_the_missing_material_is_created(dag, dataset, kingdee_emul
 
 def test_a_dry_run_posts_nothing_and_reports_what_would_be_created(dag, kingdee_emulator, tmp_path):
     _run(dag, {**WINDOW, "dry_run": True}, state="success")  # a dry run shows problems, it is never red
-    files, quarantine, report = _reports(tmp_path)
+    files, quarantine, report = _reports(tmp_path, dry_run=True)
+    assert files.dir.name.endswith(",dry_run")  # its own folder: a window's real record is never replaced
     assert (report["outcome"] == "would_create").sum() > 0 and (report["outcome"] == "held").any() and len(quarantine)
     assert not _kingdee(kingdee_emulator).execute_bill_query("SAL_OUTSTOCK", ["FID"])
     assert not files.complete.exists()  # nothing loaded: no scheme waiting for this one may start
+    real, _, _ = _reports(tmp_path)
+    assert not real.dir.exists()
 
 
 def test_a_wrong_secret_fails_the_load_at_once_without_retries(airflow_db, wdt_emulator, kingdee_emulator, tmp_path,

@@ -7,7 +7,8 @@ that identify a row in the report (``index_columns``) and the columns read as ex
 breaks a rule: a bill with a line missing would be wrong, not just incomplete. ``quarantine.parquet``
 lists each broken rule with the order (``order_id``, ``order_no``), the line (``line_id``) and the
 offending value as received, the key columns being the ones the API definition names; the GX results
-and Data Docs are saved under ``quality/``.
+and Data Docs are saved under ``quality/``, Data Docs' static assets once for all windows under
+``<staging root>/_gx_static/<GX version>/`` (see ``publish_docs``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -25,12 +29,18 @@ from typing import Any
 import pandas as pd
 
 from erpsync.scheme import SourceKeys
-from erpsync.staging import RunFiles, read_parquet, replace_tree, write_json, write_parquet
+from erpsync.staging import RunFiles, StoragePath, read_parquet, replace_tree, write_bytes, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
 _ROW = "_row"
 QUARANTINE_COLUMNS = ["order_id", "order_no", "line_id", "suite", "rule", "check", "column", "value"]
+# Data Docs' static folder (css, fonts, images: 4 MB, the same for every window) is stored once per GX
+# version, at <staging root>/_gx_static/<version>/; each window keeps only its own pages.
+GX_STATIC = "_gx_static"
+_PUBLISHED = ".published"  # written last: the shared copy is whole
+# href="./static/…", src="../../static/…": a page's link into the site's static folder
+_STATIC_LINK = re.compile(r"""(?P<attr>\b(?:href|src)=)(?P<q>["'])(?:\./|(?:\.\./)+)?static/(?P<rest>[^"'<>]*)(?P=q)""")
 
 
 class ValidationSetupError(RuntimeError):
@@ -129,7 +139,7 @@ def validate(files: RunFiles, suites: Mapping[str, Path], keys: SourceKeys, run_
             for result in outcome.run_results.values():
                 write_json(result.to_json_dict(), files.quality / f"{name}.json")
                 quarantine.extend(_broken(name, result, frame, order_numbers, keys))
-        replace_tree(Path(docs_dir), files.quality / "docs")
+        publish_docs(Path(docs_dir), files)
 
     report = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS).astype("string")
     write_parquet(report, files.quarantine)
@@ -154,6 +164,39 @@ def validate(files: RunFiles, suites: Mapping[str, Path], keys: SourceKeys, run_
         broken_rules=len(report),
         docs_index=str(files.quality / "docs" / "index.html"),
     )
+
+
+def shared_static(files: RunFiles) -> StoragePath:
+    """Where the Data Docs static folder of the installed GX lives: beside the DAG folders."""
+    import great_expectations as gx
+
+    return files.dir.parent.parent / GX_STATIC / gx.__version__
+
+
+def publish_docs(site: Path, files: RunFiles) -> None:
+    """Make ``quality/docs/`` the built site ``site`` without its ``static/`` folder: that goes once
+    to the shared folder, and the pages' links to it become relative links there (so the pages work
+    served by the erpsync UI and opened from a local staging folder alike)."""
+    static = site / "static"
+    shared = shared_static(files)
+    if static.is_dir():
+        if not (shared / _PUBLISHED).exists():  # concurrent windows write the same bytes, atomically
+            for file in sorted(p for p in static.rglob("*") if p.is_file()):
+                target = shared
+                for part in file.relative_to(static).parts:
+                    target = target / part
+                write_bytes(file.read_bytes(), target)
+            write_bytes(b"", shared / _PUBLISHED)
+        shutil.rmtree(static)
+    # the page's depth below docs/, then docs -> quality -> window -> dag -> root
+    for page in site.rglob("*.html"):
+        depth = len(page.parent.relative_to(site).parts)
+        to_shared = posixpath.join(*([".."] * (depth + 4)), GX_STATIC, shared.name)
+        text = page.read_text(encoding="utf-8")
+        relinked = _STATIC_LINK.sub(lambda m: f"{m['attr']}{m['q']}{to_shared}/{m['rest']}{m['q']}", text)
+        if relinked != text:
+            page.write_text(relinked, encoding="utf-8")
+    replace_tree(site, files.quality / "docs")
 
 
 def _plain(number: Any) -> str:

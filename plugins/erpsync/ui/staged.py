@@ -1,0 +1,134 @@
+"""Reading the staging root for the pages: its DAG and window folders, small JSON files, and DuckDB
+over its Parquet files, whether the root is a local folder or object storage.
+
+Only names found by listing the root, or checked against the patterns the pipeline writes, ever
+become paths: nothing a user types does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fsspec.implementations.dirfs import DirFileSystem
+
+from erpsync.staging import WindowFolder, parse_folder, window_folders
+from erpsync.staging import StoragePath
+
+DAG_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,249}$")  # the scheme's dag_id pattern (and Airflow's length)
+_PROTOCOL = "erpsync"  # DuckDB reads object storage through this fsspec name, rooted at the staging root
+
+
+class _Rooted(DirFileSystem):
+    """The staging root's filesystem under its own protocol name, so DuckDB's own s3/gcs/http
+    readers never compete with the connection Airflow configured."""
+
+    protocol = _PROTOCOL
+
+
+def is_local(root: StoragePath) -> bool:
+    protocols = root.fs.protocol
+    return bool({"file", "local"} & set([protocols] if isinstance(protocols, str) else protocols))
+
+
+class Staging:
+    """The staging root as the pages read it."""
+
+    def __init__(self, root: StoragePath) -> None:
+        self.root = root
+        self.local = is_local(root)
+        self._base = root.path.rstrip("/")
+
+    # -- folders ------------------------------------------------------------------------------
+    def dag_ids(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(c.name for c in self.root.iterdir() if DAG_ID.match(c.name) and c.is_dir())
+
+    def windows(self, dag_id: str) -> list[WindowFolder]:
+        return window_folders(self.root, dag_id) if DAG_ID.match(dag_id) else []
+
+    def window(self, dag_id: str, name: str) -> WindowFolder | None:
+        """The folder ``name`` of ``dag_id`` if it is a window folder that exists."""
+        parsed = parse_folder(name)
+        if parsed is None or not DAG_ID.match(dag_id):
+            return None
+        path = self.root / dag_id / name
+        return WindowFolder(path, name, *parsed) if path.exists() else None
+
+    def relative(self, path: StoragePath) -> str:
+        """``path`` relative to the root (e.g. ``dag/window=…/orders.parquet``)."""
+        full = path.path.rstrip("/")
+        if not full.startswith(self._base):
+            raise ValueError(f"{path} is not under the staging root {self.root}")
+        return full[len(self._base):].lstrip("/")
+
+    def find(self, folder: StoragePath) -> list[str]:
+        """Every file under ``folder``, relative to it, sorted."""
+        if not folder.exists():
+            return []
+        base = folder.path.rstrip("/")
+        return sorted(p[len(base):].lstrip("/") for p in folder.fs.find(folder.path))
+
+    # -- small files --------------------------------------------------------------------------
+    @staticmethod
+    def json(path: StoragePath) -> Any:
+        """The JSON document at ``path``; None if it is missing or unreadable (a step still writing)."""
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+
+    # -- Parquet through DuckDB ---------------------------------------------------------------
+    def duck(self) -> Duck:
+        return Duck(self)
+
+    def duck_name(self, path: StoragePath | str) -> str:
+        """What DuckDB is given for a file or glob under the root (``str``: relative to the root)."""
+        relative = path if isinstance(path, str) else self.relative(path)
+        if self.local:
+            return os.path.join(self._base, relative)
+        return f"{_PROTOCOL}://{relative}"
+
+    def from_duck(self, name: str) -> str:
+        """A DuckDB ``filename`` back to a path relative to the root."""
+        if self.local:
+            return os.path.relpath(name, self._base).replace(os.sep, "/")
+        return name.split("://", 1)[-1].lstrip("/")
+
+
+class Duck:
+    """An in-memory DuckDB connection that reads the staging root; every value goes in as a parameter."""
+
+    def __init__(self, staging: Staging) -> None:
+        import duckdb
+
+        self.staging = staging
+        self.con = duckdb.connect(":memory:")
+        if not staging.local:
+            self.con.register_filesystem(_Rooted(path=staging.root.path, fs=staging.root.fs))
+
+    def __enter__(self) -> Duck:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.con.close()
+
+    def rows(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, params or {})
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def parquet(self, files: Iterable[StoragePath | str]) -> list[str]:
+        """DuckDB names of ``files`` (paths, or globs relative to the root) for ``read_parquet($files)``."""
+        return [self.staging.duck_name(f) for f in files]
+
+
+def quote_ident(name: str) -> str:
+    """A column name from an API definition as a SQL identifier; refuses anything but a plain name."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+        raise ValueError(f"not a column name: {name!r}")
+    return f'"{name}"'
