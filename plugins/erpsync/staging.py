@@ -72,6 +72,7 @@ class RunFiles:
         self.request = self.dir / "request.json"
         self.load_report = self.dir / "load_report"  # one Parquet part per chunk: see append_part
         self.complete = self.dir / COMPLETE
+        self.calls = self.dir / "calls"  # one Parquet part per task attempt: see erpsync.calls
 
 
 def window_folder(window: Window, filters: dict[str, str] | None = None, dry_run: bool = False) -> str:

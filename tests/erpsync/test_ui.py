@@ -327,15 +327,25 @@ def test_index_lists_the_dag(client):
 
 @pytest.fixture
 def calls_recorded(world):
-    """A ``calls/`` part as extract would write it (one row per HTTP call): 3 answers, 1 fault."""
+    """Known ``calls/`` records in place of what the steps recorded (one row per HTTP call): window A
+    had 3 answers and 1 fault, the other windows none."""
+    from erpsync.staging import read_parquet, remove_tree
+
+    saved = {k: [(p.name, read_parquet(p)) for p in f.calls.iterdir()] if f.calls.exists() else []
+             for k, f in world.files.items()}
+    for f in world.files.values():
+        remove_tree(f.calls)
     rows = [(100, "ok", None), (200, "ok", None), (300, "ok", None), (900, "transient", "HTTP 502")]
-    part = world.files["A"].dir / "calls" / "extract-1.parquet"
+    part = world.files["A"].calls / "extract-1.parquet"
     write_parquet(pd.DataFrame([
         {"system": "wdt", "method": "wdt.stockout.order.query.trade", "started": "2026-11-03T00:00:01+08:00",
          "ms": ms, "outcome": outcome, "detail": detail, "rows": 50} for ms, outcome, detail in rows
     ]), part)
     yield part
     part.unlink()
+    for key, parts in saved.items():
+        for name, frame in parts:
+            write_parquet(frame, world.files[key].calls / name)
 
 
 def test_api_catalog_lists_fields_with_labels_and_figures(client, world, monkeypatch):
@@ -352,7 +362,13 @@ def test_api_catalog_lists_fields_with_labels_and_figures(client, world, monkeyp
     assert "SubHeadEntity 财务信息" in page and "BD_MATERIAL" in page
     assert f"调用 Calls {sum(s['calls'] for s in summaries)} " in page
     assert f"数据量 Rows moved {sum(s['orders'] for s in summaries)} 订单 orders" in page
-    assert "estimate" in page and "No per-call records yet" in page  # labelled as what it is
+    # the clients record every exchange: per-method calls and rows, from calls/*.parquet of each window
+    calls = pd.concat([pd.read_parquet(p) for f in world.files.values() for p in sorted(Path(f.calls.path).glob("*.parquet"))])
+    wdt = calls[calls["system"] == "wdt"]
+    assert len(wdt) == sum(s["calls"] for s in summaries) and (wdt["outcome"] == "ok").all()
+    assert int(wdt["rows"].sum()) == sum(s["orders"] for s in summaries)  # each staged order came in one page
+    assert re.search(rf"wdt.stockout.order.query.trade {len(wdt)} 0 [\d.]+ ms [\d.]+ ms {int(wdt['rows'].sum())}", page)
+    assert "No per-call records yet" not in page
     reports = pd.concat([_report(f) for f in world.files.values()])
     assert f"被拒绝 rejected {(reports['outcome'] == 'rejected').sum()} " in page
     assert "extract task: p50" in page and "load task: p50" in page  # Airflow's task durations

@@ -39,6 +39,7 @@ from typing import Any
 
 import requests
 
+from erpsync.calls import CallRecorder
 from erpsync.kingdee.signing import APP_ID_SHAPE, client_secret, signature_headers
 from erpsync.replies import brief
 
@@ -165,6 +166,7 @@ class K3CloudClient:
         self.base = config.server_url if config.server_url.endswith("/") else config.server_url + "/"
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
+        self.recorder = CallRecorder("kingdee")  # every exchange, for the API catalog
         self._lock = threading.Lock()  # guards the list of sessions
         self._login_lock = threading.Lock()  # one login at a time; the others wait for its session
         self._sid: str | None = None  # login modes: the session all threads share
@@ -187,8 +189,22 @@ class K3CloudClient:
 
     # -- one HTTP exchange --------------------------------------------------------------------
     def _post(self, service: str, body: Mapping[str, Any], headers: dict[str, str]) -> Any:
-        url = f"{self.base}{service}.common.kdsvc"
         name = service.rsplit(".", 1)[-1]
+        with self.recorder.exchange(name) as record:
+            data = body.get("data")
+            if isinstance(data, Mapping) and isinstance(data.get("Model"), list):
+                record["rows"] = len(data["Model"])  # bills in a BatchSave
+            try:
+                return self._exchange(service, name, body, headers)
+            except KingdeeTransientError as exc:
+                record.update(outcome="transient", detail=str(exc)[:120])
+                raise
+            except KingdeeConfigError as exc:
+                record.update(outcome="error", detail=str(exc)[:120])
+                raise
+
+    def _exchange(self, service: str, name: str, body: Mapping[str, Any], headers: dict[str, str]) -> Any:
+        url = f"{self.base}{service}.common.kdsvc"
         payload = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
         headers = {**headers, "Content-Type": "application/json; charset=utf-8"}
         log.debug("Kingdee %s request: %s", name, _for_log(body))

@@ -26,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from erpsync.calls import write_calls
 from erpsync.scheme import Scheme, SourceApi
 from erpsync.staging import RunFiles, put_file, write_json
 from erpsync.wdt.paging import TotalCountPaginator
@@ -167,12 +168,33 @@ def extract(
     )
     read = Window(window.start - scheme.source.lookback, window.end)
     sub_windows = read.split(timedelta(days=api.max_window_days))
-    calls_before = getattr(client, "calls", 0)
     began = time.monotonic()
     pages: list[int] = []  # page numbers read; appended from the prefetching threads
     # opening the staging filesystem costs a quarter second the first time: do it while page 0 travels
     prepared = threading.Thread(target=files.dir.mkdir, kwargs={"parents": True, "exist_ok": True}, daemon=True)
     prepared.start()
+    try:
+        result = _read(scheme, api, paginator, sub_windows, client, files, filters, pages, prepared)
+    finally:  # failed attempts' calls count in the API catalog too
+        prepared.join()
+        write_calls(getattr(client, "recorder", None), files, "extract")
+    if filters:
+        write_json(dict(filters), files.filters)
+    summary = {
+        "window": window.as_dict(), "read": read.as_dict(), "filters": dict(filters or {}), **asdict(result),
+        "pages": len(pages), "retries": getattr(client, "retries", 0), "throttled_seconds": getattr(client, "throttled_seconds", 0.0),
+        "seconds": round(time.monotonic() - began, 3),
+    }
+    write_json(summary, files.extract_summary)
+    log.info("Extracted %d orders and %d lines of %s (read from %s) in %d calls", result.orders, result.lines, window,
+             read.start.format("YYYY-MM-DD HH:mm:ss"), result.calls)
+    return result
+
+
+def _read(scheme: Scheme, api: SourceApi, paginator: TotalCountPaginator, sub_windows: list[Window], client: WdtCaller,
+          files: RunFiles, filters: Mapping[str, str] | None, pages: list[int], prepared: threading.Thread) -> ExtractResult:
+    """Every page of every sub-window into the two Parquet files, published when all are read."""
+    calls_before = getattr(client, "calls", 0)
     with tempfile.TemporaryDirectory(prefix="erpsync-extract-") as tmp:
         orders = _ParquetStream(list(api.order_fields), Path(tmp) / "orders.parquet")
         lines = _ParquetStream([api.order_key, *[f for f in api.line_fields if f != api.order_key]], Path(tmp) / "lines.parquet")
@@ -197,18 +219,7 @@ def extract(
         prepared.join()
         put_file(Path(tmp) / "orders.parquet", files.orders)
         put_file(Path(tmp) / "lines.parquet", files.lines)
-    if filters:
-        write_json(dict(filters), files.filters)
-    result = ExtractResult(orders.rows, lines.rows, getattr(client, "calls", 0) - calls_before, len(sub_windows))
-    summary = {
-        "window": window.as_dict(), "read": read.as_dict(), "filters": dict(filters or {}), **asdict(result),
-        "pages": len(pages), "retries": getattr(client, "retries", 0), "throttled_seconds": getattr(client, "throttled_seconds", 0.0),
-        "seconds": round(time.monotonic() - began, 3),
-    }
-    write_json(summary, files.extract_summary)
-    log.info("Extracted %d orders and %d lines of %s (read from %s) in %d calls", result.orders, result.lines, window,
-             read.start.format("YYYY-MM-DD HH:mm:ss"), result.calls)
-    return result
+    return ExtractResult(orders.rows, lines.rows, getattr(client, "calls", 0) - calls_before, len(sub_windows))
 
 
 def stage_rows(order: Mapping[str, Any], api: SourceApi) -> tuple[dict[str, str | None], list[dict[str, str | None]]]:

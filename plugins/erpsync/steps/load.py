@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import pendulum
 
+from erpsync.calls import write_calls
 from erpsync.kingdee.client import KingdeeConfigError, KingdeeTransientError
 from erpsync.scheme import LoadSettings
 from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_parquet, read_parts, remove_tree
@@ -288,6 +289,13 @@ def hold_unknown_base_data(
 
 def load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings, dry_run: bool = False) -> LoadResult:
     """Load the window's bills (``dry_run``: look up and report only, send nothing)."""
+    try:
+        return _load(client, files, settings, dry_run)
+    finally:  # failed attempts' calls count in the API catalog too
+        write_calls(getattr(client, "recorder", None), files, "load")
+
+
+def _load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings, dry_run: bool) -> LoadResult:
     import pandas as pd
 
     bills = read_jsonl(files.bills)

@@ -30,6 +30,7 @@ from typing import Any
 import pendulum
 import requests
 
+from erpsync.calls import CallRecorder
 from erpsync.replies import brief
 from erpsync.wdt.ratelimit import SharedRateLimiter
 from erpsync.wdt.signing import qimen_sign
@@ -120,6 +121,7 @@ class QimenClient:
         self.calls = 0  # requests sent
         self.retries = 0  # after network errors and 5xx
         self.throttled_seconds = 0.0  # spent holding off after throttle answers
+        self.recorder = CallRecorder("wdt")  # every exchange, for the API catalog
 
     def close(self) -> None:
         self.session.close()
@@ -148,11 +150,20 @@ class QimenClient:
             self.limiter.acquire()
             self.calls += 1
             try:
-                body = self._send(method, business, params)
-                error = _error_of(body)
-                if error is None:
-                    return body["response"]
-                code, message = error
+                with self.recorder.exchange(method) as record:
+                    try:
+                        body = self._send(method, business, params)
+                    except WdtTransientError as exc:
+                        record.update(outcome="transient", detail=str(exc.code))
+                        raise
+                    error = _error_of(body)
+                    if error is None:
+                        response = body["response"]
+                        record["rows"] = next((len(v) for v in response.values() if isinstance(v, list)), None)
+                        return response
+                    code, message = error
+                    record.update(outcome="throttled" if code in _THROTTLE_CODES else
+                                  "transient" if code in _TRANSIENT_CODES else "error", detail=str(code))
                 if code in _THROTTLE_CODES:
                     pause = self.config.throttle_pause_seconds
                     if throttled + pause > self.config.max_throttle_seconds:
