@@ -24,15 +24,15 @@ from pathlib import Path
 
 from demo import REPO, airflow, airflow_env, prepare_home, say, start_emulators
 
-HOME = REPO / ".airflow-live"
+DEFAULT_HOME = REPO / ".airflow-live"
 
 
-def postgres(stack: ExitStack) -> str:
+def postgres(stack: ExitStack, home: Path) -> str:
     """An embedded PostgreSQL server (stopped when we exit) and the SQLAlchemy URL of its `airflow` database."""
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(HOME))  # pgserver's platformdirs warns without it
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(home))  # pgserver's platformdirs warns without it
     import pgserver
 
-    server = pgserver.get_server(HOME / "pg", cleanup_mode="stop")
+    server = pgserver.get_server(home / "pg", cleanup_mode="stop")
     stack.callback(server.cleanup)
     if "airflow" not in server.psql("SELECT datname FROM pg_database;"):
         server.psql("CREATE DATABASE airflow;")
@@ -44,26 +44,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--emulators", action="store_true", help="start both emulators and connect to them")
     parser.add_argument("--port", type=int, default=8080, help="the UI's port")
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the Airflow home (default .airflow-live/)")
     args = parser.parse_args()
-    HOME.mkdir(exist_ok=True)
+    home = args.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         env = {
-            **airflow_env(HOME),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres(stack),
+            **airflow_env(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres(stack, home),
             "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",  # backfill dates and naive times: the schemes' zone
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW__ERPSYNC__STAGING_ROOT": (HOME / "staging").as_uri(),
+            "AIRFLOW__ERPSYNC__STAGING_ROOT": (home / "staging").as_uri(),
             "AIRFLOW__API__PORT": str(args.port),
+            # task workers reach the api-server here (the default assumes port 8080); report links too
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.port}/execution/",
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{args.port}",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow …`
         }
-        say(f"Airflow home {HOME.relative_to(REPO)}/ on PostgreSQL ({env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']})")
+        say(f"Airflow home {home}/ on PostgreSQL ({env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']})")
         if args.emulators:
-            prepare_home(env, start_emulators(stack, HOME / "emulators"), HOME)
+            prepare_home(env, start_emulators(stack, home / "emulators"), home)
         else:
             airflow(env, "db", "migrate")
             airflow(env, "pools", "import", str(REPO / "include" / "pools.json"))
         say(f"airflow standalone: the UI on http://localhost:{args.port}, "
-            f"user admin, password in {HOME.relative_to(REPO)}/simple_auth_manager_passwords.json.generated")
+            f"user admin, password in {home}/simple_auth_manager_passwords.json.generated")
         # its own process group: `standalone` leaves its workers and api-server behind when it is stopped
         process = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, cwd=REPO,
                                    start_new_session=True)

@@ -124,7 +124,7 @@ def start_emulators(stack: ExitStack, data_dir: Path) -> dict[str, dict[str, str
         "--days", str(DAYS),
     ]))
     say(f"  {wdt_url}")
-    say(f"Starting the Kingdee emulator (data in {data_dir.relative_to(REPO)}/kingdee)")
+    say(f"Starting the Kingdee emulator (data in {data_dir / 'kingdee'})")
     kingdee_url = stack.enter_context(emulator("kingdee", data_dir, [
         "--acct-id", kingdee["acct_id"], "--username", kingdee["username"], "--app-id", kingdee["app_id"],
         "--app-secret", kingdee["app_secret"], "--data-dir", str(data_dir / "kingdee"), "--seed", str(SEED),
