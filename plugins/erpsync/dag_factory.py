@@ -8,7 +8,6 @@ task runs. XCom carries the window, paths and counts, never data.
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import closing
 from dataclasses import asdict
 from datetime import timedelta
@@ -16,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, ObjectStoragePath, Param, conf, task, teardown
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task, teardown
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from erpsync.alerts import RobotNotifier
 from erpsync.mapping.compile import compile_mapping
 from erpsync.preconditions import PreconditionSensor, mark_complete
 from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_schemes
-from erpsync.staging import RunFiles
+from erpsync.staging import RunFiles, staging_root
 from erpsync.windows import Window, WindowError, resolve_window
 
 log = logging.getLogger(__name__)
@@ -31,12 +30,6 @@ log = logging.getLogger(__name__)
 # An ISO date or date-time, optionally with an offset (no offset: Asia/Shanghai).
 _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
 START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
-
-
-def staging_root() -> ObjectStoragePath:
-    """``[erpsync] staging_root`` (env ``AIRFLOW__ERPSYNC__STAGING_ROOT``), a URL; default AIRFLOW_HOME/staging."""
-    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser().resolve()
-    return ObjectStoragePath(conf.get("erpsync", "staging_root", fallback=(home / "staging").as_uri()))
 
 
 def _files(scheme: Scheme, manifest: dict[str, Any]) -> RunFiles:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any, TextIO
 
 from erpsync.mapping.maps import MapMiss
 from erpsync.scheme import Scheme, SchemeError, load_scheme
+from erpsync.staging import staging_root
 
 Record = dict[str, Any]
 
@@ -158,15 +158,6 @@ def print_preview(payload: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
     print(json.dumps(payload, ensure_ascii=False, indent=2), file=out)
 
 
-def _staging_root(text: str | None) -> Any:
-    from airflow.sdk import ObjectStoragePath, conf
-
-    if text is None:
-        home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser().resolve()
-        text = conf.get("erpsync", "staging_root", fallback=(home / "staging").as_uri())
-    return ObjectStoragePath(text if "://" in text else Path(text).resolve().as_uri())
-
-
 def run_preview(args: argparse.Namespace, out: TextIO) -> int:
     from erpsync.mapping.compile import MappingError
     from erpsync.windows import Window, parse_datetime
@@ -187,7 +178,7 @@ def run_preview(args: argparse.Namespace, out: TextIO) -> int:
             order, lines = order_from_file(Path(args.order), scheme, args.stockout_no)
             origin = args.order
         else:
-            staged = order_from_staging(_staging_root(args.staging_root), scheme, args.stockout_no)
+            staged = order_from_staging(staging_root(args.staging_root), scheme, args.stockout_no)
             if staged is not None:
                 order, lines, origin = staged
             elif window is not None:

@@ -46,6 +46,19 @@ class StoragePath(Protocol):
     def parent(self) -> StoragePath: ...
 
 
+def staging_root(location: str | None = None) -> StoragePath:
+    """Where windows are staged: ``location`` (a URL or a local path), else ``[erpsync] staging_root``
+    (env ``AIRFLOW__ERPSYNC__STAGING_ROOT``), else ``$AIRFLOW_HOME/staging``."""
+    import os
+
+    from airflow.sdk import ObjectStoragePath, conf
+
+    if location is None:
+        home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser().resolve()
+        location = conf.get("erpsync", "staging_root", fallback=(home / "staging").as_uri())
+    return ObjectStoragePath(location if "://" in location else Path(location).resolve().as_uri())
+
+
 COMPLETE = "complete.json"  # a window whose orders are all in Kingdee (see preconditions)
 
 

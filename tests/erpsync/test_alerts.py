@@ -516,7 +516,8 @@ def test_a_red_run_of_the_real_dag_tells_the_robots(airflow_db, wdt_emulator, ki
                                                     tmp_path, monkeypatch, logs, capsys):
     """The sales stock-out DAG under ``dag.test()``, red as its data set makes it (held and quarantined
     orders, ``on_problem: fail``): Airflow calls the notifier with its own callback context."""
-    from erpsync.dag_factory import build_dags, staging_root
+    from erpsync.dag_factory import build_dags
+    from erpsync.staging import staging_root
     from erpsync.staging import RunFiles
     from erpsync.steps.load import read_report
     from erpsync.windows import resolve_window

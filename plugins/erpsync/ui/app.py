@@ -57,7 +57,7 @@ def _now() -> datetime:
 
 
 def _default_root() -> StoragePath:
-    from erpsync.dag_factory import staging_root
+    from erpsync.staging import staging_root
 
     return staging_root()
 
