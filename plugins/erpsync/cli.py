@@ -79,7 +79,7 @@ def check_constants(scheme: Scheme, mapping: Any, client: Any) -> list[Problem]:
                 wanted.setdefault(rule.field.form, {}).setdefault(rule.value.source, []).append(rule)
     problems = []
     for form, numbers in wanted.items():
-        known = {str(row[0]) for row in client.query_in(form, "FNumber", sorted(numbers), ["FNumber"])}
+        known = client.existing_numbers(form, numbers)
         for number, rules in numbers.items():
             if number in known:
                 continue

@@ -361,6 +361,10 @@ class K3CloudClient:
             rows.extend(self.execute_bill_query(form_id, field_keys, where))
         return rows
 
+    def existing_numbers(self, form_id: str, numbers: Iterable[str]) -> set[str]:
+        """The ``numbers`` that name a record of ``form_id`` (base data: materials, customers, stocks…)."""
+        return {str(row[0]) for row in self.query_in(form_id, "FNumber", sorted(set(numbers)), ["FNumber"])}
+
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]:
         """Bills that exist: bill number -> (FID, FBillNo)."""
         return {str(no): (int(fid), str(no)) for fid, no in self.query_in(form_id, "FBillNo", bill_nos, ["FID", "FBillNo"])}

@@ -56,7 +56,7 @@ class KingdeeWriter(Protocol):
     config: _Config
 
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]: ...
-    def query_in(self, form_id: str, key: str, values: Iterable[str], field_keys: Sequence[str]) -> list[list[Any]]: ...
+    def existing_numbers(self, form_id: str, numbers: Iterable[str]) -> set[str]: ...
     def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]: ...
 
 
@@ -269,7 +269,7 @@ def hold_unknown_base_data(
     known: dict[str, set[str] | None] = {}
     for form, numbers in wanted.items():
         try:
-            known[form] = {str(row[0]) for row in client.query_in(form, "FNumber", sorted(numbers), ["FNumber"])}
+            known[form] = client.existing_numbers(form, numbers)
         except KingdeeConfigError as exc:  # this tenant cannot be asked: Kingdee checks on save
             log.warning("Cannot check %s numbers before posting (%s); Kingdee will check them on save", form, exc)
             known[form] = None
