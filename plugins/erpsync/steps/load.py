@@ -128,19 +128,7 @@ def _outcomes(status: Mapping[str, Any], count: int) -> tuple[dict[int, tuple[in
 
 def _values(model: Mapping[str, Any], key: str) -> list[str]:
     """The values a Model sends for field ``key`` (header, sub-head or any entry), numbers unwrapped."""
-    found: list[str] = []
-    for name, value in model.items():
-        if name.lower() == key.lower() and not isinstance(value, list):
-            number = next((v for k, v in value.items() if k.lower() == "fnumber"), None) if isinstance(value, Mapping) else value
-            if number is not None:
-                found.append(str(number))
-        elif isinstance(value, Mapping):
-            found += _values(value, key)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, Mapping):
-                    found += _values(item, key)
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(str(v) for k, v, _ in _fields(model) if k.lower() == key.lower() and v is not None))
 
 
 def _rejected(bill: Mapping[str, Any], problems: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -239,20 +227,33 @@ class _ChunkLoader:
         return again
 
 
-def _references(model: Mapping[str, Any], fields: Mapping[str, str], where: str = "") -> Iterator[tuple[str, str, str, str]]:
-    """(field, form, number, where) of every base-data number a Model names, for the fields in ``fields``."""
+def _fields(model: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, Any, str]]:
+    """(field, value sent, where) of every field of a Model, sub-head and entries included; a base-data
+    reference ``{"FNumber": …}`` gives its number."""
     for key, value in model.items():
-        known = fields.get(key.lower())
-        if known and isinstance(value, Mapping):
-            number = next((v for k, v in value.items() if k.lower() == "fnumber"), None)
-            if number not in (None, ""):
-                yield known[0], known[1], str(number), where
-        elif isinstance(value, Mapping):
-            yield from _references(value, fields, key)
+        if isinstance(value, Mapping):
+            number = next((v for k, v in value.items() if k.lower() == "fnumber"), _ENTITY)
+            if number is _ENTITY:
+                yield from _fields(value, key)
+            else:
+                yield key, number, where
         elif isinstance(value, list):
             for row, item in enumerate(value, start=1):
                 if isinstance(item, Mapping):
-                    yield from _references(item, fields, f"{key} row {row}")
+                    yield from _fields(item, f"{key} row {row}")
+        else:
+            yield key, value, where
+
+
+_ENTITY = object()  # a nested object without a number: an entity, not a reference
+
+
+def _references(model: Mapping[str, Any], fields: Mapping[str, tuple[str, str]]) -> Iterator[tuple[str, str, str, str]]:
+    """(field, form, number, where) of every base-data number a Model names, for the fields in ``fields``."""
+    for key, number, where in _fields(model):
+        known = fields.get(key.lower())
+        if known and number not in (None, ""):
+            yield known[0], known[1], str(number), where
 
 
 def hold_unknown_base_data(
