@@ -174,7 +174,7 @@ def extract(
     prepared = threading.Thread(target=files.dir.mkdir, kwargs={"parents": True, "exist_ok": True}, daemon=True)
     prepared.start()
     try:
-        result = _read(scheme, api, paginator, sub_windows, client, files, filters, pages, prepared)
+        result = _read(scheme, api, paginator, sub_windows, client, files, filters, pages)
     finally:  # failed attempts' calls count in the API catalog too
         prepared.join()
         write_calls(getattr(client, "recorder", None), files, "extract")
@@ -192,7 +192,7 @@ def extract(
 
 
 def _read(scheme: Scheme, api: SourceApi, paginator: TotalCountPaginator, sub_windows: list[Window], client: WdtCaller,
-          files: RunFiles, filters: Mapping[str, str] | None, pages: list[int], prepared: threading.Thread) -> ExtractResult:
+          files: RunFiles, filters: Mapping[str, str] | None, pages: list[int]) -> ExtractResult:
     """Every page of every sub-window into the two Parquet files, published when all are read."""
     calls_before = getattr(client, "calls", 0)
     with tempfile.TemporaryDirectory(prefix="erpsync-extract-") as tmp:
@@ -216,8 +216,7 @@ def _read(scheme: Scheme, api: SourceApi, paginator: TotalCountPaginator, sub_wi
         finally:
             orders.close()
             lines.close()
-        prepared.join()
-        put_file(Path(tmp) / "orders.parquet", files.orders)
+        put_file(Path(tmp) / "orders.parquet", files.orders)  # makes the folder if the warm-up has not yet
         put_file(Path(tmp) / "lines.parquet", files.lines)
     return ExtractResult(orders.rows, lines.rows, getattr(client, "calls", 0) - calls_before, len(sub_windows))
 
