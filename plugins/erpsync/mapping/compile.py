@@ -223,6 +223,12 @@ class BillMapping:
         return _HeaderContext(order, lines, self) if line is None else _EntryContext(order, line, self)
 
 
+def _joined(lines: Sequence[Record], field: str) -> str | None:
+    """A line field in a header: its distinct non-empty values, in order, joined as WDT joins src_tids."""
+    values = [v for v in (_null(line.get(field)) for line in lines) if v is not None]
+    return ",".join(dict.fromkeys(values)) or None
+
+
 class _HeaderContext:
     def __init__(self, order: Record, lines: Sequence[Record], mapping: BillMapping) -> None:
         self.order, self.lines, self.mapping = order, lines, mapping
@@ -233,9 +239,7 @@ class _HeaderContext:
         if "." not in name:
             return _null(self.order.get(name))
         collection, field = name.split(".", 1)
-        field = self.mapping.line_field(collection, field)
-        values = [v for v in (_null(line.get(field)) for line in self.lines) if v is not None]
-        return ",".join(dict.fromkeys(values)) or None
+        return _joined(self.lines, self.mapping.line_field(collection, field))
 
 
 class _EntryContext:
@@ -252,10 +256,15 @@ class _EntryContext:
 
 
 def _mapped(context: _HeaderContext | _EntryContext, name: str) -> str | None:
-    """``maps.<map>.<column>``: the map's value for the record's key field (MapMiss when it has no row)."""
+    return _map_value(context.mapping.maps, name, context)
+
+
+def _map_value(maps: Mapping[str, ValueMap], name: str, resolve: Any) -> str | None:
+    """``maps.<map>.<column>``: the map's value for the record's key field, read with ``resolve``
+    (MapMiss when the map has no row for it)."""
     _, table, column = name.split(".")
-    value_map = context.mapping.maps[table]
-    return value_map.lookup(context(value_map.key), column)
+    value_map = maps[table]
+    return value_map.lookup(resolve(value_map.key), column)
 
 
 # ``build``'s steps: ``(field key, step, argument)``; ``step(argument, texts, now)`` gives the shaped
@@ -335,11 +344,7 @@ def _outcome(rule: FieldRule, texts: dict[str, str | None], now: datetime | None
     """``FieldRule.apply``'s result as (shaped value, None) or (None, the error's message)."""
 
     def resolve(name: str) -> str | None:
-        if name.startswith(MAPS_PREFIX + "."):
-            _, table, column = name.split(".")
-            value_map = maps[table]
-            return value_map.lookup(resolve(value_map.key), column)
-        return texts[name]
+        return _map_value(maps, name, resolve) if name.startswith(MAPS_PREFIX + ".") else texts[name]
 
     try:
         raw = rule.value.evaluate(resolve, now)
@@ -425,9 +430,8 @@ class _Builder:
         header_texts = texts
         if self.joins:
             header_texts = dict(texts)
-            for name, field in self.joins:  # as WDT joins src_tids: distinct non-empty values, in order
-                values = [v for v in (_null(line.get(field)) for line in lines) if v is not None]
-                header_texts[name] = ",".join(dict.fromkeys(values)) or None
+            for name, field in self.joins:
+                header_texts[name] = _joined(lines, field)
         model: dict[str, Any] = {}
         for key, run, arg in self.header:
             value = run(arg, header_texts, now)
