@@ -44,6 +44,7 @@ def test_only_complete_unfiltered_windows_count(tmp_path):
     RunFiles(root, "upstream", _hours(48, 72)).dir.mkdir(parents=True)  # a window that never completed
     assert completed_windows(root, "upstream") == [_hours(0, 24)]
     assert completed_windows(root, "nobody") == []
+    assert completed_windows(root, "upstream", overlapping=_hours(24, 30)) == []  # touches the day, not inside it
 
 
 @pytest.fixture
