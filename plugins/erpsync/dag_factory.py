@@ -18,7 +18,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task, teardown
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from erpsync.alerts import RobotNotifier
+from erpsync.alerts import RobotNotifier, notify_problems
 from erpsync.mapping.compile import compile_mapping
 from erpsync.preconditions import PreconditionSensor, mark_complete
 from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_schemes
@@ -186,20 +186,18 @@ def build_dag(scheme: Scheme) -> DAG:
             except (ConnectionConfigError, KingdeeConfigError) as exc:  # a retry cannot fix it: fail now, no retries
                 raise AirflowFailException(str(exc)) from exc
             problems = window_problems(files)
-            text = summary(str(Window.from_dict(manifest["window"])), result, problems, dry_run)
+            window = Window.from_dict(manifest["window"])
+            text = summary(str(window), result, problems, dry_run)
             counts = {**asdict(result), "problems": len(problems)}
-            if dry_run:  # shows what would happen; only a real load can be red, or complete
-                (log.warning if problems else log.info)(text)
-                return {**manifest, **counts}
-            if problems and settings.load.on_problem == "fail":
+            if problems and not dry_run and settings.load.on_problem == "fail":
                 log.error("%s\nEverything else is loaded. Fix the data or Kingdee, then clear this task.", text)
                 raise AirflowFailException(f"{len(problems)} orders of this window did not reach Kingdee (listed above)")
             (log.warning if problems else log.info)(text)
+            if dry_run:  # shows what would happen; only a real load can be red, alert, or complete a window
+                return {**manifest, **counts}
             if problems and settings.alerts:  # on_problem: warn: the run stays green, orders are missing
-                from erpsync.alerts import notify_problems
-
                 notify_problems(settings.alerts, dag_id=scheme.dag_id, run_id=run_id or "manual",
-                                window=Window.from_dict(manifest["window"]), counts=counts, problems=problems)
+                                window=window, counts=counts, problems=problems)
             if not manifest.get("filters"):  # a narrowed run did not read the whole window
                 mark_complete(files, counts)
             return {**manifest, **counts}
