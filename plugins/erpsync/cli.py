@@ -25,6 +25,7 @@ from erpsync.scheme import (
     Scheme,
     SchemeError,
     cross_check,
+    load_folder,
     load_scheme,
     scheme_json_schema,
     scheme_paths,
@@ -54,15 +55,10 @@ def check_schemes(paths: Sequence[Path], include_dir: Path) -> tuple[list[tuple[
             compiled.append((scheme, compile_mapping(scheme)))
         except SchemeError as exc:
             problems += _problems_of(exc)
-    # preconditions and dag ids are checked against every scheme of the folder
-    others = []
-    for path in scheme_paths(include_dir):
-        if all(path.resolve() != s.path.resolve() for s in schemes):
-            try:
-                others.append(load_scheme(path, include_dir))
-            except SchemeError:
-                pass  # its own problems are reported when it is validated
+    # preconditions and dag ids are checked against every scheme of the folder (the others' own
+    # problems are reported when they are validated)
     checked = {s.path.resolve() for s in schemes}
+    others = [s for s in load_folder(include_dir)[0] if s.path.resolve() not in checked]
     problems += [p for p in cross_check([*schemes, *others]) if p.path.resolve() in checked]
     return compiled, problems
 

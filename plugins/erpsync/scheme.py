@@ -601,12 +601,24 @@ def scheme_paths(include_dir: Path = INCLUDE_DIR) -> list[Path]:
     return sorted((include_dir / "schemes").glob("*.yaml"))
 
 
+def load_folder(include_dir: Path = INCLUDE_DIR) -> tuple[list[Scheme], list[Problem | str]]:
+    """Every scheme of ``include_dir`` that loads, and the problems of all of them, the ones only the
+    schemes together show (a dag_id twice, a precondition naming none) included."""
+    schemes: list[Scheme] = []
+    problems: list[Problem | str] = []
+    for path in scheme_paths(include_dir):
+        try:
+            schemes.append(load_scheme(path, include_dir))
+        except SchemeError as exc:  # one broken file must not hide the others' problems
+            problems += list(exc.problems) or [str(exc)]
+    return schemes, problems + cross_check(schemes)
+
+
 def load_schemes(include_dir: Path = INCLUDE_DIR) -> list[Scheme]:
-    """Every scheme of ``include_dir``, checked together: unique dag ids, preconditions that name one."""
-    schemes = [load_scheme(path, include_dir) for path in scheme_paths(include_dir)]
-    problems = cross_check(schemes)
+    """Every scheme of ``include_dir``, checked together; a ``SchemeError`` lists every problem."""
+    schemes, problems = load_folder(include_dir)
     if problems:
-        raise SchemeError(problems)
+        raise SchemeError("\n".join(map(str, problems)))
     return schemes
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from erpsync.scheme import Scheme, SchemeError, cross_check, load_scheme, scheme_paths
+from erpsync.scheme import Scheme, load_folder
 from erpsync.staging import StoragePath
 from erpsync.ui.staged import Staging
 
@@ -29,14 +29,8 @@ def current_schemes(include_dir: Path) -> tuple[dict[str, Scheme], list[str]]:
         cached = _cache.get(include_dir)
         if cached is not None and cached[0] == signature:
             return cached[1], cached[2]
-    schemes: list[Scheme] = []
-    problems: list[str] = []
-    for path in scheme_paths(include_dir):
-        try:
-            schemes.append(load_scheme(path, include_dir))
-        except SchemeError as exc:  # one broken file must not hide the other DAGs' reports
-            problems.append(str(exc))
-    problems += [str(p) for p in cross_check(schemes)]
+    schemes, found = load_folder(include_dir)  # one broken file must not hide the other DAGs' reports
+    problems = [str(p) for p in found]
     by_dag: dict[str, Scheme] = {}
     for scheme in schemes:
         by_dag.setdefault(scheme.dag_id, scheme)
