@@ -341,19 +341,17 @@ def _evaluated(arg: tuple[FieldRule, tuple[str, ...], bool, dict[Any, Any], Mapp
 
 def _outcome(rule: FieldRule, texts: dict[str, str | None], now: datetime | None,
              maps: Mapping[str, ValueMap]) -> tuple[Any, str | None]:
-    """``FieldRule.apply``'s result as (shaped value, None) or (None, the error's message)."""
+    """``FieldRule.apply``'s result on these source texts as (shaped value, None) or (None, the error's message)."""
 
     def resolve(name: str) -> str | None:
         return _map_value(maps, name, resolve) if name.startswith(MAPS_PREFIX + ".") else texts[name]
 
+    target: dict[str, Any] = {}
     try:
-        raw = rule.value.evaluate(resolve, now)
-    except ValueError as exc:
-        return None, str(exc)
-    try:
-        return _shape(rule, raw), None
+        rule.apply(resolve, target, now)
     except MappingError as exc:
         return None, exc.message
+    return target.get(rule.field.key), None
 
 
 class _Builder:
