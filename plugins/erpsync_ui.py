@@ -3,7 +3,10 @@
 * ``fastapi_apps``: ``erpsync.ui.app`` mounted by the api-server at ``/erpsync``;
 * ``external_views``: a "Browse" menu entry, and tabs on the DAG, DAG run and task instance pages
   (the UI puts the page's ``{DAG_ID}``, ``{RUN_ID}`` and ``{TASK_ID}`` into ``href``, URL-encoded;
-  a tab shows only with a ``url_route``, each unique across plugins).
+  a tab shows only with a ``url_route``, each unique across plugins);
+* ``listeners``: each run's note names its window (``erpsync.run_notes``);
+* ``fastapi_root_middlewares``: on Airflow 3.3.2, the fix that lets "Test connection" work on a
+  connection without a port (``erpsync.ui.connection_test``).
 
 The ``erpsync`` package beside this file is a library (``.airflowignore``), not more plugin files.
 """
@@ -12,9 +15,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from airflow import __version__ as AIRFLOW_VERSION
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 
+from erpsync import run_notes
+from erpsync.ui import connection_test
 from erpsync.ui.app import URL_PREFIX, create_app
 
 # hrefs are paths on Airflow's host; under a base_url with a path (…/airflow/) the app is there too
@@ -26,6 +32,10 @@ _ICON = f"{_HREF}/static/icon.svg"
 class ErpsyncUiPlugin(AirflowPlugin):
     name = "erpsync_ui"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "erpsync reports"}]
+    listeners = [run_notes]
+    fastapi_root_middlewares = [
+        {"middleware": connection_test.PortlessConnectionTest, "name": "test connections without a port"}
+    ] if connection_test.needed(AIRFLOW_VERSION) else []
     external_views = [
         {"name": "erpsync 同步报告", "href": f"{_HREF}/", "destination": "nav", "category": "browse",
          "url_route": "erpsync", "icon": _ICON},

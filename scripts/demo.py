@@ -19,7 +19,6 @@ from contextlib import ExitStack, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
@@ -130,16 +129,15 @@ def start_emulators(stack: ExitStack, data_dir: Path) -> dict[str, dict[str, str
         "--app-secret", kingdee["app_secret"], "--data-dir", str(data_dir / "kingdee"), "--seed", str(SEED),
     ]))
     say(f"  {kingdee_url}")
-    # the connection types of the erpsync provider (labelled forms, Test). The port repeats the URL's:
-    # Airflow 3.3.2's Test button refuses a connection without one (apache/airflow#73298); hooks ignore it.
+    # the connection types of the erpsync provider (labelled forms, Test); the URL carries the port
     return {
         "wdt_default": {
-            "conn_type": "wdt", "host": wdt_url, "port": urlsplit(wdt_url).port,
+            "conn_type": "wdt", "host": wdt_url,
             "login": wdt["app_key"], "password": wdt["app_secret"],
             "extra": json.dumps({"target_app_key": "21363512", "sid": wdt["sid"], "min_interval_seconds": 0.2}),
         },
         "kingdee_default": {
-            "conn_type": "kingdee", "host": kingdee_url, "port": urlsplit(kingdee_url).port,
+            "conn_type": "kingdee", "host": kingdee_url,
             "login": kingdee["username"], "password": kingdee["app_secret"],
             "extra": json.dumps({"acct_id": kingdee["acct_id"], "app_id": kingdee["app_id"], "lcid": 2052}),
         },

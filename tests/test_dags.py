@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from erpsync.scheme import INCLUDE_DIR, load_scheme, scheme_paths
+from erpsync.windows import resolve_window
 from tests.conftest import REPO
 
 
@@ -61,6 +62,17 @@ def test_the_trigger_form_takes_a_window_and_a_shop(dagbag):
     params = copy.deepcopy(dagbag.dags["wdt_kingdee_sales_outstock"].params)
     params.update({"window_start": "2026-11-01", "window_end": "2026-11-02T00:00:00+08:00", "filters": {"shop_no": "FENXIAO004"}})
     assert params.validate()["filters"] == {"shop_no": "FENXIAO004"}
+
+
+def test_the_trigger_forms_date_picker_value_is_a_window_bound(dagbag):
+    """The picker sends UTC with milliseconds: 2026-11-02 00:00 in Shanghai."""
+    params = copy.deepcopy(dagbag.dags["wdt_kingdee_sales_outstock"].params)
+    params.update({"window_start": "2026-11-01T16:00:00.000Z", "window_end": "2026-11-02T16:00:00.000Z"})
+    chosen = params.validate()
+    window = resolve_window(window_start=chosen["window_start"], window_end=chosen["window_end"],
+                            data_interval_start=None, data_interval_end=None, run_after=None,
+                            cron="0 * * * *", timezone="Asia/Shanghai")
+    assert str(window) == "[2026-11-02 00:00:00, 2026-11-03 00:00:00) Asia/Shanghai"
 
 
 def test_the_trigger_form_needs_nothing_but_may_ask_for_a_dry_run(dagbag):

@@ -27,8 +27,10 @@ from erpsync.windows import Window, WindowError, resolve_window
 
 log = logging.getLogger(__name__)
 
-# An ISO date or date-time, optionally with an offset (no offset: Asia/Shanghai).
-_ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
+# An ISO date or date-time, optionally with an offset (no offset: Asia/Shanghai). The trigger form's
+# date picker sends UTC with milliseconds ("2026-11-01T16:00:00.000Z"); a fraction other than zero is
+# refused by the window itself, with its reason.
+_ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
 
 
