@@ -38,7 +38,7 @@ scheme = scheme.edited("source.lookback", timedelta(0))
 window = Window.of(parse_datetime("2026-10-01", "s"), parse_datetime("2026-10-04", "e"))
 client = QimenClient(QimenConfig(gateway_url=url, app_key="bench", app_secret="bench-secret", target_app_key="21363512",
                                  sid="bench", min_interval_seconds=float(interval), throttle_pause_seconds=5,
-                                 rate_limit_file=rate_file))
+                                 rate_limit_url=rate_file))
 import pyarrow.parquet  # noqa: F401  (loaded before the clock starts: steady state, not start-up)
 began = time.perf_counter()
 result = extract(scheme, window, client, RunFiles(ObjectStoragePath(root), "bench", window))

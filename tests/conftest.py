@@ -101,3 +101,49 @@ def dataset() -> Any:
     from emulators.dataset import build_dataset
 
     return build_dataset(SEED, ORDERS, START, DAYS)
+
+
+# This machine's PostgreSQL and Redis on loopback (.ci/run starts them where they are not running):
+# the limiter shared by hosts, and the CeleryExecutor deployment test.
+POSTGRES_ADMIN_URL = os.environ.get("ERPSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ERPSYNC_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); .ci/run starts it")
+    return REDIS_URL
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on this machine's PostgreSQL, dropped afterwards; yields its URL."""
+    import uuid
+
+    import psycopg2
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({exc}); .ci/run starts it")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_database("erpsync_test") as url:
+        yield url

@@ -39,11 +39,14 @@ def server_error_body(status: int) -> tuple[str, bytes]:
 
 
 class Throttle:
-    """Sliding 60-second window of accepted calls per key."""
+    """Sliding 60-second window of accepted calls per key; it also keeps what it saw per key: the most
+    calls accepted within any 60 s (``peak``) and the calls refused (``refused``)."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
         self.per_minute, self.clock = per_minute, clock
         self._calls: dict[str, deque[float]] = {}
+        self.peak: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def allow(self, key: str) -> bool:
@@ -55,8 +58,10 @@ class Throttle:
             while calls and calls[0] <= now - 60:
                 calls.popleft()
             if len(calls) >= self.per_minute:
+                self.refused[key] = self.refused.get(key, 0) + 1
                 return False
             calls.append(now)
+            self.peak[key] = max(self.peak.get(key, 0), len(calls))
             return True
 
 

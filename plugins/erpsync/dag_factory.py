@@ -124,7 +124,7 @@ def build_dag(scheme: Scheme) -> DAG:
     ) as dag:
 
         # one pool per WDT connection caps the extract tasks reading on it at once (the call rate per
-        # app key is shared through the machine-wide limiter)
+        # app key is kept by the shared limiter, [erpsync] wdt_rate_limit_url)
         @task(task_id="extract", execution_timeout=timedelta(hours=2), pool=scheme.source.connection)
         def extract_task(params: dict[str, Any], data_interval_start=None, data_interval_end=None, dag_run=None) -> dict[str, Any]:
             from erpsync.connections import ConnectionConfigError

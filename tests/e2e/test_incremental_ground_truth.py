@@ -57,7 +57,7 @@ def test_a_day_under_every_fault_loads_exactly_the_completed_orders(seed, tmp_pa
                              lost_response_rate=0.1, error_rate=0.05)
     with serving(wdt) as wdt, serving(kingdee) as kingdee:
         reader = QimenClient(QimenConfig(**WDT, gateway_url=wdt.url, min_interval_seconds=0, backoff_seconds=0.01,
-                                         throttle_pause_seconds=20, rate_limit_file=str(tmp_path / "rate.sqlite")),
+                                         throttle_pause_seconds=20, rate_limit_url=str(tmp_path / "rate.sqlite")),
                              clock=lambda: fake_epoch[0], sleep=sleep)
         writer = K3CloudClient(K3CloudConfig(server_url=kingdee.url, **KINGDEE, backoff_seconds=0.01, max_backoff_seconds=0.02))
         mapping = compile_mapping(SCHEME)

@@ -83,7 +83,10 @@ def test_throttle_counts_calls_per_app_key_across_threads() -> None:
             t.start()
         for t in threads:
             t.join(timeout=30)
+        seen = srv.gateway.throttle
     assert sorted(codes) == [0] * 10 + [1012] * 22
+    # what the gateway saw, for tests of callers that must stay under the quota
+    assert list(seen.peak.values()) == [10] and list(seen.refused.values()) == [22]
 
 
 def test_max_span_minutes() -> None:

@@ -29,7 +29,7 @@ RATE_FILE = str(Path(tempfile.mkdtemp(prefix="erpsync-rate-")) / "wdt.sqlite")
 
 def _client(server, **overrides) -> QimenClient:
     config = {**WDT, "gateway_url": server.url, "min_interval_seconds": 0, "backoff_seconds": 0.01,
-              "rate_limit_file": RATE_FILE, **overrides}
+              "rate_limit_url": RATE_FILE, **overrides}
     return QimenClient(QimenConfig(**config))
 
 
@@ -95,7 +95,7 @@ def test_network_errors_are_retried_then_fail_the_task_for_airflow_to_retry():
         url = f"http://127.0.0.1:{probe.getsockname()[1]}/router/qm"
     slept: list[float] = []
     client = QimenClient(QimenConfig(**WDT, gateway_url=url, min_interval_seconds=0, backoff_seconds=1,
-                                     max_attempts=4, rate_limit_file=RATE_FILE), sleep=slept.append)
+                                     max_attempts=4, rate_limit_url=RATE_FILE), sleep=slept.append)
     with pytest.raises(WdtTransientError, match="code network"):
         client.call(METHOD, {"stockout_no": "CK-NONE"})
     assert slept == [1, 2, 4] and client.calls == 4
@@ -114,7 +114,7 @@ def test_throttle_answers_wait_for_everyone_without_using_the_retry_budget(tmp_p
             now[0] += seconds
 
         config = QimenConfig(**WDT, gateway_url=server.url, min_interval_seconds=0, max_attempts=1,
-                             throttle_pause_seconds=61, rate_limit_file=str(tmp_path / "rate.sqlite"))
+                             throttle_pause_seconds=61, rate_limit_url=str(tmp_path / "rate.sqlite"))
         client = QimenClient(config, clock=lambda: now[0], sleep=sleep)
         for _ in range(3):
             client.call(METHOD, {"stockout_no": "CK-NONE"})
@@ -140,7 +140,7 @@ def test_throttling_longer_than_allowed_fails(tmp_path):
 def test_the_client_keeps_its_distance_between_calls(wdt_emulator, tmp_path):
     ticks, slept = [1000.0], []
     client = QimenClient(
-        QimenConfig(**WDT, gateway_url=wdt_emulator.url, min_interval_seconds=1.0, rate_limit_file=str(tmp_path / "r.sqlite")),
+        QimenConfig(**WDT, gateway_url=wdt_emulator.url, min_interval_seconds=1.0, rate_limit_url=str(tmp_path / "r.sqlite")),
         clock=lambda: ticks[0],
         sleep=lambda s: slept.append(s),
     )
@@ -150,25 +150,62 @@ def test_the_client_keeps_its_distance_between_calls(wdt_emulator, tmp_path):
     assert slept == [0.75]
 
 
-def test_the_rate_is_shared_by_every_process_on_the_machine(tmp_path):
-    """Three processes take 8 slots each on one app key: all 24 slots are at least 50 ms apart."""
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgresql"])
+def test_the_rate_is_shared_by_every_process_using_the_limiter(backend, request, tmp_path):
+    """Three processes take 8 slots each on one app key: all 24 slots are at least 50 ms apart, whether
+    the slots live in a machine's SQLite file or in the Redis or PostgreSQL every host reaches."""
     import subprocess
     import sys
+    import uuid
 
+    url = {"sqlite": lambda: str(tmp_path / "rate.sqlite"), "redis": lambda: request.getfixturevalue("redis_url"),
+           "postgresql": lambda: request.getfixturevalue("postgres_url")}[backend]()
     code = (
         "import sys, time\n"
-        "from erpsync.wdt.ratelimit import SharedRateLimiter\n"
-        "limiter = SharedRateLimiter(sys.argv[1], 'app-key-1', 0.05)\n"
+        "from erpsync.wdt.ratelimit import open_limiter\n"
+        "limiter = open_limiter(sys.argv[1], sys.argv[2], 0.05)\n"
         "for _ in range(8):\n"
         "    print(repr(limiter.acquire()), flush=True)\n"
     )
+    app_key = f"app-key-{uuid.uuid4().hex}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "rate.sqlite")], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, app_key], stdout=subprocess.PIPE,
                               text=True, env=env) for _ in range(3)]
     stamps = sorted(float(line) for p in procs for line in p.communicate()[0].split())
     assert len(stamps) == 24
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    assert min(gaps) >= 0.05 - 1e-6, gaps  # epoch seconds as doubles: a microsecond of rounding
+    assert min(gaps) >= 0.05 - 1e-5, gaps  # epoch seconds as text or doubles: microseconds of rounding
+
+
+@pytest.mark.parametrize("backend", ["redis", "postgresql"])
+def test_a_throttle_answer_holds_off_every_host(backend, request):
+    """After hold_off(0.5) the next slot is half a second away, on the server's clock."""
+    import uuid
+
+    from erpsync.wdt.ratelimit import open_limiter
+
+    url = request.getfixturevalue(f"{backend}_url" if backend == "redis" else "postgres_url")
+    slept: list[float] = []
+    limiter = open_limiter(url, f"app-key-{uuid.uuid4().hex}", 0.01, sleep=slept.append)
+    try:
+        limiter.acquire()
+        limiter.hold_off(0.5)
+        limiter.acquire()
+    finally:
+        limiter.close()
+    assert slept and 0.4 < slept[-1] <= 0.5, slept
+
+
+def test_an_unreachable_or_unknown_limiter_is_named_without_its_password():
+    from erpsync.connections import ConnectionConfigError
+    from erpsync.wdt.ratelimit import RateLimiterError, open_limiter
+
+    with pytest.raises(ConnectionConfigError, match="wdt_rate_limit_url"):
+        open_limiter("mysql://u:secret@db/x", "k", 1)
+    limiter = open_limiter("redis://:hunter2@127.0.0.1:1/0", "k", 1)
+    with pytest.raises(RateLimiterError) as caught:
+        limiter.acquire()
+    assert "redis://:***@127.0.0.1:1/0" in str(caught.value) and "hunter2" not in str(caught.value)
 
 
 def test_extract_reads_every_completed_order_of_the_window(wdt_emulator, dataset, tmp_path):

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -32,7 +30,7 @@ import requests
 
 from erpsync.calls import CallRecorder
 from erpsync.replies import brief
-from erpsync.wdt.ratelimit import SharedRateLimiter
+from erpsync.wdt.ratelimit import open_limiter
 from erpsync.wdt.signing import qimen_sign
 
 log = logging.getLogger(__name__)
@@ -74,7 +72,9 @@ class QimenConfig:
     backoff_seconds: float = 2.0
     throttle_pause_seconds: float = 30.0  # after a throttle answer (one integrator waits 31 s)
     max_throttle_seconds: float = 900.0  # per call: throttled longer than this is a failure
-    rate_limit_file: str = ""  # the machine-wide limiter; "" = erpsync-wdt-rate-limits.sqlite in the temp dir
+    # where call slots are reserved (erpsync.wdt.ratelimit): "" = a SQLite file in the temp folder, for
+    # one machine; redis://… or postgresql://… for the workers of every host
+    rate_limit_url: str = ""
 
 
 def _parse(text: str) -> Any:
@@ -116,8 +116,7 @@ class QimenClient:
         self.config = config
         self.session = session or requests.Session()
         self._sleep = sleep
-        path = config.rate_limit_file or str(Path(tempfile.gettempdir()) / "erpsync-wdt-rate-limits.sqlite")
-        self.limiter = SharedRateLimiter(Path(path), config.app_key, config.min_interval_seconds, clock, sleep)
+        self.limiter = open_limiter(config.rate_limit_url, config.app_key, config.min_interval_seconds, clock, sleep)
         self.calls = 0  # requests sent
         self.retries = 0  # after network errors and 5xx
         self.throttled_seconds = 0.0  # spent holding off after throttle answers

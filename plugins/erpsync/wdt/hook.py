@@ -6,7 +6,8 @@ password = app_secret, extra = ``{"target_app_key": …, "sid": …}`` and optio
 ``min_interval_seconds`` (1: 60 calls a minute per app key, shared by every process on the machine),
 ``timeout_seconds``, ``max_attempts``, ``throttle_pause_seconds``, ``max_throttle_seconds``.
 
-The machine-wide limiter's file is ``[erpsync] wdt_rate_limit_file`` (default: in the temp folder).
+The call limiter is ``[erpsync] wdt_rate_limit_url``: empty for a SQLite file shared by the processes
+of one machine (the default), ``redis://…`` or ``postgresql://…`` for the workers of every host.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class WdtHook(BaseHook):
             max_attempts=number(cid, extra, "max_attempts", 4, int),
             throttle_pause_seconds=number(cid, extra, "throttle_pause_seconds", 30),
             max_throttle_seconds=number(cid, extra, "max_throttle_seconds", 900),
-            rate_limit_file=conf.get("erpsync", "wdt_rate_limit_file", fallback=""),
+            rate_limit_url=conf.get("erpsync", "wdt_rate_limit_url", fallback=""),
         )
 
     def test_connection(self) -> tuple[bool, str]:
