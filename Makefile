@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: install demo airflow test test-e2e constraints clean
+.PHONY: install demo airflow test test-slow constraints clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ airflow: install
 
 test: install
 	$(PY) -m pytest
+
+# The slow groups, a live Airflow each: the browser test (Debian's chromium) and the CeleryExecutor
+# deployment (this machine's PostgreSQL and Redis). .ci/run installs and starts what they need.
+test-slow: install
+	$(PY) -m pytest -m "browser or deploy"
 
 # Re-resolve the lock after changing requirements*.txt (needs the package registry).
 constraints:

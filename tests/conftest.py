@@ -39,6 +39,18 @@ KINGDEE = {
 }
 
 
+def free_port() -> int:
+    """A free loopback port, not one of Airflow's log servers (worker 8793, triggerer 8794)."""
+    import socket
+
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in (8793, 8794):
+            return port
+
+
 @contextmanager
 def serving(server: Any) -> Iterator[Any]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

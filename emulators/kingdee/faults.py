@@ -98,6 +98,9 @@ class Faults:
         self._in_progress = 0
         self._accepted: deque[float] = deque()
         self._lost = 0
+        # what the server saw, for tests of callers that must stay under a cap
+        self.peak_in_progress = 0
+        self.refused_busy = 0
 
     # -- admission ------------------------------------------------------------------------------
     def enter(self) -> bool:
@@ -105,8 +108,10 @@ class Faults:
         with self._lock:
             limit = self.config.max_concurrent
             if limit is not None and self._in_progress >= limit:
+                self.refused_busy += 1
                 return False
             self._in_progress += 1
+            self.peak_in_progress = max(self.peak_in_progress, self._in_progress)
             return True
 
     def leave(self) -> None:

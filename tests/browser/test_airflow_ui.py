@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,22 +24,13 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 DAG_ID = "wdt_kingdee_sales_outstock"
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "browser"
-
-
-def _free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in (8793, 8794):  # the worker's and the triggerer's log servers
-            return port
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +46,7 @@ def emulators(tmp_path_factory):
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
     """A live Airflow without connections (`make airflow`'s way); yields (base URL, user, password, REST headers)."""
-    home, port = tmp_path_factory.mktemp("airflow-live"), _free_port()
+    home, port = tmp_path_factory.mktemp("airflow-live"), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # not the test session's home
     log = open(home / "airflow_local.log", "w")
     process = subprocess.Popen(

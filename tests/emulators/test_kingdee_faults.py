@@ -113,9 +113,11 @@ def test_max_concurrent_answers_busy_at_once(tmp_path: Path) -> None:
             return reply.status_code, time.perf_counter() - begun, reply.text
 
         results = parallel(8, call)
+        seen = srv.emulator.faults
         busy = [r for r in results if r[0] == 503]
         served = [r for r in results if r[0] == 200]
         assert busy and 1 <= len(served) <= 2 + 6  # at most 2 at a time, the rest refused or later
+        assert seen.peak_in_progress == 2 and seen.refused_busy == len(busy)
         assert all("Service Unavailable" in text and took < 0.25 for _, took, text in busy)
 
 

@@ -61,7 +61,7 @@ class WdtHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Airflow's "Test connection": one signed query of the last minute's stock-outs, one per page.
 
-        It goes through the machine-wide rate limiter like every call; one attempt, at most 30 s, and a
+        It goes through the shared rate limiter like every call; one attempt, at most 30 s, and a
         throttle answer fails at once instead of waiting, as someone waits on the answer.
         """
         try:
