@@ -2,7 +2,9 @@
 
 What docker-compose.yaml starts, started here from its own settings and commands, with this machine's
 PostgreSQL (a throw-away database) and Redis instead of its containers: the init script, the
-api-server, scheduler and dag-processor, two Celery workers and both emulators. A five-day backfill
+api-server, scheduler, dag-processor, triggerer, two Celery workers, Flower and both emulators (their
+own commands are run by test_emulator_services.py; here they run in the test's process, whose view of
+the calls the test reads). A five-day backfill
 runs three windows at a time; one worker is killed with SIGKILL while it loads a window. In the end
 Kingdee holds exactly one bill per valid order, every run is green, its logs are readable through
 the REST API, and neither emulator saw its limit broken: WDT's calls per minute per app key (the
@@ -69,8 +71,9 @@ def _include(root: Path) -> Path:
 
 class Deployment:
     def __init__(self, base: str, headers: dict[str, str], workers: dict[str, subprocess.Popen], wdt: Any,
-                 kingdee: Any, logs: Path) -> None:
+                 kingdee: Any, logs: Path, flower: tuple[str, tuple[str, str]]) -> None:
         self.base, self.headers, self.workers, self.wdt, self.kingdee, self.logs = base, headers, workers, wdt, kingdee, logs
+        self.flower = flower
 
     def get(self, path: str) -> Any:
         reply = requests.get(f"{self.base}/api/v2{path}", headers=self.headers, timeout=30)
@@ -156,27 +159,36 @@ def deployment(tmp_path_factory, redis_url) -> Iterator[Deployment]:
         assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
         assert WDT["app_secret"] not in init.stdout + init.stderr and KINGDEE["app_secret"] not in init.stdout + init.stderr
 
-        def start(name: str, service: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        def start(name: str, service: str, extra_env: dict[str, str] | None = None,
+                  extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
             log = stack.enter_context(open(logs / f"{name}.log", "w"))
-            process = subprocess.Popen(_argv(service_command(service)), env={**env, **(extra_env or {})}, cwd=REPO,
-                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen([*_argv(service_command(service)), *extra_args], env={**env, **(extra_env or {})},
+                                       cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             stack.callback(_stop, process)
             return process
 
         start("api-server", "airflow-apiserver")
         start("scheduler", "airflow-scheduler")
         start("dag-processor", "airflow-dag-processor")
+        start("triggerer", "airflow-triggerer", {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())})
+        flower = f"http://127.0.0.1:{free_port()}"
+        # Flower's API answers only with a login (its UI does without)
+        start("flower", "flower", {"AIRFLOW__CELERY__FLOWER_HOST": "127.0.0.1",
+                                   "AIRFLOW__CELERY__FLOWER_PORT": flower.rsplit(":", 1)[1],
+                                   "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"admin:{password}"})
         workers = {}
         for n in (1, 2):  # two hosts: each its own temp folder (no shared SQLite limiter) and log server port
             tmp = root / f"worker{n}-tmp"
             tmp.mkdir()
+            # a Celery node name of its own, as each container's host name gives it under compose
             workers[f"worker{n}"] = start(f"worker{n}", "airflow-worker", {
                 "TMPDIR": str(tmp), "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__CELERY__CELERY_HOSTNAME": f"worker{n}@%h",
-            })
+            }, ("--celery-hostname", f"worker{n}@%h"))
         base = f"http://localhost:{port}"
         headers = _login(base, "admin", password, logs)
-        yield Deployment(base, headers, workers, wdt, kingdee, logs)
+        yield Deployment(base, headers, workers, wdt, kingdee, logs, (flower, ("admin", password)))
+        for url in (broker, limiter):
+            redis.Redis.from_url(url).flushdb()
 
 
 def _argv(command: list[str]) -> list[str]:
@@ -227,6 +239,16 @@ def _worker_of(pid: int, workers: dict[str, subprocess.Popen]) -> str | None:
 
 def test_a_backfill_survives_a_killed_worker_and_keeps_the_limits(deployment, dataset_of_deployment):
     d = deployment
+    # Flower (the compose profile `flower`) sees both workers
+    deadline, seen = time.monotonic() + 120, {}
+    while time.monotonic() < deadline and len(seen) < 2:
+        try:
+            url, login = d.flower
+            seen = requests.get(f"{url}/api/workers?refresh=1", auth=login, timeout=10).json()
+        except (OSError, ValueError, requests.RequestException):
+            pass
+        time.sleep(2)
+    assert sorted(name.split("@")[0] for name in seen) == ["worker1", "worker2"], seen
     d.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
     began = time.monotonic()
     backfill = d.call("POST", "/backfills", {
