@@ -22,7 +22,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from demo import REPO, airflow, airflow_env, prepare_home, say, start_emulators
+from demo import REPO, airflow_env, prepare_home, say, start_emulators
 
 DEFAULT_HOME = REPO / ".airflow-live"
 
@@ -62,11 +62,7 @@ def main() -> None:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow …`
         }
         say(f"Airflow home {home}/ on PostgreSQL ({env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']})")
-        if args.emulators:
-            prepare_home(env, start_emulators(stack, home / "emulators"), home)
-        else:
-            airflow(env, "db", "migrate")
-            airflow(env, "pools", "import", str(REPO / "include" / "pools.json"))
+        prepare_home(env, start_emulators(stack, home / "emulators") if args.emulators else {})
         say(f"airflow standalone: the UI on http://localhost:{args.port}, "
             f"user admin, password in {home}/simple_auth_manager_passwords.json.generated")
         # its own process group: `standalone` leaves its workers and api-server behind when it is stopped

@@ -42,25 +42,29 @@ def say(text: str) -> None:
 
 @contextmanager
 def emulator(name: str, data_dir: Path, args: list[str]) -> Iterator[str]:
-    """Run ``python -m emulators.<name>`` and yield the URL it prints on its first line."""
+    """Run ``python -m emulators.<name>`` on a free loopback port; yields the URL it serves."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = open(data_dir / f"{name}.log", "w")
-    proc = subprocess.Popen(
-        [PYTHON, "-m", f"emulators.{name}", "--host", "127.0.0.1", "--port", "0", *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
-    )
-    try:
-        url = proc.stdout.readline().strip()
-        if not url.startswith("http"):
-            raise SystemExit(f"the {name} emulator did not start; see {log.name}")
+    with serving_command([PYTHON, "-m", f"emulators.{name}", "--host", "127.0.0.1", "--port", "0", *args],
+                         data_dir / f"{name}.log") as url:
         yield url
-    finally:
-        proc.terminate()
+
+
+@contextmanager
+def serving_command(argv: list[str], log_path: Path) -> Iterator[str]:
+    """Run an emulator's command line and yield the URL it prints on its first line; stop it after."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            url = proc.stdout.readline().strip()
+            if not url.startswith("http"):
+                raise SystemExit(f"`{' '.join(argv[:3])}` did not start; see {log_path}")
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def airflow(env: dict[str, str], *args: str, log: Path | None = None) -> bool:
@@ -113,8 +117,9 @@ def airflow_env(home: Path) -> dict[str, str]:
     }
 
 
-def start_emulators(stack: ExitStack, data_dir: Path) -> dict[str, dict[str, str]]:
-    """Both emulators on free loopback ports, with fresh credentials; the connections that reach them."""
+def start_emulators(stack: ExitStack, data_dir: Path) -> dict[str, str]:
+    """Both emulators on free loopback ports, with fresh credentials; the settings that reach them, by
+    the names of .env (scripts/deploy_init.py turns them into the connections)."""
     wdt, kingdee = demo_credentials()
     say(f"Starting the WDT emulator ({ORDERS} orders over {DAYS} days from {START}, seed {SEED})")
     wdt_url = stack.enter_context(emulator("wdt", data_dir, [
@@ -129,33 +134,22 @@ def start_emulators(stack: ExitStack, data_dir: Path) -> dict[str, dict[str, str
         "--app-secret", kingdee["app_secret"], "--data-dir", str(data_dir / "kingdee"), "--seed", str(SEED),
     ]))
     say(f"  {kingdee_url}")
-    # the connection types of the erpsync provider (labelled forms, Test); the URL carries the port
     return {
-        "wdt_default": {
-            "conn_type": "wdt", "host": wdt_url,
-            "login": wdt["app_key"], "password": wdt["app_secret"],
-            "extra": json.dumps({"target_app_key": "21363512", "sid": wdt["sid"], "min_interval_seconds": 0.2}),
-        },
-        "kingdee_default": {
-            "conn_type": "kingdee", "host": kingdee_url,
-            "login": kingdee["username"], "password": kingdee["app_secret"],
-            "extra": json.dumps({"acct_id": kingdee["acct_id"], "app_id": kingdee["app_id"], "lcid": 2052}),
-        },
+        "WDT_GATEWAY_URL": wdt_url, "WDT_APP_KEY": wdt["app_key"], "WDT_APP_SECRET": wdt["app_secret"],
+        "WDT_SID": wdt["sid"], "WDT_TARGET_APP_KEY": "21363512", "WDT_MIN_INTERVAL_SECONDS": "0.2",
+        "KINGDEE_URL": kingdee_url, "KINGDEE_ACCT_ID": kingdee["acct_id"], "KINGDEE_USERNAME": kingdee["username"],
+        "KINGDEE_APP_ID": kingdee["app_id"], "KINGDEE_APP_SECRET": kingdee["app_secret"], "KINGDEE_LCID": "2052",
     }
 
 
-def prepare_home(env: dict[str, str], connections: dict[str, dict[str, str]], data_dir: Path) -> None:
-    """Migrate the metadata database, store the connections (the file holding them lives seconds), import the pools."""
-    airflow(env, "db", "migrate")
-    conn_file = data_dir / "connections.json"
-    conn_file.write_text(json.dumps(connections))
-    conn_file.chmod(0o600)
-    try:
-        airflow(env, "connections", "import", "--overwrite", str(conn_file))
-    finally:
-        conn_file.unlink()
-    # the load task runs in the pool named after its Kingdee connection: calls in flight on it
-    airflow(env, "pools", "import", str(REPO / "include" / "pools.json"))
+def prepare_home(env: dict[str, str], settings: dict[str, str]) -> None:
+    """What docker-compose.yaml's airflow-init does, by the same script: migrate the metadata database,
+    import the pools, and store the connections of ``settings`` (none: left to the user)."""
+    result = subprocess.run([PYTHON, str(REPO / "scripts" / "deploy_init.py")], env={**env, **settings}, cwd=REPO,
+                            capture_output=True, text=True)
+    if result.returncode:  # its output names variables and shows *** for secrets
+        sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
+        raise SystemExit(f"scripts/deploy_init.py failed with exit code {result.returncode}")
 
 
 def main() -> None:
@@ -165,10 +159,10 @@ def main() -> None:
     staging_root = AIRFLOW_HOME / "staging"
 
     with ExitStack() as stack:
-        connections = start_emulators(stack, DATA_DIR)
-        secrets_used = [c["password"] for c in connections.values()]
+        settings = start_emulators(stack, DATA_DIR)
+        secrets_used = [settings["WDT_APP_SECRET"], settings["KINGDEE_APP_SECRET"], settings["KINGDEE_APP_ID"]]
         say(f"Preparing the Airflow home {AIRFLOW_HOME.relative_to(REPO)}/ (SQLite)")
-        prepare_home(env, connections, DATA_DIR)
+        prepare_home(env, settings)
 
         # Orders complete up to two days after they ship, and the scheme reads on last-modified time
         # (is_by_modified): each order is loaded by the window of its completion, so the demo runs two
@@ -195,10 +189,10 @@ def main() -> None:
 
         root = ObjectStoragePath(staging_root.as_uri())
         summarize([RunFiles(root, DAG_ID, w) for w in windows], windows, states)
-        kd = connections["kingdee_default"]
-        extra = json.loads(kd["extra"])
-        client = K3CloudClient(K3CloudConfig(server_url=kd["host"], acct_id=extra["acct_id"], username=kd["login"],
-                                             app_id=extra["app_id"], app_secret=kd["password"]))
+        client = K3CloudClient(K3CloudConfig(
+            server_url=settings["KINGDEE_URL"], acct_id=settings["KINGDEE_ACCT_ID"],
+            username=settings["KINGDEE_USERNAME"], app_id=settings["KINGDEE_APP_ID"],
+            app_secret=settings["KINGDEE_APP_SECRET"]))
         total = len(client.execute_bill_query("SAL_OUTSTOCK", ["FID"]))
         say(f"Kingdee now holds {total} SAL_OUTSTOCK bills (one per valid stock-out, however often the demo runs)")
 

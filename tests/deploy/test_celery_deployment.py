@@ -34,7 +34,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import KINGDEE, REPO, WDT, free_port, postgres_database, serving
+from tests.conftest import KINGDEE, REPO, WDT, airflow_headers, free_port, postgres_database, serving, stop_group
 from tests.deploy.compose import airflow_environment, service_command
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1200)]
@@ -164,7 +164,7 @@ def deployment(tmp_path_factory, redis_url) -> Iterator[Deployment]:
             log = stack.enter_context(open(logs / f"{name}.log", "w"))
             process = subprocess.Popen([*_argv(service_command(service)), *extra_args], env={**env, **(extra_env or {})},
                                        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            stack.callback(_stop, process)
+            stack.callback(stop_group, process, 30)
             return process
 
         start("api-server", "airflow-apiserver")
@@ -185,7 +185,7 @@ def deployment(tmp_path_factory, redis_url) -> Iterator[Deployment]:
                 "TMPDIR": str(tmp), "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             }, ("--celery-hostname", f"worker{n}@%h"))
         base = f"http://localhost:{port}"
-        headers = _login(base, "admin", password, logs)
+        headers = airflow_headers(base, DAG_ID, lambda: ("admin", password), lambda: True, 180, logs)
         yield Deployment(base, headers, workers, wdt, kingdee, logs, (flower, ("admin", password)))
         for url in (broker, limiter):
             redis.Redis.from_url(url).flushdb()
@@ -199,30 +199,6 @@ def _argv(command: list[str]) -> list[str]:
     if head in ("python", "python3"):
         return [sys.executable, *rest]
     return command
-
-
-def _stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _login(base: str, user: str, password: str, logs: Path) -> dict[str, str]:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            token = requests.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=5)
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            if requests.get(f"{base}/api/v2/dags/{DAG_ID}", headers=headers, timeout=5).status_code == 200:
-                return headers
-        except (OSError, ValueError, KeyError, requests.RequestException):
-            pass
-        time.sleep(2)
-    pytest.fail(f"the api-server or the DAG did not come up; see {logs}")
 
 
 def _worker_of(pid: int, workers: dict[str, subprocess.Popen]) -> str | None:

@@ -3,26 +3,12 @@ skipped when unset, refused when half set, and no secret in what it says."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from types import ModuleType
 
+import deploy_init  # scripts/ is on the tests' path (pyproject.toml)
 import pytest
 
-from tests.deploy.compose import REPO, airflow_environment
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_init", REPO / "scripts" / "deploy_init.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("deploy_init", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-deploy_init = _load()
+from tests.deploy.compose import airflow_environment
 
 
 def test_connections_from_the_compose_init_environment() -> None:

@@ -4,39 +4,34 @@ airflow-init writes from .env.example reach it (Airflow's "Test connection" of e
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import deploy_init
+from demo import serving_command
 
 from tests.conftest import free_port
-from tests.deploy.compose import REPO, airflow_environment, service_command
-from tests.deploy.test_deploy_init import deploy_init
+from tests.deploy.compose import airflow_environment, service_command
 
 
 @contextmanager
-def _service(name: str, replace: dict[str, str]) -> Iterator[str]:
+def _service(name: str, replace: dict[str, str], log: Path) -> Iterator[str]:
     """Run a compose service's command here, with ``replace`` applied to its arguments; yields its URL."""
     argv = [replace.get(part, part) for part in service_command(name)]
     assert argv[0] == "python"
-    process = subprocess.Popen([sys.executable, *argv[1:]], cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-    try:
-        url = process.stdout.readline().strip()
-        assert url.startswith("http://"), f"{name} printed {url!r}"
+    with serving_command([sys.executable, *argv[1:]], log) as url:
         yield url.replace("0.0.0.0", "127.0.0.1")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_each_emulator_service_answers_the_connection_init_writes(tmp_path, monkeypatch):
     env = airflow_environment(service="airflow-init")
     monkeypatch.setenv("AIRFLOW__ERPSYNC__WDT_RATE_LIMIT_URL", str(tmp_path / "rate.sqlite"))
     wdt_port, kingdee_port = str(free_port()), str(free_port())
-    with _service("wdt-emulator", {"8090": wdt_port}) as wdt_url, \
-            _service("kingdee-emulator", {"8091": kingdee_port,
-                                          "/opt/airflow/emulator-data/kingdee": str(tmp_path / "kingdee")}) as kingdee_url:
+    with _service("wdt-emulator", {"8090": wdt_port}, tmp_path / "wdt.log") as wdt_url, \
+            _service("kingdee-emulator", {"8091": kingdee_port, "/opt/airflow/emulator-data/kingdee": str(tmp_path / "kingdee")},
+                     tmp_path / "kingdee.log") as kingdee_url:
         # .env.example points the connections at the services' names; here they are on loopback
         local = {**env, "WDT_GATEWAY_URL": env["WDT_GATEWAY_URL"].replace("wdt-emulator:8090", f"127.0.0.1:{wdt_port}"),
                  "KINGDEE_URL": env["KINGDEE_URL"].replace("kingdee-emulator:8091", f"127.0.0.1:{kingdee_port}")}

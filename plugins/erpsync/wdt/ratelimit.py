@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from erpsync.connections import ConnectionConfigError
@@ -34,16 +33,29 @@ from erpsync.connections import ConnectionConfigError
 DEFAULT_FILE = Path(tempfile.gettempdir()) / "erpsync-wdt-rate-limits.sqlite"
 
 
-class RateLimiter(Protocol):
+class RateLimiter:
+    """Where the slots live differs by backend (``_reserve``, ``hold_off``, ``close``); waiting does not."""
+
     interval: float
+    _sleep: Callable[[float], None]
 
     def acquire(self) -> float:
         """Reserve this caller's slot and wait for it; returns the slot (epoch seconds)."""
+        slot, now = self._reserve()
+        if slot > now:
+            self._sleep(slot - now)
+        return slot
+
+    def _reserve(self) -> tuple[float, float]:
+        """The next free slot, now taken, and the time of the reservation, on the slots' clock."""
+        raise NotImplementedError
 
     def hold_off(self, seconds: float) -> None:
         """Nobody calls for ``seconds`` from now (after a throttle answer)."""
+        raise NotImplementedError
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 class RateLimiterError(RuntimeError):
@@ -85,7 +97,7 @@ def open_limiter(
 _SQLITE_SCHEMA = "CREATE TABLE IF NOT EXISTS slots (key TEXT PRIMARY KEY, next_free REAL NOT NULL)"
 
 
-class SqliteRateLimiter:
+class SqliteRateLimiter(RateLimiter):
     """Calls for ``key`` at least ``interval`` seconds apart, across every process using ``path``."""
 
     def __init__(
@@ -110,7 +122,7 @@ class SqliteRateLimiter:
             self._db.execute(_SQLITE_SCHEMA)
         return self._db
 
-    def acquire(self) -> float:
+    def _reserve(self) -> tuple[float, float]:
         with self._lock:
             db = self._connection()
             db.execute("BEGIN IMMEDIATE")  # one reservation at a time, across processes
@@ -127,9 +139,7 @@ class SqliteRateLimiter:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        if slot > now:
-            self._sleep(slot - now)
-        return slot
+        return slot, now
 
     def hold_off(self, seconds: float) -> None:
         with self._lock:
@@ -167,7 +177,7 @@ return {string.format('%.6f', slot), string.format('%.6f', now)}
 """
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(RateLimiter):
     """Calls for ``key`` at least ``interval`` seconds apart, across every host using the Redis at ``url``."""
 
     def __init__(self, url: str, key: str, interval: float, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -187,11 +197,8 @@ class RedisRateLimiter:
             raise RateLimiterError(f"WDT rate limiter {redacted(self.url)}: {exc}") from exc
         return float(slot), float(now)
 
-    def acquire(self) -> float:
-        slot, now = self._run(self.interval, reserve=True)
-        if slot > now:
-            self._sleep(slot - now)
-        return slot
+    def _reserve(self) -> tuple[float, float]:
+        return self._run(self.interval, reserve=True)
 
     def hold_off(self, seconds: float) -> None:
         self._run(seconds, reserve=False)
@@ -215,7 +222,7 @@ INSERT INTO erpsync_wdt_rate_limits AS s (key, next_free) VALUES (%(key)s, {_PG_
 ON CONFLICT (key) DO UPDATE SET next_free = GREATEST(s.next_free, EXCLUDED.next_free)"""
 
 
-class PostgresRateLimiter:
+class PostgresRateLimiter(RateLimiter):
     """Calls for ``key`` at least ``interval`` seconds apart, across every host using the database at ``url``."""
 
     def __init__(self, url: str, key: str, interval: float, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -250,11 +257,9 @@ class PostgresRateLimiter:
                 self._db = None
                 raise RateLimiterError(f"WDT rate limiter {redacted(self.url)}: {exc}".strip()) from exc
 
-    def acquire(self) -> float:
+    def _reserve(self) -> tuple[float, float]:
         slot, now = self._execute(_PG_ACQUIRE, self.interval)
-        if slot > now:
-            self._sleep(slot - now)
-        return slot
+        return slot, now
 
     def hold_off(self, seconds: float) -> None:
         self._execute(_PG_HOLD_OFF, seconds)
