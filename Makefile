@@ -26,8 +26,9 @@ airflow: install
 test: install
 	$(PY) -m pytest
 
-# The slow groups, a live Airflow each: the browser test (Debian's chromium) and the CeleryExecutor
-# deployment (this machine's PostgreSQL and Redis). .ci/run installs and starts what they need.
+# The slow groups: the browser test (Debian's chromium, a live Airflow), the CeleryExecutor deployment and
+# the WDT limiter shared through this machine's PostgreSQL and Redis, and the docker-compose program's
+# check of docker-compose.yaml. .ci/run installs and starts what they need.
 test-slow: install
 	$(PY) -m pytest -m "browser or deploy"
 

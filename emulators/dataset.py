@@ -8,6 +8,18 @@ the first day and the number of days.
 Nothing here is shared with the product code (``plugins/``): the emulators follow the protocol specs,
 and a bug in the client must not be mirrored by the same bug in the servers.
 
+Kingdee base data (``build_catalog``, spec kingdee-webapi.md §3.1-3.2) [INF where not stated]:
+- Organisations are the shops (sales organisations) and the warehouses (stock organisations), by number.
+- Base data is organisation-controlled as in a multi-organisation tenant (``kingdee_orgs``): each shop's
+  customer is created in, and used by, the shop's own organisation (the mapping sends shop_no as
+  FSaleOrgId and FCustomerID); each warehouse (BD_STOCK) belongs to its own stock organisation (warehouse_no
+  is both FStockOrgId and FStockID); every material is created by the first warehouse organisation and
+  allocated to the other warehouse organisations, so any warehouse may ship any good. Departments,
+  currencies, bill types and organisations are shared by all organisations.
+- Disabled records (``kingdee_disabled``, FForbidStatus B): the material ``EOL9001-01`` and the customer
+  ``CLOSED005``. No WDT order names them, so the demo data stays valid; they exist so that a base-data
+  check meets records that Kingdee has but refuses on a bill ("禁用也是不存在", spec §3.1).
+
 Orders (``build_dataset``) are WDT sales stock-out orders of ``wdt.stockout.order.query.trade``, exactly
 as the API returns them. Decisions on points the protocol spec (wdt-qimen-stockout.md) marks [INF]/[?]:
 - Types: ids, statuses and enum fields are JSON ints; money, quantities, weights and rates are strings
@@ -104,6 +116,12 @@ class Catalog:
     bill_types: tuple[tuple[str, str], ...] = BILL_TYPES
     # Kingdee number -> name, per master-data form, as the user's tenant has them set up.
     kingdee_master: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Organisation control of base data: form -> number -> (create org, use orgs). The record is usable
+    # in each use org (the create org first, then the orgs it was allocated to); forms not listed here
+    # (organisations, departments, currencies, bill types) are shared by every organisation.
+    kingdee_orgs: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
+    # Numbers per form whose record is disabled (FForbidStatus B): Kingdee keeps it, no bill may use it.
+    kingdee_disabled: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 _SHOPS = (
@@ -140,13 +158,19 @@ UNKNOWN_SKU = Sku(
 )
 
 
+# Base data the tenant has disabled (FForbidStatus B): goods and a shop it no longer sells through. No
+# WDT order names them (they are not in the catalog's skus or shops); they are there so that a client's
+# base-data check meets disabled records, which Kingdee treats as missing when a bill is saved.
+DISABLED_MATERIALS = (("EOL9001-01", "停产旧款茶具礼盒 标准装"),)
+DISABLED_CUSTOMERS = (("CLOSED005", "已关闭快手小店"),)
+
+
 def build_catalog(seed: int) -> Catalog:
     """The merchant's shops, warehouses and goods, and the matching Kingdee master data."""
     rng = random.Random(f"catalog-{seed}")
     shops = tuple(Shop(no, name, platform) for no, name, platform in _SHOPS)
     warehouses = tuple(
-        Warehouse(warehouse_id=i + 1, warehouse_no=no, warehouse_name=name)
-        for i, (no, name) in enumerate(_WAREHOUSES)
+        Warehouse(warehouse_id=i + 1, warehouse_no=no, warehouse_name=name) for i, (no, name) in enumerate(_WAREHOUSES)
     )
     skus: list[Sku] = []
     for goods_no, goods_name, specs, brand, base_price, batch_managed in _GOODS:
@@ -170,8 +194,11 @@ def build_catalog(seed: int) -> Catalog:
     # The user's mapping sends shop_no as sales org, customer and settlement org, and warehouse_no as
     # stock org, owner and stock: the tenant is set up with those numbers.
     master = {
-        "BD_MATERIAL": {s.spec_no: f"{s.goods_name} {s.spec_name}" for s in skus if s.known_to_kingdee},
-        "BD_Customer": {s.shop_no: s.shop_name for s in shops},
+        "BD_MATERIAL": {
+            **{s.spec_no: f"{s.goods_name} {s.spec_name}" for s in skus if s.known_to_kingdee},
+            **dict(DISABLED_MATERIALS),
+        },
+        "BD_Customer": {**{s.shop_no: s.shop_name for s in shops}, **dict(DISABLED_CUSTOMERS)},
         "ORG_Organizations": {
             **{s.shop_no: s.shop_name for s in shops},
             **{w.warehouse_no: w.warehouse_name for w in warehouses},
@@ -181,7 +208,39 @@ def build_catalog(seed: int) -> Catalog:
         "BD_Currency": dict(CURRENCIES),
         "BOS_BillType": dict(BILL_TYPES),
     }
-    return Catalog(seed=seed, shops=shops, warehouses=warehouses, skus=tuple(skus), kingdee_master=master)
+    return Catalog(
+        seed=seed,
+        shops=shops,
+        warehouses=warehouses,
+        skus=tuple(skus),
+        kingdee_master=master,
+        kingdee_orgs=_kingdee_orgs(master, shops, warehouses),
+        kingdee_disabled={
+            "BD_MATERIAL": frozenset(n for n, _ in DISABLED_MATERIALS),
+            "BD_Customer": frozenset(n for n, _ in DISABLED_CUSTOMERS),
+        },
+    )
+
+
+def _kingdee_orgs(
+    master: dict[str, dict[str, str]],
+    shops: tuple[Shop, ...],
+    warehouses: tuple[Warehouse, ...],
+) -> dict[str, dict[str, tuple[str, tuple[str, ...]]]]:
+    """Which organisations may use each customer, material and stock (see the Kingdee decisions above)."""
+    stock_orgs = tuple(w.warehouse_no for w in warehouses)
+    first_shop = shops[0].shop_no
+    shop_nos = {s.shop_no for s in shops}
+    return {
+        # each shop is a sales organisation with its own customer record
+        "BD_Customer": {
+            n: ((n, (n,)) if n in shop_nos else (first_shop, (first_shop,))) for n in master["BD_Customer"]
+        },
+        # goods are created by the first warehouse organisation and allocated to every other one
+        "BD_MATERIAL": {n: (stock_orgs[0], stock_orgs) for n in master["BD_MATERIAL"]},
+        # each warehouse belongs to its own stock organisation
+        "BD_STOCK": {n: (n, (n,)) for n in master["BD_STOCK"]},
+    }
 
 
 # -- orders -----------------------------------------------------------------------------------------
@@ -203,7 +262,12 @@ _CARRIERS = (
     ("JD", "京东物流", 12, 5),
 )
 _STAFF = (
-    ("E001", "王芳"), ("E002", "李强"), ("E003", "张敏"), ("E004", "刘洋"), ("E005", "陈静"), ("E006", "赵磊"),
+    ("E001", "王芳"),
+    ("E002", "李强"),
+    ("E003", "张敏"),
+    ("E004", "刘洋"),
+    ("E005", "陈静"),
+    ("E006", "赵磊"),
 )
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 _GIVEN = ("伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明")
@@ -250,7 +314,7 @@ def build_dataset(seed: int, orders: int, start: _dt.date, days: int) -> Dataset
     _plan_defects(rng, plans, start)
     builder = _OrderBuilder(catalog, rng)
     built = [builder.build(index, plan) for index, plan in enumerate(plans)]
-    defects = {o["order_no"]: p.defect for o, p in zip(built, plans) if p.defect}
+    defects = {o["order_no"]: p.defect for o, p in zip(built, plans, strict=True) if p.defect}
     return Dataset(catalog=catalog, orders=built, defects=defects)
 
 
@@ -262,7 +326,7 @@ def _plan_orders(rng: random.Random, orders: int, start: _dt.date, days: int) ->
         # 09:00:00 .. 21:59:59: warehouses ship during the working day.
         seconds = sorted(rng.randint(9 * 3600, 22 * 3600 - 1) for _ in range(count))
         statuses = rng.choices([s for s, _ in _STATUS_WEIGHTS], [w for _, w in _STATUS_WEIGHTS], k=count)
-        plans.extend(_Plan(midnight + _dt.timedelta(seconds=s), st) for s, st in zip(seconds, statuses))
+        plans.extend(_Plan(midnight + _dt.timedelta(seconds=s), st) for s, st in zip(seconds, statuses, strict=True))
     return plans
 
 
@@ -290,14 +354,12 @@ def _plan_defects(rng: random.Random, plans: list[_Plan], start: _dt.date) -> No
         return
     per_kind = max(1, round(total / 40))
     first_day = [i for i, p in enumerate(plans) if p.when.date() == start]
-    blocks = [first_day] + [
-        list(range(b * total // per_kind, (b + 1) * total // per_kind)) for b in range(1, per_kind)
-    ]
+    blocks = [first_day] + [list(range(b * total // per_kind, (b + 1) * total // per_kind)) for b in range(1, per_kind)]
     for block in blocks:
         free = [i for i in block if plans[i].defect is None]
         completed = [i for i in free if plans[i].status == 110]
         pool = completed if len(completed) >= 2 else free
-        for index, kind in zip(rng.sample(pool, 2), (DEFECT_ZERO_QUANTITY, DEFECT_UNKNOWN_SKU)):
+        for index, kind in zip(rng.sample(pool, 2), (DEFECT_ZERO_QUANTITY, DEFECT_UNKNOWN_SKU), strict=True):
             plans[index].defect = kind
             plans[index].status = 110
 
@@ -435,8 +497,14 @@ class _OrderBuilder:
             consign, modified = anchor, anchor + delta(seconds=rng.randint(2 * 3600, 48 * 3600))
         else:
             consign, modified = anchor, anchor + delta(seconds=rng.randint(0, 1800))
-        return {"trade": trade, "pay": pay, "created": created, "check": check,
-                "consign": consign, "modified": modified}
+        return {
+            "trade": trade,
+            "pay": pay,
+            "created": created,
+            "check": check,
+            "consign": consign,
+            "modified": modified,
+        }
 
     def _header(
         self,
@@ -570,12 +638,24 @@ class _OrderBuilder:
             coupon = Decimal(0)
         post = Decimal(0) if goods_total >= 99 else Decimal(rng.choice(("0", "6", "8", "10")))
         discounts = _spread(coupon, totals)
-        shares = [t - d for t, d in zip(totals, discounts)]
+        shares = [t - d for t, d in zip(totals, discounts, strict=True)]
         posts = _spread(post, shares)
         cancelled = plan.status == 5
         details = [
-            self._detail(line, stockout_id, shop, modified, plan.when.date(), cancelled,
-                         totals[i], discounts[i], shares[i], posts[i], order["src_tids"], i)
+            self._detail(
+                line,
+                stockout_id,
+                shop,
+                modified,
+                plan.when.date(),
+                cancelled,
+                totals[i],
+                discounts[i],
+                shares[i],
+                posts[i],
+                order["src_tids"],
+                i,
+            )
             for i, line in enumerate(lines)
         ]
         cost = sum((self._cost(line.sku) * line.count for line in lines), Decimal(0))

@@ -33,17 +33,40 @@ class ErpsyncUiPlugin(AirflowPlugin):
     name = "erpsync_ui"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "erpsync reports"}]
     listeners = [run_notes]
-    fastapi_root_middlewares = [
-        {"middleware": connection_test.PortlessConnectionTest, "name": "test connections without a port"}
-    ] if connection_test.needed(AIRFLOW_VERSION) else []
+    fastapi_root_middlewares = (
+        [{"middleware": connection_test.PortlessConnectionTest, "name": "test connections without a port"}]
+        if connection_test.needed(AIRFLOW_VERSION)
+        else []
+    )
     external_views = [
-        {"name": "erpsync 同步报告", "href": f"{_HREF}/", "destination": "nav", "category": "browse",
-         "url_route": "erpsync", "icon": _ICON},
-        {"name": "同步趋势 erpsync", "href": f"{_HREF}/dags/{{DAG_ID}}", "destination": "dag",
-         "url_route": "erpsync-dag", "icon": _ICON},
-        {"name": "同步报告 erpsync", "href": f"{_HREF}/dags/{{DAG_ID}}/runs/{{RUN_ID}}", "destination": "dag_run",
-         "url_route": "erpsync-run", "icon": _ICON},
+        {
+            "name": "erpsync 同步报告",
+            "href": f"{_HREF}/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "erpsync",
+            "icon": _ICON,
+        },
+        {
+            "name": "同步趋势 erpsync",
+            "href": f"{_HREF}/dags/{{DAG_ID}}",
+            "destination": "dag",
+            "url_route": "erpsync-dag",
+            "icon": _ICON,
+        },
+        {
+            "name": "同步报告 erpsync",
+            "href": f"{_HREF}/dags/{{DAG_ID}}/runs/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "erpsync-run",
+            "icon": _ICON,
+        },
         # the run's report, scrolled to the task's section (#extract, #validate, #transform, #load)
-        {"name": "同步报告 erpsync", "href": f"{_HREF}/dags/{{DAG_ID}}/runs/{{RUN_ID}}#{{TASK_ID}}",
-         "destination": "task_instance", "url_route": "erpsync-task", "icon": _ICON},
+        {
+            "name": "同步报告 erpsync",
+            "href": f"{_HREF}/dags/{{DAG_ID}}/runs/{{RUN_ID}}#{{TASK_ID}}",
+            "destination": "task_instance",
+            "url_route": "erpsync-task",
+            "icon": _ICON,
+        },
     ]

@@ -63,11 +63,14 @@ def main() -> None:
         }
         say(f"Airflow home {home}/ on PostgreSQL ({env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']})")
         prepare_home(env, start_emulators(stack, home / "emulators") if args.emulators else {})
-        say(f"airflow standalone: the UI on http://localhost:{args.port}, "
-            f"user admin, password in {home}/simple_auth_manager_passwords.json.generated")
+        say(
+            f"airflow standalone: the UI on http://localhost:{args.port}, "
+            f"user admin, password in {home}/simple_auth_manager_passwords.json.generated"
+        )
         # its own process group: `standalone` leaves its workers and api-server behind when it is stopped
-        process = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, cwd=REPO,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, cwd=REPO, start_new_session=True
+        )
         stopping = []
 
         def stop(signum: int, frame: object) -> None:  # Ctrl-C or a service manager: stop Airflow, then PostgreSQL

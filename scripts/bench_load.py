@@ -25,19 +25,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from airflow.sdk import ObjectStoragePath
+
+from emulators.dataset import build_catalog
+from emulators.kingdee import DEFAULT_CREDENTIALS
+from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
+from erpsync.scheme import LoadSettings
+from erpsync.staging import RunFiles, write_json, write_jsonl
+from erpsync.steps.load import load
+from erpsync.windows import Window, parse_datetime
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
-
-from airflow.sdk import ObjectStoragePath  # noqa: E402
-
-from emulators.dataset import build_catalog  # noqa: E402
-from emulators.kingdee import DEFAULT_CREDENTIALS  # noqa: E402
-from erpsync.kingdee.client import K3CloudClient, K3CloudConfig  # noqa: E402
-from erpsync.scheme import LoadSettings  # noqa: E402
-from erpsync.staging import RunFiles, write_json, write_jsonl  # noqa: E402
-from erpsync.steps.load import load  # noqa: E402
-from erpsync.windows import Window, parse_datetime  # noqa: E402
-
 FORM = "SAL_OUTSTOCK"
 OPTIONS = {"IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21"}
 
@@ -49,17 +47,31 @@ def bills(prefix: str, count: int, lines: int, seed: int) -> list[dict]:
     out = []
     for n in range(count):
         entries = [
-            {"FMaterialID": {"FNumber": sku.spec_no}, "FMustQty": "2", "FRealQty": "2", "FTaxPrice": str(sku.price),
-             "FIsFree": False, "FLot": {"FNumber": "20250822"}, "FOwnerTypeID": "BD_OwnerOrg",
-             "FOwnerID": {"FNumber": warehouse}, "FStockID": {"FNumber": warehouse}}
+            {
+                "FMaterialID": {"FNumber": sku.spec_no},
+                "FMustQty": "2",
+                "FRealQty": "2",
+                "FTaxPrice": str(sku.price),
+                "FIsFree": False,
+                "FLot": {"FNumber": "20250822"},
+                "FOwnerTypeID": "BD_OwnerOrg",
+                "FOwnerID": {"FNumber": warehouse},
+                "FStockID": {"FNumber": warehouse},
+            }
             for sku in (skus[(n + i) % len(skus)] for i in range(lines))
         ]
         number = f"{prefix}{n:06d}"
-        model = {"FBillTypeID": {"FNUMBER": "XSCKD001"}, "FBillNo": number, "FDate": "2026-11-01 10:00:00",
-                 "FSaleOrgId": {"FNumber": shop}, "FCustomerID": {"FNumber": shop}, "FStockOrgId": {"FNumber": warehouse},
-                 "FOwnerIdHead": {"FNumber": warehouse},
-                 "SubHeadEntity": {"FSettleOrgID": {"FNumber": shop}, "FSettleCurrID": {"FNumber": "PRE001"}},
-                 "FEntity": entries}
+        model = {
+            "FBillTypeID": {"FNUMBER": "XSCKD001"},
+            "FBillNo": number,
+            "FDate": "2026-11-01 10:00:00",
+            "FSaleOrgId": {"FNumber": shop},
+            "FCustomerID": {"FNumber": shop},
+            "FStockOrgId": {"FNumber": warehouse},
+            "FOwnerIdHead": {"FNumber": warehouse},
+            "SubHeadEntity": {"FSettleOrgID": {"FNumber": shop}, "FSettleCurrID": {"FNumber": "PRE001"}},
+            "FEntity": entries,
+        }
         out.append({"bill_no": number, "order_id": str(n), "order_no": number, "model": model})
     return out
 
@@ -77,13 +89,37 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="erpsync-bench-load-") as tmp:
-        command = [sys.executable, "-m", "emulators.kingdee", "--port", "0", "--data-dir", f"{tmp}/kingdee",
-                   "--seed", str(args.seed), "--latency-ms", str(args.latency_ms), "--per-bill-ms", str(args.per_bill_ms),
-                   "--max-concurrent", str(args.max_concurrent)]
+        command = [
+            sys.executable,
+            "-m",
+            "emulators.kingdee",
+            "--port",
+            "0",
+            "--data-dir",
+            f"{tmp}/kingdee",
+            "--seed",
+            str(args.seed),
+            "--latency-ms",
+            str(args.latency_ms),
+            "--per-bill-ms",
+            str(args.per_bill_ms),
+            "--max-concurrent",
+            str(args.max_concurrent),
+        ]
         emulator = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
         try:
+            assert emulator.stdout is not None  # stdout=PIPE
             url = emulator.stdout.readline().strip()
-            client = K3CloudClient(K3CloudConfig(server_url=url, **DEFAULT_CREDENTIALS))
+            credentials = DEFAULT_CREDENTIALS
+            client = K3CloudClient(
+                K3CloudConfig(
+                    server_url=url,
+                    acct_id=credentials["acct_id"],
+                    username=credentials["username"],
+                    app_id=credentials["app_id"],
+                    app_secret=credentials["app_secret"],
+                )
+            )
             window = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02", "e"))
             files = RunFiles(ObjectStoragePath(Path(tmp).as_uri()), "bench", window)
             write_jsonl(bills("BENCH", args.bills, args.lines, args.seed), files.bills)
@@ -111,8 +147,10 @@ def main() -> None:
 
     bound = args.max_concurrent * args.chunk_size / ((args.latency_ms + args.chunk_size * args.per_bill_ms) / 1000)
     rate, single_rate = args.bills / ours, args.bills / single
-    print(f"{args.bills} bills of {args.lines} lines; emulator --latency-ms {args.latency_ms:g} --per-bill-ms "
-          f"{args.per_bill_ms:g} --max-concurrent {args.max_concurrent}; load chunk {args.chunk_size}, concurrency {args.concurrency}")
+    print(
+        f"{args.bills} bills of {args.lines} lines; emulator --latency-ms {args.latency_ms:g} --per-bill-ms "
+        f"{args.per_bill_ms:g} --max-concurrent {args.max_concurrent}; load chunk {args.chunk_size}, concurrency {args.concurrency}"
+    )
     print(f"  load (look-up + BatchSave)  {ours:7.2f} s  {rate:7.1f} bills/s")
     print(f"  load again (all existing)   {rerun:7.2f} s  {args.bills / rerun:7.1f} bills/s")
     print(f"  one bill per call, serial   {single:7.2f} s  {single_rate:7.1f} bills/s")

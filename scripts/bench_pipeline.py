@@ -11,36 +11,44 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from socketserver import BaseServer
+
+from airflow.sdk import ObjectStoragePath
+
+from emulators import kingdee, wdt
+from emulators.kingdee import KingdeeIdentity
+from emulators.wdt import WdtIdentity
+from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
+from erpsync.mapping.compile import compile_mapping
+from erpsync.scheme import INCLUDE_DIR, load_scheme
+from erpsync.staging import RunFiles
+from erpsync.steps.extract import extract
+from erpsync.steps.load import load
+from erpsync.steps.transform import transform
+from erpsync.steps.validate import validate
+from erpsync.wdt.client import WdtClient, WdtConfig
+from erpsync.windows import Window, parse_datetime
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+# read by great_expectations when it is imported; none of the imports above import it
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from airflow.sdk import ObjectStoragePath  # noqa: E402
 
-from emulators import kingdee, wdt  # noqa: E402
-from erpsync.kingdee.client import K3CloudClient, K3CloudConfig  # noqa: E402
-from erpsync.mapping.compile import compile_mapping  # noqa: E402
-from erpsync.scheme import INCLUDE_DIR, load_scheme  # noqa: E402
-from erpsync.staging import RunFiles  # noqa: E402
-from erpsync.steps.extract import extract  # noqa: E402
-from erpsync.steps.load import load  # noqa: E402
-from erpsync.steps.transform import transform  # noqa: E402
-from erpsync.steps.validate import validate  # noqa: E402
-from erpsync.wdt.client import QimenClient, QimenConfig  # noqa: E402
-from erpsync.windows import Window, parse_datetime  # noqa: E402
-
-WDT = {"app_key": "bench", "app_secret": "bench-secret", "target_app_key": "21363512", "sid": "bench"}
-KINGDEE = {"acct_id": "bench01", "username": "bench", "app_id": "100001_" + "A" * 32, "app_secret": "bench-secret"}
+WDT: WdtIdentity = {"app_key": "bench", "app_secret": "bench-secret", "target_app_key": "21363512", "sid": "bench"}
+KINGDEE: KingdeeIdentity = {
+    "acct_id": "bench01",
+    "username": "bench",
+    "app_id": "100001_" + "A" * 32,
+    "app_secret": "bench-secret",
+}
 
 
-def serve(server) -> None:
+def serve(server: BaseServer) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
@@ -59,9 +67,11 @@ def main() -> None:
         serve(kingdee_server)
         scheme = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
         load_settings = scheme.settings.load.model_copy(update={"chunk_size": args.chunk_size})
-        window = Window.of(parse_datetime(start.isoformat(), "s"), parse_datetime((start + timedelta(days=args.days)).isoformat(), "e"))
+        window = Window.of(
+            parse_datetime(start.isoformat(), "s"), parse_datetime((start + timedelta(days=args.days)).isoformat(), "e")
+        )
         files = RunFiles(ObjectStoragePath(Path(tmp).as_uri()) / "staging", scheme.dag_id, window)
-        wdt_client = QimenClient(QimenConfig(gateway_url=wdt_server.url, min_interval_seconds=0, **WDT))
+        wdt_client = WdtClient(WdtConfig(url=wdt_server.url, min_interval_seconds=0, **WDT))
         kingdee_client = K3CloudClient(K3CloudConfig(server_url=kingdee_server.url, **KINGDEE))
 
         steps = [

@@ -29,18 +29,17 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from erpsync.scheme import INCLUDE_DIR, load_scheme
+from erpsync.steps.extract import _ParquetStream
+from erpsync.steps.validate import QUARANTINE_COLUMNS
+from erpsync.windows import Window, parse_datetime
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+# read by great_expectations when it is imported; none of the imports above import it
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-from erpsync.scheme import INCLUDE_DIR, load_scheme  # noqa: E402
-from erpsync.steps.extract import _ParquetStream  # noqa: E402
-from erpsync.steps.validate import QUARANTINE_COLUMNS  # noqa: E402
-from erpsync.windows import Window, parse_datetime  # noqa: E402
-
 SCHEME_FILE = INCLUDE_DIR / "schemes" / "sales_outstock.yaml"
 WINDOW = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02", "e"))
 BLOCK_ORDERS = 20_000  # orders generated and written per block: generation memory stays small too
@@ -57,7 +56,10 @@ def _templates(api, lines_per_order: int) -> tuple[pa.Table, pa.Table]:
 
     def staged(row: dict, fields: list[str]) -> dict:  # the known fields, then the others as ``extra``
         extra = {k: v for k, v in row.items() if k not in fields}
-        return {**{f: row.get(f) for f in fields}, EXTRA_COLUMN: json.dumps(extra, ensure_ascii=False) if extra else None}
+        return {
+            **{f: row.get(f) for f in fields},
+            EXTRA_COLUMN: json.dumps(extra, ensure_ascii=False) if extra else None,
+        }
 
     dataset = build_dataset(seed=1, orders=600, start=date(2026, 11, 1), days=1)
     picked = [o for o in dataset.orders if o["status"] == 110 and o["order_no"] not in dataset.defects][:256]
@@ -70,7 +72,9 @@ def _templates(api, lines_per_order: int) -> tuple[pa.Table, pa.Table]:
         orders.append(staged(row, order_fields))
         lines += [staged(line, line_fields) for line in line_rows]
     as_text = lambda names: pa.schema([(n, pa.string()) for n in [*names, EXTRA_COLUMN]])  # noqa: E731
-    return pa.Table.from_pylist(orders, schema=as_text(order_fields)), pa.Table.from_pylist(lines, schema=as_text(line_fields))
+    return pa.Table.from_pylist(orders, schema=as_text(order_fields)), pa.Table.from_pylist(
+        lines, schema=as_text(line_fields)
+    )
 
 
 def _numbered(start: int, count: int, prefix: str = "", width: int = 0) -> pa.Array:
@@ -105,10 +109,14 @@ def stage(files, orders: int, lines_per_order: int) -> None:
             line_rows = (which[:, None] * lines_per_order + np.arange(lines_per_order)).ravel()
             line_block = template_lines.take(pa.array(line_rows))
             line_block = line_block.set_column(
-                line_block.schema.get_field_index(keys.order), keys.order, ids.take(pa.array(np.repeat(np.arange(size), lines_per_order)))
+                line_block.schema.get_field_index(keys.order),
+                keys.order,
+                ids.take(pa.array(np.repeat(np.arange(size), lines_per_order))),
             )
             line_block = line_block.set_column(
-                line_block.schema.get_field_index(keys.line), keys.line, _numbered(700_000_000 + first * lines_per_order, size * lines_per_order)
+                line_block.schema.get_field_index(keys.line),
+                keys.line,
+                _numbered(700_000_000 + first * lines_per_order, size * lines_per_order),
             )
             orders_writer.write_table(block, row_group_size=_ParquetStream.GROUP_ROWS)
             lines_writer.write_table(line_block, row_group_size=_ParquetStream.GROUP_ROWS)
@@ -180,8 +188,18 @@ def child(root: Path, chunk_rows: int | None, profile: bool) -> None:
 
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
-    print(json.dumps({"seconds": seconds, "bills": result.bills, "unmapped": result.unmapped,
-                      "skipped": result.skipped_quarantined, "rss_before_mb": before, "peak_mb": _peak_mb()}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "bills": result.bills,
+                "unmapped": result.unmapped,
+                "skipped": result.skipped_quarantined,
+                "rss_before_mb": before,
+                "peak_mb": _peak_mb(),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -197,10 +215,14 @@ def main() -> None:
         return
 
     sizes = [int(n) for n in args.orders.split(",")]
-    print(f"transform, seed mapping ({SCHEME_FILE.name}), {args.lines} lines per order, "
-          f"chunk {args.chunk_rows or 'default'}, one fresh process per size")
-    print(f"{'orders':>9} {'staged in':>9} {'seconds':>8} {'orders/s':>9} {'lines/s':>9} "
-          f"{'RSS before':>10} {'peak RSS':>9} {'growth':>8} {'footer chunks':>14}")
+    print(
+        f"transform, seed mapping ({SCHEME_FILE.name}), {args.lines} lines per order, "
+        f"chunk {args.chunk_rows or 'default'}, one fresh process per size"
+    )
+    print(
+        f"{'orders':>9} {'staged in':>9} {'seconds':>8} {'orders/s':>9} {'lines/s':>9} "
+        f"{'RSS before':>10} {'peak RSS':>9} {'growth':>8} {'footer chunks':>14}"
+    )
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="erpsync-bench-transform-") as tmp:
             began = time.perf_counter()
@@ -221,9 +243,11 @@ def main() -> None:
         if figures["bills"] + figures["unmapped"] + figures["skipped"] != size:
             print(f"  warning: {size} orders staged, the transform accounted for {figures}")
         seconds = figures["seconds"]
-        print(f"{size:>9} {staged:>8.1f}s {seconds:>7.2f}s {size / seconds:>9.0f} {size * args.lines / seconds:>9.0f} "
-              f"{figures['rss_before_mb']:>8.0f}MB {figures['peak_mb']:>7.0f}MB "
-              f"{figures['peak_mb'] - figures['rss_before_mb']:>6.0f}MB {chunks:>14}")
+        print(
+            f"{size:>9} {staged:>8.1f}s {seconds:>7.2f}s {size / seconds:>9.0f} {size * args.lines / seconds:>9.0f} "
+            f"{figures['rss_before_mb']:>8.0f}MB {figures['peak_mb']:>7.0f}MB "
+            f"{figures['peak_mb'] - figures['rss_before_mb']:>6.0f}MB {chunks:>14}"
+        )
 
 
 if __name__ == "__main__":

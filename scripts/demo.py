@@ -4,10 +4,16 @@ Starts both emulators on free loopback ports, prepares a local Airflow home (.ai
 stores the two connections, runs the DAG once per seeded day with `airflow dags test`, prints what
 happened to every order and stops the emulators. Kingdee's data lives in .demo/kingdee, so a second
 `make demo` finds every bill already there and creates none.
+
+    python scripts/demo.py [--transport qimen|openapi2]
+
+``--transport openapi2`` reads WDT through its direct openapi2 endpoint instead of the Qimen gateway:
+the same scheme and the same bills, but for 淘系 orders, which that endpoint does not return.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -15,19 +21,17 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterator
+
+from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
+from erpsync.staging import RunFiles, read_parquet
+from erpsync.steps.load import read_report, window_problems
+from erpsync.windows import Window, parse_datetime
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
-
-from erpsync.kingdee.client import K3CloudClient, K3CloudConfig  # noqa: E402
-from erpsync.staging import RunFiles, read_parquet  # noqa: E402
-from erpsync.steps.load import read_report, window_problems  # noqa: E402
-from erpsync.windows import Window, parse_datetime  # noqa: E402
-
 DAG_ID = "wdt_kingdee_sales_outstock"
 SEED, ORDERS, START, DAYS = 2026, 150, date(2026, 11, 1), 3
 AIRFLOW_HOME = REPO / ".airflow"
@@ -44,8 +48,9 @@ def say(text: str) -> None:
 def emulator(name: str, data_dir: Path, args: list[str]) -> Iterator[str]:
     """Run ``python -m emulators.<name>`` on a free loopback port; yields the URL it serves."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    with serving_command([PYTHON, "-m", f"emulators.{name}", "--host", "127.0.0.1", "--port", "0", *args],
-                         data_dir / f"{name}.log") as url:
+    with serving_command(
+        [PYTHON, "-m", f"emulators.{name}", "--host", "127.0.0.1", "--port", "0", *args], data_dir / f"{name}.log"
+    ) as url:
         yield url
 
 
@@ -55,6 +60,7 @@ def serving_command(argv: list[str], log_path: Path) -> Iterator[str]:
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
         try:
+            assert proc.stdout is not None  # stdout=PIPE
             url = proc.stdout.readline().strip()
             if not url.startswith("http"):
                 raise SystemExit(f"`{' '.join(argv[:3])}` did not start; see {log_path}")
@@ -89,7 +95,13 @@ def demo_credentials() -> tuple[dict[str, str], dict[str, str]]:
     """Credentials made up for each demo (the emulators accept whatever they are started with), in
     the real shapes: a Kingdee app id is ``<clientId>_<32 characters of standard base64>``, '+' and
     '/' included, as 24 random bytes encode."""
-    wdt = {"app_key": f"demo{secrets.randbelow(10**8):08d}", "app_secret": secrets.token_hex(16), "sid": "demoshop"}
+    wdt = {
+        "app_key": f"demo{secrets.randbelow(10**8):08d}",
+        "app_secret": secrets.token_hex(16),
+        "sid": "demoshop",
+        "openapi2_appkey": f"demoshop-{secrets.token_hex(3)}",
+        "openapi2_appsecret": secrets.token_hex(16),
+    }
     kingdee = {
         "acct_id": "65a0demo0001",
         "username": "erpsync",
@@ -110,56 +122,128 @@ def airflow_env(home: Path) -> dict[str, str]:
         # Airflow 3.3's own .airflowignore reader logs a pathspec deprecation in every task log, and
         # `dags test` Starlette's test client and graphviz: none is ours to fix, all bury the useful lines
         "PYTHONWARNINGS": "ignore:GitWildMatchPattern:DeprecationWarning,ignore:Using `httpx` with `starlette.testclient`:UserWarning,"
-                          "ignore:Could not import graphviz:UserWarning",
+        "ignore:Could not import graphviz:UserWarning",
         # the Kingdee app id carries the client secret: shown as *** by the API and UI, masked in logs
         "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "app_id",
         "GX_ANALYTICS_ENABLED": "false",
     }
 
 
-def start_emulators(stack: ExitStack, data_dir: Path) -> dict[str, str]:
+def start_emulators(stack: ExitStack, data_dir: Path, transport: str = "qimen") -> dict[str, str]:
     """Both emulators on free loopback ports, with fresh credentials; the settings that reach them, by
-    the names of .env (scripts/deploy_init.py turns them into the connections)."""
+    the names of .env (scripts/deploy_init.py turns them into the connections), WDT through ``transport``."""
     wdt, kingdee = demo_credentials()
     say(f"Starting the WDT emulator ({ORDERS} orders over {DAYS} days from {START}, seed {SEED})")
-    wdt_url = stack.enter_context(emulator("wdt", data_dir, [
-        "--app-key", wdt["app_key"], "--app-secret", wdt["app_secret"], "--target-app-key", "21363512",
-        "--sid", wdt["sid"], "--seed", str(SEED), "--orders", str(ORDERS), "--start", START.isoformat(),
-        "--days", str(DAYS),
-    ]))
+    wdt_url = stack.enter_context(
+        emulator(
+            "wdt",
+            data_dir,
+            [
+                "--app-key",
+                wdt["app_key"],
+                "--app-secret",
+                wdt["app_secret"],
+                "--target-app-key",
+                "21363512",
+                "--openapi2-appkey",
+                wdt["openapi2_appkey"],
+                "--openapi2-appsecret",
+                wdt["openapi2_appsecret"],
+                "--sid",
+                wdt["sid"],
+                "--seed",
+                str(SEED),
+                "--orders",
+                str(ORDERS),
+                "--start",
+                START.isoformat(),
+                "--days",
+                str(DAYS),
+            ],
+        )
+    )
     say(f"  {wdt_url}")
     say(f"Starting the Kingdee emulator (data in {data_dir / 'kingdee'})")
-    kingdee_url = stack.enter_context(emulator("kingdee", data_dir, [
-        "--acct-id", kingdee["acct_id"], "--username", kingdee["username"], "--app-id", kingdee["app_id"],
-        "--app-secret", kingdee["app_secret"], "--data-dir", str(data_dir / "kingdee"), "--seed", str(SEED),
-    ]))
+    kingdee_url = stack.enter_context(
+        emulator(
+            "kingdee",
+            data_dir,
+            [
+                "--acct-id",
+                kingdee["acct_id"],
+                "--username",
+                kingdee["username"],
+                "--app-id",
+                kingdee["app_id"],
+                "--app-secret",
+                kingdee["app_secret"],
+                "--data-dir",
+                str(data_dir / "kingdee"),
+                "--seed",
+                str(SEED),
+            ],
+        )
+    )
     say(f"  {kingdee_url}")
+    if transport == "openapi2":  # the same emulator's direct endpoint, with its own identity
+        wdt_settings = {
+            "WDT_GATEWAY_URL": wdt_url.removesuffix("/router/qm") + "/openapi2/",
+            "WDT_APP_KEY": wdt["openapi2_appkey"],
+            "WDT_APP_SECRET": wdt["openapi2_appsecret"],
+        }
+    else:
+        wdt_settings = {
+            "WDT_GATEWAY_URL": wdt_url,
+            "WDT_APP_KEY": wdt["app_key"],
+            "WDT_APP_SECRET": wdt["app_secret"],
+            "WDT_TARGET_APP_KEY": "21363512",
+        }
     return {
-        "WDT_GATEWAY_URL": wdt_url, "WDT_APP_KEY": wdt["app_key"], "WDT_APP_SECRET": wdt["app_secret"],
-        "WDT_SID": wdt["sid"], "WDT_TARGET_APP_KEY": "21363512", "WDT_MIN_INTERVAL_SECONDS": "0.2",
-        "KINGDEE_URL": kingdee_url, "KINGDEE_ACCT_ID": kingdee["acct_id"], "KINGDEE_USERNAME": kingdee["username"],
-        "KINGDEE_APP_ID": kingdee["app_id"], "KINGDEE_APP_SECRET": kingdee["app_secret"], "KINGDEE_LCID": "2052",
+        **wdt_settings,
+        "WDT_TRANSPORT": transport,
+        "WDT_SID": wdt["sid"],
+        "WDT_MIN_INTERVAL_SECONDS": "0.2",
+        "KINGDEE_URL": kingdee_url,
+        "KINGDEE_ACCT_ID": kingdee["acct_id"],
+        "KINGDEE_USERNAME": kingdee["username"],
+        "KINGDEE_APP_ID": kingdee["app_id"],
+        "KINGDEE_APP_SECRET": kingdee["app_secret"],
+        "KINGDEE_LCID": "2052",
     }
 
 
 def prepare_home(env: dict[str, str], settings: dict[str, str]) -> None:
     """What docker-compose.yaml's airflow-init does, by the same script: migrate the metadata database,
     import the pools, and store the connections of ``settings`` (none: left to the user)."""
-    result = subprocess.run([PYTHON, str(REPO / "scripts" / "deploy_init.py")], env={**env, **settings}, cwd=REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [PYTHON, str(REPO / "scripts" / "deploy_init.py")],
+        env={**env, **settings},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode:  # its output names variables and shows *** for secrets
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
         raise SystemExit(f"scripts/deploy_init.py failed with exit code {result.returncode}")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="scripts/demo.py", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--transport",
+        choices=("qimen", "openapi2"),
+        default="qimen",
+        help="how WDT is reached: the Qimen gateway (default) or the direct openapi2 endpoint",
+    )
+    args = parser.parse_args()
     DATA_DIR.mkdir(exist_ok=True)
     AIRFLOW_HOME.mkdir(exist_ok=True)
     env = airflow_env(AIRFLOW_HOME)
     staging_root = AIRFLOW_HOME / "staging"
 
     with ExitStack() as stack:
-        settings = start_emulators(stack, DATA_DIR)
+        settings = start_emulators(stack, DATA_DIR, args.transport)
+        say(f"WDT is read through {args.transport}: {settings['WDT_GATEWAY_URL']}")
         secrets_used = [settings["WDT_APP_SECRET"], settings["KINGDEE_APP_SECRET"], settings["KINGDEE_APP_ID"]]
         say(f"Preparing the Airflow home {AIRFLOW_HOME.relative_to(REPO)}/ (SQLite)")
         prepare_home(env, settings)
@@ -168,8 +252,10 @@ def main() -> None:
         # (is_by_modified): each order is loaded by the window of its completion, so the demo runs two
         # days past the last shipping day.
         windows = [
-            Window.of(parse_datetime((START + timedelta(days=d)).isoformat(), "start"),
-                      parse_datetime((START + timedelta(days=d + 1)).isoformat(), "end"))
+            Window.of(
+                parse_datetime((START + timedelta(days=d)).isoformat(), "start"),
+                parse_datetime((START + timedelta(days=d + 1)).isoformat(), "end"),
+            )
             for d in range(DAYS + 2)
         ]
         states: list[str] = []
@@ -189,29 +275,41 @@ def main() -> None:
 
         root = ObjectStoragePath(staging_root.as_uri())
         summarize([RunFiles(root, DAG_ID, w) for w in windows], windows, states)
-        client = K3CloudClient(K3CloudConfig(
-            server_url=settings["KINGDEE_URL"], acct_id=settings["KINGDEE_ACCT_ID"],
-            username=settings["KINGDEE_USERNAME"], app_id=settings["KINGDEE_APP_ID"],
-            app_secret=settings["KINGDEE_APP_SECRET"]))
+        client = K3CloudClient(
+            K3CloudConfig(
+                server_url=settings["KINGDEE_URL"],
+                acct_id=settings["KINGDEE_ACCT_ID"],
+                username=settings["KINGDEE_USERNAME"],
+                app_id=settings["KINGDEE_APP_ID"],
+                app_secret=settings["KINGDEE_APP_SECRET"],
+            )
+        )
         total = len(client.execute_bill_query("SAL_OUTSTOCK", ["FID"]))
         say(f"Kingdee now holds {total} SAL_OUTSTOCK bills (one per valid stock-out, however often the demo runs)")
 
 
 def summarize(runs: list[RunFiles], windows: list[Window], states: list[str]) -> None:
     print()
-    print(f"{'window (Asia/Shanghai)':<24}{'run':>8}{'orders':>7}{'quarantined':>12}{'unmapped':>9}{'created':>8}{'existing':>9}{'rejected':>9}{'held':>6}")
+    print(
+        f"{'window (Asia/Shanghai)':<24}{'run':>8}{'orders':>7}{'quarantined':>12}{'unmapped':>9}{'created':>8}{'existing':>9}{'rejected':>9}{'held':>6}"
+    )
     widths = (7, 12, 9, 8, 9, 9, 6)
     totals = [0] * 7
     lines: list[str] = []
-    for files, window, state in zip(runs, windows, states):
+    for files, window, state in zip(runs, windows, states, strict=True):
         report = read_report(files)
         outcome = report["outcome"].value_counts()
-        row = [len(read_parquet(files.orders)),
-               *(int(outcome.get(o, 0)) for o in ("quarantined", "unmapped", "created", "existing", "rejected", "held"))]
-        totals = [a + b for a, b in zip(totals, row)]
-        print(f"{window.start.format('YYYY-MM-DD'):<24}{state:>8}" + "".join(f"{v:>{w}}" for v, w in zip(row, widths)))
+        row = [
+            len(read_parquet(files.orders)),
+            *(int(outcome.get(o, 0)) for o in ("quarantined", "unmapped", "created", "existing", "rejected", "held")),
+        ]
+        totals = [a + b for a, b in zip(totals, row, strict=True)]
+        print(
+            f"{window.start.format('YYYY-MM-DD'):<24}{state:>8}"
+            + "".join(f"{v:>{w}}" for v, w in zip(row, widths, strict=True))
+        )
         lines += [f"  {p.outcome:<11} {p.order_no}: {p.reason}" for p in window_problems(files)]
-    print(f"{'total':<32}" + "".join(f"{v:>{w}}" for v, w in zip(totals, widths)))
+    print(f"{'total':<32}" + "".join(f"{v:>{w}}" for v, w in zip(totals, widths, strict=True)))
     if lines:
         print("\nOrders that did not become bills, and why (their windows end red: settings.load.on_problem: fail):")
         print("\n".join(lines))

@@ -16,7 +16,9 @@ the same in the image and outside Docker with plain environment variables; idemp
    ``[core] simple_auth_manager_users``; the api-server generates the others.
 
 wdt_default:      WDT_GATEWAY_URL, WDT_APP_KEY, WDT_APP_SECRET, WDT_SID (required);
-                  WDT_TARGET_APP_KEY (21363512), WDT_MIN_INTERVAL_SECONDS (the hook's default, 1)
+                  WDT_TRANSPORT (qimen | openapi2; default qimen: WDT_GATEWAY_URL is then the Qimen
+                  gateway, with openapi2 WDT's openapi2 base URL and WDT_APP_KEY/SECRET WDT's appkey),
+                  WDT_TARGET_APP_KEY (21363512, Qimen only), WDT_MIN_INTERVAL_SECONDS (the hook's default, 1)
 kingdee_default:  KINGDEE_URL, KINGDEE_ACCT_ID, KINGDEE_USERNAME, KINGDEE_APP_SECRET (required);
                   KINGDEE_AUTH (signature | password | app_secret; default signature),
                   KINGDEE_APP_ID (required for signature), KINGDEE_LCID (2052)
@@ -38,15 +40,22 @@ from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TARGET_APP_KEY = "21363512"
+WDT_TRANSPORTS = ("qimen", "openapi2")
 KINGDEE_AUTH_MODES = ("signature", "password", "app_secret")
 KINGDEE_LCIDS = (2052, 1033, 3076)
 # settings whose whole value is secret, and settings that are URLs which may carry a password
 SECRET_VARIABLES = (
-    "WDT_APP_SECRET", "KINGDEE_APP_SECRET", "KINGDEE_APP_ID", "AIRFLOW__CORE__FERNET_KEY",
-    "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
+    "WDT_APP_SECRET",
+    "KINGDEE_APP_SECRET",
+    "KINGDEE_APP_ID",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
 )
 URL_VARIABLES = (
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CELERY__BROKER_URL",
     "AIRFLOW__ERPSYNC__WDT_RATE_LIMIT_URL",
 )
 
@@ -70,32 +79,38 @@ def _required(env: Mapping[str, str], conn_id: str, names: Iterable[str]) -> boo
     if not missing:
         return True
     if len(missing) == len(names):
-        say(f"{conn_id}: skipped, {', '.join(names)} not set "
-            "(a connection already in Airflow is left as it is)")
+        say(f"{conn_id}: skipped, {', '.join(names)} not set (a connection already in Airflow is left as it is)")
         return False
     present = ", ".join(n for n in names if n not in missing)
-    raise InitError(f"{conn_id}: {', '.join(missing)} not set, while {present} are: "
-                    "set all of them, or none to leave the connection alone")
+    raise InitError(
+        f"{conn_id}: {', '.join(missing)} not set, while {present} are: "
+        "set all of them, or none to leave the connection alone"
+    )
 
 
 def wdt_connection(env: Mapping[str, str]) -> dict[str, str] | None:
     """The wdt_default connection (the shape `airflow connections import` reads), or None to skip it."""
     if not _required(env, "wdt_default", ("WDT_GATEWAY_URL", "WDT_APP_KEY", "WDT_APP_SECRET", "WDT_SID")):
         return None
-    extra: dict[str, object] = {
-        "target_app_key": _get(env, "WDT_TARGET_APP_KEY") or DEFAULT_TARGET_APP_KEY,
-        "sid": _get(env, "WDT_SID"),
-    }
+    transport = _get(env, "WDT_TRANSPORT") or "qimen"
+    if transport not in WDT_TRANSPORTS:
+        raise InitError(f"WDT_TRANSPORT: {transport!r} is not one of {', '.join(WDT_TRANSPORTS)}")
+    extra: dict[str, object] = {"transport": transport, "sid": _get(env, "WDT_SID")}
+    if transport == "qimen":
+        extra["target_app_key"] = _get(env, "WDT_TARGET_APP_KEY") or DEFAULT_TARGET_APP_KEY
     if interval := _get(env, "WDT_MIN_INTERVAL_SECONDS"):
         try:
-            extra["min_interval_seconds"] = float(interval)
+            seconds = float(interval)
         except ValueError:
             raise InitError(f"WDT_MIN_INTERVAL_SECONDS: {interval!r} is not a number of seconds") from None
-        if extra["min_interval_seconds"] < 0:
+        if seconds < 0:
             raise InitError(f"WDT_MIN_INTERVAL_SECONDS: {interval!r} is negative")
+        extra["min_interval_seconds"] = seconds
     return {
-        "conn_type": "wdt", "host": _get(env, "WDT_GATEWAY_URL"),
-        "login": _get(env, "WDT_APP_KEY"), "password": _get(env, "WDT_APP_SECRET"),
+        "conn_type": "wdt",
+        "host": _get(env, "WDT_GATEWAY_URL"),
+        "login": _get(env, "WDT_APP_KEY"),
+        "password": _get(env, "WDT_APP_SECRET"),
         "extra": json.dumps(extra, ensure_ascii=False),
     }
 
@@ -117,8 +132,10 @@ def kingdee_connection(env: Mapping[str, str]) -> dict[str, str] | None:
     if app_id := _get(env, "KINGDEE_APP_ID"):
         extra["app_id"] = app_id
     return {
-        "conn_type": "kingdee", "host": _get(env, "KINGDEE_URL"),
-        "login": _get(env, "KINGDEE_USERNAME"), "password": _get(env, "KINGDEE_APP_SECRET"),
+        "conn_type": "kingdee",
+        "host": _get(env, "KINGDEE_URL"),
+        "login": _get(env, "KINGDEE_USERNAME"),
+        "password": _get(env, "KINGDEE_APP_SECRET"),
         "extra": json.dumps(extra, ensure_ascii=False),
     }
 
@@ -157,8 +174,13 @@ def airflow(*args: str, secrets: Iterable[str]) -> None:
     """Run ``python -m airflow ARGS`` with this environment, its output shown redacted; fail if it fails."""
     secrets = list(secrets)
     say(f"airflow {' '.join(args)}")
-    process = subprocess.Popen([sys.executable, "-m", "airflow", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, errors="replace")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     assert process.stdout is not None
     for line in process.stdout:
         sys.stdout.write(redact(line, secrets))
@@ -184,15 +206,16 @@ def write_ui_passwords(passwords: Mapping[str, str]) -> None:
 
     manager = conf.get("core", "auth_manager")
     if not manager.endswith(".SimpleAuthManager"):
-        raise InitError(f"AIRFLOW_UI_PASSWORDS is set, but [core] auth_manager is {manager}, "
-                        "not the SimpleAuthManager")
+        raise InitError(f"AIRFLOW_UI_PASSWORDS is set, but [core] auth_manager is {manager}, not the SimpleAuthManager")
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 
     users = {user.username for user in SimpleAuthManager.get_users()}
     unknown = sorted(set(passwords) - users)
     if unknown:
-        raise InitError(f"AIRFLOW_UI_PASSWORDS names {', '.join(unknown)}, not in "
-                        f"[core] simple_auth_manager_users ({', '.join(sorted(users))})")
+        raise InitError(
+            f"AIRFLOW_UI_PASSWORDS names {', '.join(unknown)}, not in "
+            f"[core] simple_auth_manager_users ({', '.join(sorted(users))})"
+        )
     path = Path(SimpleAuthManager.get_generated_password_file())
     path.parent.mkdir(parents=True, exist_ok=True)
     stored: dict[str, str] = {}
@@ -234,9 +257,11 @@ def main() -> int:
         if passwords:
             write_ui_passwords(passwords)
         else:
-            say("UI login: AIRFLOW_UI_PASSWORDS not set; the api-server generates a password for each user "
+            say(
+                "UI login: AIRFLOW_UI_PASSWORDS not set; the api-server generates a password for each user "
                 "of [core] simple_auth_manager_users that has none, prints it once in its log and keeps it in "
-                "[core] simple_auth_manager_passwords_file")
+                "[core] simple_auth_manager_passwords_file"
+            )
     except InitError as error:
         # messages name variables, not values; redacted all the same
         say(f"ERROR: {redact(str(error), secrets)}")

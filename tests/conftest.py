@@ -13,9 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from emulators.kingdee import KingdeeIdentity
+    from emulators.wdt import WdtIdentity
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,8 +36,15 @@ ORDERS = 60
 START = date(2026, 11, 1)
 DAYS = 3
 
-WDT = {"app_key": "test-app-key", "app_secret": "test-app-secret-0001", "target_app_key": "21363512", "sid": "testshop"}
-KINGDEE = {
+
+# The credentials each emulator accepts, as keyword arguments of its make_server and of the client's config.
+WDT: WdtIdentity = {
+    "app_key": "test-app-key",
+    "app_secret": "test-app-secret-0001",
+    "target_app_key": "21363512",
+    "sid": "testshop",
+}
+KINGDEE: KingdeeIdentity = {
     "acct_id": "6502e1a3c5b1f0",
     "username": "erpsync",
     "app_id": "318275_7f/uRxDvTuD2wKjE7dyu2VxM6JVZ5tDN",

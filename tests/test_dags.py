@@ -45,8 +45,13 @@ def test_the_sales_outstock_dag_follows_its_scheme(dagbag):
 
 @pytest.mark.parametrize(
     "conf",
-    [{"filters": {"shop_no": "../../x"}}, {"filters": {"status": "5"}}, {"filters": {"shop_no": 5}},
-     {"window_start": "yesterday"}, {"window_end": "2026-11-01; rm -rf /"}],
+    [
+        {"filters": {"shop_no": "../../x"}},
+        {"filters": {"status": "5"}},
+        {"filters": {"shop_no": 5}},
+        {"window_start": "yesterday"},
+        {"window_end": "2026-11-01; rm -rf /"},
+    ],
 )
 def test_the_trigger_form_refuses_unsafe_params(dagbag, conf):
     """Airflow checks params against their schema when a run is triggered: nothing reaches a task."""
@@ -60,7 +65,9 @@ def test_the_trigger_form_refuses_unsafe_params(dagbag, conf):
 
 def test_the_trigger_form_takes_a_window_and_a_shop(dagbag):
     params = copy.deepcopy(dagbag.dags["wdt_kingdee_sales_outstock"].params)
-    params.update({"window_start": "2026-11-01", "window_end": "2026-11-02T00:00:00+08:00", "filters": {"shop_no": "FENXIAO004"}})
+    params.update(
+        {"window_start": "2026-11-01", "window_end": "2026-11-02T00:00:00+08:00", "filters": {"shop_no": "FENXIAO004"}}
+    )
     assert params.validate()["filters"] == {"shop_no": "FENXIAO004"}
 
 
@@ -69,9 +76,15 @@ def test_the_trigger_forms_date_picker_value_is_a_window_bound(dagbag):
     params = copy.deepcopy(dagbag.dags["wdt_kingdee_sales_outstock"].params)
     params.update({"window_start": "2026-11-01T16:00:00.000Z", "window_end": "2026-11-02T16:00:00.000Z"})
     chosen = params.validate()
-    window = resolve_window(window_start=chosen["window_start"], window_end=chosen["window_end"],
-                            data_interval_start=None, data_interval_end=None, run_after=None,
-                            cron="0 * * * *", timezone="Asia/Shanghai")
+    window = resolve_window(
+        window_start=chosen["window_start"],
+        window_end=chosen["window_end"],
+        data_interval_start=None,
+        data_interval_end=None,
+        run_after=None,
+        cron="0 * * * *",
+        timezone="Asia/Shanghai",
+    )
     assert str(window) == "[2026-11-02 00:00:00, 2026-11-03 00:00:00) Asia/Shanghai"
 
 
@@ -118,8 +131,9 @@ def test_parsing_loads_no_client_or_data_library():
         "loaded = [m for m in ('requests', 'pandas', 'great_expectations', 'pyarrow') if m in sys.modules]; "
         "print(list(dags), loaded)"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         cwd=REPO / "plugins").stdout
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO / "plugins"
+    ).stdout
     assert out.strip().splitlines()[-1] == "['wdt_kingdee_sales_outstock'] []"
 
 
@@ -145,8 +159,21 @@ def test_backfill_plans_one_run_per_schedule_window(airflow_db):
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, cwd=REPO)
     plan = subprocess.run(
-        [airflow, "backfill", "create", "--dag-id", "wdt_kingdee_sales_outstock", "--dry-run",
-         "--from-date", "2026-11-01T00:00:00+08:00", "--to-date", "2026-11-01T03:00:00+08:00"],
-        check=True, capture_output=True, text=True, cwd=REPO,
+        [
+            airflow,
+            "backfill",
+            "create",
+            "--dag-id",
+            "wdt_kingdee_sales_outstock",
+            "--dry-run",
+            "--from-date",
+            "2026-11-01T00:00:00+08:00",
+            "--to-date",
+            "2026-11-01T03:00:00+08:00",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     ).stdout
     assert len(re.findall(r"^\| 2026-1[01]-\d\d \d\d:00:00\+0[08]:00", plan, re.M)) == 4, plan

@@ -5,7 +5,10 @@ Flags (defaults in brackets): ``--host`` [127.0.0.1], ``--port`` [8090; 0 = a fr
 password) [the app secret], ``--data-dir`` (SQLite lives here; created if missing) [.demo/kingdee],
 ``--seed`` (the catalog seed shared with the WDT emulator; also seeds the stock levels and every random
 fault decision) [0], ``--verify-api-signature`` (also check X-Api-Signature), ``--session-ttl-s`` (a
-session ends this many seconds after it was opened) [never], ``--verbose`` (log requests to stderr).
+session ends this many seconds after it was opened) [never], ``--custom-fields`` (the tenant's custom
+fields, comma-separated, ``KEY`` on the header or ``SubHeadEntity.KEY``/``FEntity.KEY``; ``""`` = none)
+[F_ora_Text_ysdh,F_ora_Text_ckdh], ``--max-request-bytes`` (a longer request body is refused the way
+ASP.NET's maxRequestLength refuses it; 0 = no limit) [4194304], ``--verbose`` (log requests to stderr).
 
 Latency and faults (see ``faults.py``; all off by default): ``--latency-ms`` (every service call waits
 this long) [0], ``--per-bill-ms`` (Save/BatchSave answer no sooner than this per bill) [0],
@@ -30,13 +33,16 @@ import threading
 from types import FrameType
 
 from . import DEFAULT_CREDENTIALS
-from .server import make_server
+from .outstock import DEFAULT_CUSTOM_FIELDS
+from .server import DEFAULT_MAX_REQUEST_BYTES, make_server
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m emulators.kingdee", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Kingdee K/3 Cloud WebAPI emulator (SAL_OUTSTOCK). Prints its URL as the first line.")
+        prog="python -m emulators.kingdee",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Kingdee K/3 Cloud WebAPI emulator (SAL_OUTSTOCK). Prints its URL as the first line.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090, help="0 picks a free port")
     parser.add_argument("--acct-id", default=DEFAULT_CREDENTIALS["acct_id"], help="data-center id (账套)")
@@ -47,22 +53,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=".demo/kingdee", help="SQLite lives here; created if missing")
     parser.add_argument("--seed", type=int, default=0, help="catalog seed shared with the WDT emulator")
     parser.add_argument("--verify-api-signature", action="store_true", help="also check X-Api-Signature")
-    parser.add_argument("--session-ttl-s", type=float, default=None,
-                        help="a session ends this many seconds after it was opened (default: never)")
+    parser.add_argument(
+        "--session-ttl-s",
+        type=float,
+        default=None,
+        help="a session ends this many seconds after it was opened (default: never)",
+    )
+    parser.add_argument(
+        "--custom-fields",
+        default=",".join(DEFAULT_CUSTOM_FIELDS),
+        help="the tenant's custom fields: KEY (header), SubHeadEntity.KEY or FEntity.KEY, comma-separated; '' for none",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=_non_negative,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help="larger request bodies get ASP.NET's HTTP 500 'maximum request length "
+        "exceeded' page (default: 4 MB, ASP.NET's maxRequestLength); 0 = no limit",
+    )
     faults = parser.add_argument_group("latency and faults", "all random decisions follow --seed")
     faults.add_argument("--latency-ms", type=float, default=0, help="every service call waits this long")
     faults.add_argument("--per-bill-ms", type=float, default=0, help="Save/BatchSave: extra time per bill")
     faults.add_argument("--error-rate", type=_rate, default=0, help="share of calls answered HTTP 500")
-    faults.add_argument("--lost-response-rate", type=_rate, default=0,
-                        help="share of Save/BatchSave calls committed whose reply is then lost")
-    faults.add_argument("--max-concurrent", type=_positive, default=None,
-                        help="calls beyond this many in progress are answered HTTP 503 (default: unlimited)")
-    faults.add_argument("--network-control-rate", type=_rate, default=0,
-                        help="share of write calls answered MsgCode 13 (网控冲突)")
-    faults.add_argument("--call-limit-per-minute", type=_positive, default=None,
-                        help="calls beyond this many in a sliding minute get MsgCode 14 (default: unlimited)")
-    faults.add_argument("--response-error-rate", type=_rate, default=0,
-                        help="share of calls answered with a response_error: text")
+    faults.add_argument(
+        "--lost-response-rate",
+        type=_rate,
+        default=0,
+        help="share of Save/BatchSave calls committed whose reply is then lost",
+    )
+    faults.add_argument(
+        "--max-concurrent",
+        type=_positive,
+        default=None,
+        help="calls beyond this many in progress are answered HTTP 503 (default: unlimited)",
+    )
+    faults.add_argument(
+        "--network-control-rate", type=_rate, default=0, help="share of write calls answered MsgCode 13 (网控冲突)"
+    )
+    faults.add_argument(
+        "--call-limit-per-minute",
+        type=_positive,
+        default=None,
+        help="calls beyond this many in a sliding minute get MsgCode 14 (default: unlimited)",
+    )
+    faults.add_argument(
+        "--response-error-rate", type=_rate, default=0, help="share of calls answered with a response_error: text"
+    )
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     return parser.parse_args(argv)
 
@@ -71,6 +107,13 @@ def _rate(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"a rate is between 0 and 1, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
 
 
@@ -84,13 +127,28 @@ def _positive(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     server = make_server(
-        args.host, args.port, acct_id=args.acct_id, username=args.username, app_id=args.app_id,
-        app_secret=args.app_secret, data_dir=args.data_dir, seed=args.seed, password=args.password,
-        verify_api_signature=args.verify_api_signature, session_ttl_s=args.session_ttl_s,
-        latency_ms=args.latency_ms, per_bill_ms=args.per_bill_ms, error_rate=args.error_rate,
-        lost_response_rate=args.lost_response_rate, max_concurrent=args.max_concurrent,
-        network_control_rate=args.network_control_rate, call_limit_per_minute=args.call_limit_per_minute,
-        response_error_rate=args.response_error_rate, verbose=args.verbose,
+        args.host,
+        args.port,
+        acct_id=args.acct_id,
+        username=args.username,
+        app_id=args.app_id,
+        app_secret=args.app_secret,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        password=args.password,
+        verify_api_signature=args.verify_api_signature,
+        session_ttl_s=args.session_ttl_s,
+        latency_ms=args.latency_ms,
+        per_bill_ms=args.per_bill_ms,
+        error_rate=args.error_rate,
+        lost_response_rate=args.lost_response_rate,
+        max_concurrent=args.max_concurrent,
+        network_control_rate=args.network_control_rate,
+        call_limit_per_minute=args.call_limit_per_minute,
+        response_error_rate=args.response_error_rate,
+        custom_fields=args.custom_fields,
+        max_request_bytes=args.max_request_bytes,
+        verbose=args.verbose,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -82,10 +82,15 @@ def kd_signature(app_id: str, data: str, app_secret: str) -> str:
 
 
 def _rot13(text: str) -> str:
-    return text.translate(str.maketrans(
-        string.ascii_lowercase + string.ascii_uppercase,
-        string.ascii_lowercase[13:] + string.ascii_lowercase[:13]
-        + string.ascii_uppercase[13:] + string.ascii_uppercase[:13]))
+    return text.translate(
+        str.maketrans(
+            string.ascii_lowercase + string.ascii_uppercase,
+            string.ascii_lowercase[13:]
+            + string.ascii_lowercase[:13]
+            + string.ascii_uppercase[13:]
+            + string.ascii_uppercase[:13],
+        )
+    )
 
 
 def decode_app_secret(suffix: str) -> str:
@@ -194,8 +199,9 @@ class SignatureCheck:
     lcid: int = 2052
 
 
-def verify_signature(headers: Mapping[str, str], creds: Credentials, *, path: str,
-                     verify_api_signature: bool = False) -> SignatureCheck:
+def verify_signature(
+    headers: Mapping[str, str], creds: Credentials, *, path: str, verify_api_signature: bool = False
+) -> SignatureCheck:
     """Check the SDK 8.x ``X-Kd-*`` headers (and optionally ``X-Api-Signature``); header names lower-case."""
     app_key = headers.get("x-kd-appkey")
     if not app_key:
@@ -205,10 +211,13 @@ def verify_signature(headers: Mapping[str, str], creds: Credentials, *, path: st
         return SignatureCheck(Verdict.UNKNOWN_ACCT)
     acct, user, lcid_text, _org, data = parsed
     expected = kd_signature(app_key, data, creds.app_secret)
-    ok = (app_key == creds.app_id
-          and hmac.compare_digest(expected, headers.get("x-kd-signature") or "")
-          and user.casefold() == creds.username.casefold()
-          and lcid_text.strip().isdigit() and int(lcid_text) in SUPPORTED_LCIDS)
+    ok = (
+        app_key == creds.app_id
+        and hmac.compare_digest(expected, headers.get("x-kd-signature") or "")
+        and user.casefold() == creds.username.casefold()
+        and lcid_text.strip().isdigit()
+        and int(lcid_text) in SUPPORTED_LCIDS
+    )
     if ok and verify_api_signature:
         ok = _api_signature_ok(headers, path, creds.app_id)
     if not ok:

@@ -6,7 +6,11 @@ Decisions ([INF]/[?] points of the spec):
   (defaults to FCreateOrgId; a sent unknown one: ``字段“使用组织”是必填项``). BD_MATERIAL also takes
   FSpecification, FBARCODE, FIsBatchManage (default false) and FBaseUnitId (default ``Pcs``), either at
   the top level or inside a sub-head object such as ``SubHeadEntity``/``SubHeadEntity1`` where real
-  material models keep them. Other keys, and id keys (FMATERIALID/FCUSTID/FID: no updates), are ignored.
+  material models keep them. Other keys, and id keys (FMATERIALID/FCUSTID/FID: no updates), are ignored:
+  unlike SAL_OUTSTOCK (``outstock``), these forms' hundreds of standard fields are not listed, so unknown
+  keys cannot be told from standard ones here and are not refused [a known leniency, master data only].
+- The record is created in FCreateOrgId and usable there only, or in the sent FUseOrgId (organisation
+  control, see ``master``): a bill of another organisation does not find it.
 - FNumber is unique per form like a bill number: the verbatim ``违反字段唯一性要求：编码唯一。[X]在当前系统中
   已经被使用。`` (FieldName FNumber), also between two records of one batch.
 - A record gets the next id of its form and is saved audited and enabled (FDocumentStatus ``C``,
@@ -37,8 +41,9 @@ def saves(form_id: str) -> str | None:
     return FORMS.get(form_id.lower())
 
 
-def save_models(store: Store, master: MasterData, form_id: str, models: list[Any], now: str, *,
-                single: bool) -> dict[str, Any]:
+def save_models(
+    store: Store, master: MasterData, form_id: str, models: list[Any], now: str, *, single: bool
+) -> dict[str, Any]:
     problems: list[Problem] = []
     successes: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -47,8 +52,13 @@ def save_models(store: Store, master: MasterData, form_id: str, models: list[Any
         if record is not None:
             key = number_key(record["FNumber"])
             if key in seen or master.find(form_id, record["FNumber"]) is not None:
-                found.append(Problem(f"违反字段唯一性要求：编码唯一。[{record['FNumber']}]在当前系统中已经被使用。",
-                                     "FNumber", dindex))
+                found.append(
+                    Problem(
+                        f"违反字段唯一性要求：编码唯一。[{record['FNumber']}]在当前系统中已经被使用。",
+                        "FNumber",
+                        dindex,
+                    )
+                )
             seen.add(key)
         if found or record is None:
             problems.extend(found)
@@ -61,8 +71,12 @@ def save_models(store: Store, master: MasterData, form_id: str, models: list[Any
     return env.save_result(problems, successes, [{} for _ in successes], single=single)
 
 
-def _read(master: MasterData, form_id: str, model: Any, dindex: int,
-          ) -> tuple[dict[str, Any] | None, list[Problem]]:
+def _read(
+    master: MasterData,
+    form_id: str,
+    model: Any,
+    dindex: int,
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     if not isinstance(model, dict):
         return None, [Problem(f"Model中第{dindex + 1}个数据包不是JSON对象。", None, dindex)]
     view = lower_keys(model)
@@ -97,16 +111,22 @@ def _read(master: MasterData, form_id: str, model: Any, dindex: int,
     return record, problems
 
 
-def _material(master: MasterData, view: dict[str, Any], record: dict[str, Any], problems: list[Problem],
-              dindex: int) -> None:
+def _material(
+    master: MasterData, view: dict[str, Any], record: dict[str, Any], problems: list[Problem], dindex: int
+) -> None:
     for lower, key in _MATERIAL_TEXT.items():
         value = view.get(lower)
         record[key] = parse_text(value) if isinstance(value, (str, int)) else ""
     try:
         record["FIsBatchManage"] = parse_bool(view.get("fisbatchmanage"))
     except ConversionError as exc:
-        problems.append(Problem(f"字段“启用批号管理”(FIsBatchManage)的值“{view.get('fisbatchmanage')}”转换失败："
-                                f"{exc}", "FIsBatchManage", dindex))
+        problems.append(
+            Problem(
+                f"字段“启用批号管理”(FIsBatchManage)的值“{view.get('fisbatchmanage')}”转换失败：{exc}",
+                "FIsBatchManage",
+                dindex,
+            )
+        )
     unit_value = view.get("fbaseunitid")
     if unit_value in (None, "", {}):
         unit_value = {"FNumber": "Pcs"}

@@ -5,6 +5,8 @@ Decisions ([INF]/[?] points of the spec):
   ``MsgCode``/``DIndex``/``Id`` integers, ``ErrorCode`` the integer 500 and present only on failure.
 - A BatchSave where some bills fail still lists the saved ones in ``SuccessEntitys`` and returns
   ``NeedReturnData`` for them; a response where every bill failed has no ``NeedReturnData`` (as captured).
+- MsgCode of a Save/BatchSave answer: 0 when every bill was saved, 11 (验证失败) when some failed, 9
+  (指定字段/值不存在) when some bill sent a field the form does not have (``outstock``).
 - ``NeedReturnData`` holds one object per saved bill (``{}`` when nothing was requested), so a
   one-bill save answers ``[{}]`` like the doc template.
 - Query errors are wrapped ``[[{"Result": …}]]`` for ExecuteBillQuery (captured) and ``[{"Result": …}]``
@@ -51,18 +53,21 @@ class Problem:
         return {"FieldName": self.field_name, "Message": self.message, "DIndex": self.dindex}
 
 
-def response_status(errors: list[Problem], successes: list[dict[str, Any]], msg_code: int,
-                    messages: list[Problem] | None = None) -> dict[str, Any]:
+def response_status(
+    errors: list[Problem], successes: list[dict[str, Any]], msg_code: int, messages: list[Problem] | None = None
+) -> dict[str, Any]:
     status: dict[str, Any] = {}
     if errors:
         status["ErrorCode"] = 500
-    status.update({
-        "IsSuccess": not errors,
-        "Errors": [e.as_json() for e in errors],
-        "SuccessEntitys": successes,
-        "SuccessMessages": [m.as_json() for m in messages or []],
-        "MsgCode": msg_code,
-    })
+    status.update(
+        {
+            "IsSuccess": not errors,
+            "Errors": [e.as_json() for e in errors],
+            "SuccessEntitys": successes,
+            "SuccessMessages": [m.as_json() for m in messages or []],
+            "MsgCode": msg_code,
+        }
+    )
     return status
 
 
@@ -75,10 +80,16 @@ def session_lost() -> dict[str, Any]:
     return failure(SESSION_LOST, MSG_CONTEXT_LOST)
 
 
-def save_result(errors: list[Problem], successes: list[dict[str, Any]], return_data: list[dict[str, Any]],
-                *, single: bool) -> dict[str, Any]:
-    """Save (``single``) or BatchSave result, spec §4.1."""
-    msg_code = MSG_VALIDATION if errors else MSG_DEFAULT
+def save_result(
+    errors: list[Problem],
+    successes: list[dict[str, Any]],
+    return_data: list[dict[str, Any]],
+    *,
+    single: bool,
+    msg_code: int | None = None,
+) -> dict[str, Any]:
+    """Save (``single``) or BatchSave result, spec §4.1; ``msg_code`` overrides 11 when errors are of another kind."""
+    msg_code = (msg_code or MSG_VALIDATION) if errors else MSG_DEFAULT
     result: dict[str, Any] = {"ResponseStatus": response_status(errors, successes, msg_code)}
     if single and successes and not errors:
         result["Id"] = successes[0]["Id"]
@@ -88,8 +99,9 @@ def save_result(errors: list[Problem], successes: list[dict[str, Any]], return_d
     return {"Result": result}
 
 
-def operation_result(errors: list[Problem], successes: list[dict[str, Any]], messages: list[Problem],
-                     msg_code: int) -> dict[str, Any]:
+def operation_result(
+    errors: list[Problem], successes: list[dict[str, Any]], messages: list[Problem], msg_code: int
+) -> dict[str, Any]:
     """Submit/Audit/UnAudit/Delete (spec §4.5): the envelope without Id/Number/NeedReturnData."""
     status = response_status(errors, successes, msg_code if errors else MSG_DEFAULT, messages)
     return {"Result": {"ResponseStatus": status}}

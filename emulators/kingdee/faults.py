@@ -141,8 +141,9 @@ class Faults:
             if saving and lost < c.lost_response_rate:
                 lost_kind = "close" if self._lost % 2 == 0 else "500"
                 self._lost += 1
-        return Draw(error < c.error_rate, response_error < c.response_error_rate,
-                    network < c.network_control_rate, lost_kind)
+        return Draw(
+            error < c.error_rate, response_error < c.response_error_rate, network < c.network_control_rate, lost_kind
+        )
 
     # -- time -----------------------------------------------------------------------------------
     def wait_latency(self) -> None:

@@ -2,8 +2,10 @@
 
 Decisions ([INF]/[?] points of the spec):
 - Stock is kept per (material, stock) in the material's base unit, without lots, stock status or owner.
-  The seeded on-hand quantity of every seeded material in every seeded stock is drawn from
-  ``random.Random("kingdee-inventory-<seed>")`` in (material id, stock id) order: 0 for about one pair in
+  A material is counted by its FMasterId, so its records in several organisations (``master``) share
+  one level per stock (a stock belongs to one organisation anyway). The seeded on-hand quantity of every
+  seeded material in every seeded stock is drawn from ``random.Random("kingdee-inventory-<seed>")`` in
+  (material id, stock id) order over the create organisations' records: 0 for about one pair in
   ten, else a whole number from 1 to 40, so ordinary bills audit and some hit the check. A material
   created later through Save starts at 0 everywhere.
 - Only audited bills (FDocumentStatus ``C``) move stock: auditing (IsAutoSubmitAndAudit or Audit) takes
@@ -24,7 +26,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from .master import MasterData
+from .master import MasterData, MasterForm, master_id
 
 NEGATIVE_STOCK = "更新库存时出现可以忽略的异常数据，是否继续？"
 INV_CHECK_FLAG = "STK_InvCheckResult"
@@ -43,8 +45,10 @@ class Inventory:
         materials = master.form("BD_MATERIAL")
         stocks = master.form("BD_STOCK")
         assert materials is not None and stocks is not None
-        for material_id in sorted(materials.records):
-            for stock_id in sorted(stocks.records):
+        self._materials = materials
+        originals = sorted(i for i, r in materials.records.items() if master_id(r, materials.id_key) == i)
+        for material_id in originals:
+            for stock_id in sorted(i for i, r in stocks.records.items() if master_id(r, stocks.id_key) == i):
                 quantity = 0 if rng.random() < 0.1 else rng.randint(1, 40)
                 self._levels[(material_id, stock_id)] = Decimal(quantity)
 
@@ -53,16 +57,16 @@ class Inventory:
 
     def shortfall(self, doc: dict[str, Any]) -> bool:
         """Whether auditing this bill would drive some (material, stock) level below zero."""
-        return any(self.level(*key) - qty < 0 for key, qty in _demand(doc).items())
+        return any(self.level(*key) - qty < 0 for key, qty in _demand(doc, self._materials).items())
 
     def issue(self, doc: dict[str, Any]) -> None:
         """The bill was audited: its quantities leave the stock."""
-        for key, qty in _demand(doc).items():
+        for key, qty in _demand(doc, self._materials).items():
             self._levels[key] -= qty
 
     def give_back(self, doc: dict[str, Any]) -> None:
         """The bill was unaudited: its quantities return."""
-        for key, qty in _demand(doc).items():
+        for key, qty in _demand(doc, self._materials).items():
             self._levels[key] += qty
 
     def replay(self, docs: Iterable[dict[str, Any]]) -> None:
@@ -71,13 +75,14 @@ class Inventory:
                 self.issue(doc)
 
 
-def _demand(doc: dict[str, Any]) -> dict[Key, Decimal]:
-    """Quantities per (material, stock) of a bill document or a draft (``entries`` of ``fields``)."""
+def _demand(doc: dict[str, Any], materials: MasterForm) -> dict[Key, Decimal]:
+    """Quantities per (material master id, stock) of a bill document or a draft (``entries`` of ``fields``)."""
     demand: dict[Key, Decimal] = defaultdict(Decimal)
     for entry in doc["entries"]:
         fields = entry["fields"] if isinstance(entry, dict) else entry.fields
         material, stock = fields.get("FMaterialID"), fields.get("FStockID")
         qty = fields.get("FRealQty")
         if material and stock and isinstance(qty, Decimal):
-            demand[(material["Id"], stock["Id"])] += qty
+            record = materials.records.get(material["Id"])
+            demand[(master_id(record, materials.id_key) if record else material["Id"], stock["Id"])] += qty
     return demand

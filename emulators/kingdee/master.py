@@ -8,10 +8,19 @@ Decisions ([INF]/[?] points of the spec):
   BD_BatchMainFile (FLOTID), which fills up as bills with lots are saved. Form ids, numbers and field
   keys match case-insensitively (SQL Server's default collation). ``FMasterId`` aliases the id key.
 - Ids are stable: a fixed range per form in catalog order (PRE001 is currency 1, as in a real tenant).
-- Every seeded record is audited and enabled: FDocumentStatus ``C``, FForbidStatus ``A``.
+- Every seeded record is audited (FDocumentStatus ``C``) and enabled (FForbidStatus ``A``), except the
+  catalog's disabled ones (``Catalog.kingdee_disabled``: FForbidStatus ``B``). A disabled record stays
+  queryable (FForbidStatus shows it) and keeps its number taken, but no bill can use it (``usable``).
+- Organisation control (``Catalog.kingdee_orgs``) of BD_Customer, BD_MATERIAL and BD_STOCK is modelled as
+  a real multi-organisation tenant stores it: one record per use organisation, all with the same
+  number and FMasterId (the id of the create organisation's record), FCreateOrgId the create
+  organisation and FUseOrgId the organisation that record is for. The create organisation's records
+  take the form's fixed id range in catalog order; the allocated copies follow, in catalog then
+  organisation order. A query by number therefore answers one row per use organisation, and a bill
+  resolves such a number only among the records of the organisation its field is used in (see
+  ``outstock``). The other forms are shared by every organisation (no FCreateOrgId/FUseOrgId).
 - BD_MATERIAL and BD_Customer also grow through Save (see ``basedata``): new records take the next id
-  after the highest one of their form and carry FCreateOrgId/FUseOrgId (seeded records have none, so
-  those keys query as 0).
+  after the highest one of their form and carry FCreateOrgId/FUseOrgId (one use organisation).
 - Readers may look records up without the server's lock: records are only ever added, each with one
   dict assignment, and scans copy the values first.
 """
@@ -48,6 +57,28 @@ _ORG_FIELDS = (
     Field("FCreateOrgId", "创建组织", Kind.BASE, "ORG_Organizations"),
     Field("FUseOrgId", "使用组织", Kind.BASE, "ORG_Organizations"),
 )
+ORG_FORM = "ORG_Organizations"
+ENABLED, DISABLED = "A", "B"
+
+
+def master_id(record: dict[str, Any], id_key: str) -> Any:
+    """FMasterId of a record: shared by the copies of one record in several organisations."""
+    return record.get("FMasterId", record.get(id_key))
+
+
+def usable(record: dict[str, Any], org_id: Any = None) -> bool:
+    """Whether a bill may use the record: enabled and, when ``org_id`` is given and the record is
+    organisation-controlled, the record of that use organisation."""
+    if record.get("FForbidStatus") == DISABLED:
+        return False
+    if org_id is None or "FUseOrgId" not in record:
+        return True
+    use_org = record.get("FUseOrgId")
+    return isinstance(use_org, dict) and use_org.get("Id") == org_id
+
+
+def _id_order(rid: Any) -> tuple[int, Any]:
+    return (0, rid) if isinstance(rid, int) else (1, str(rid))
 
 
 def number_key(number: Any) -> str:
@@ -106,13 +137,31 @@ class MasterData:
         ids = form.by_number.get(number_key(number), []) if form else []
         return form.records[ids[0]] if form and ids else None
 
+    def find_all(self, form_id: str, number: str) -> list[dict[str, Any]]:
+        """Every record with this number (one per use organisation), in id order."""
+        form = self.form(form_id)
+        ids = list(form.by_number.get(number_key(number), [])) if form else []
+        return [form.records[i] for i in sorted(ids, key=_id_order)] if form else []
+
     def find_by_name(self, form_id: str, name: str) -> dict[str, Any] | None:
+        found = self.find_all_by_name(form_id, name)
+        return found[0] if found else None
+
+    def find_all_by_name(self, form_id: str, name: str) -> list[dict[str, Any]]:
         form = self.form(form_id)
         if not form:
-            return None
+            return []
         wanted = name.rstrip().casefold()
         records = list(form.records.values())  # a copy: a record may be added meanwhile
-        return next((r for r in records if str(r["FName"]).rstrip().casefold() == wanted), None)
+        return [r for r in records if str(r["FName"]).rstrip().casefold() == wanted]
+
+    def copies(self, form_id: str, rid: Any) -> list[dict[str, Any]]:
+        """The records sharing the FMasterId ``rid`` (the record itself and its allocated copies)."""
+        form = self.form(form_id)
+        if not form:
+            return []
+        records = list(form.records.values())
+        return [r for r in records if master_id(r, form.id_key) == rid]
 
     def find_lot(self, material_id: Any, number: str) -> dict[str, Any] | None:
         form = self._forms[LOT_FORM.lower()]
@@ -132,56 +181,114 @@ class MasterData:
         return max([form.first_id - 1, *form.records]) + 1
 
     def add_lot(self, lot_id: int, material: Ref, number: str, created: str) -> None:
-        self._forms[LOT_FORM.lower()].add({
-            "FLOTID": lot_id, "FNumber": number, "FName": number, "FDocumentStatus": "C",
-            "FForbidStatus": "A", "FMaterialID": material.as_json(), "FCreateDate": created,
-        })
+        self._forms[LOT_FORM.lower()].add(
+            {
+                "FLOTID": lot_id,
+                "FNumber": number,
+                "FName": number,
+                "FDocumentStatus": "C",
+                "FForbidStatus": "A",
+                "FMaterialID": material.as_json(),
+                "FCreateDate": created,
+            }
+        )
 
     # -- seeding ----------------------------------------------------------------------------------
-    def _register(self, form: MasterForm, rows: dict[str, str],
-                  extra: dict[str, dict[str, Any]] | None = None) -> None:
+    def _register(
+        self,
+        form: MasterForm,
+        rows: dict[str, str],
+        extra: dict[str, dict[str, Any]] | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
         self._forms[form.form_id.lower()] = form
+        disabled = catalog.kingdee_disabled.get(form.form_id, frozenset()) if catalog else frozenset()
+        orgs = catalog.kingdee_orgs.get(form.form_id, {}) if catalog else {}
+        allocated: list[tuple[dict[str, Any], str]] = []
         for i, (number, name) in enumerate(rows.items()):
             rid: Any = form.first_id + i
             if form.form_id == BILL_TYPE_FORM:
                 rid = hashlib.md5(f"{BILL_TYPE_FORM}:{number}".encode()).hexdigest()
-            record = {form.id_key: rid, "FNumber": number, "FName": name,
-                      "FDocumentStatus": "C", "FForbidStatus": "A"}
+            record = {
+                form.id_key: rid,
+                "FNumber": number,
+                "FName": name,
+                "FDocumentStatus": "C",
+                "FForbidStatus": DISABLED if number in disabled else ENABLED,
+            }
             record.update((extra or {}).get(number, {}))
+            if number in orgs:
+                create_org, use_orgs = orgs[number]
+                record.update(FMasterId=rid, FCreateOrgId=self._org(create_org), FUseOrgId=self._org(create_org))
+                allocated += [(record, org) for org in use_orgs if org != create_org]
             form.add(record)
+        for offset, (record, org) in enumerate(allocated, start=len(rows)):
+            form.add({**record, form.id_key: form.first_id + offset, "FUseOrgId": self._org(org)})
+
+    def _org(self, number: str) -> dict[str, Any]:
+        org = self.find(ORG_FORM, number)
+        assert org is not None, f"unknown organisation {number} in the catalog"
+        return self.ref(ORG_FORM, org).as_json()
 
     def _seed(self, catalog: Catalog) -> None:
         master = catalog.kingdee_master
         self._register(MasterForm(UNIT_FORM, "计量单位", "FUNITID", 10101), _UNITS)
         self._register(MasterForm(STOCK_STATUS_FORM, "库存状态", "FStockStatusId", 10000), _STOCK_STATUSES)
-        orgs = MasterForm("ORG_Organizations", "组织机构", "FORGID", 100001)
-        self._register(orgs, master["ORG_Organizations"])
-        self._register(MasterForm("BD_Customer", "客户", "FCUSTID", 200001, extra_fields=_ORG_FIELDS),
-                       master["BD_Customer"])
-        self._register(MasterForm("BD_STOCK", "仓库", "FSTOCKID", 400001), master["BD_STOCK"])
+        orgs = MasterForm(ORG_FORM, "组织机构", "FORGID", 100001)
+        self._register(orgs, master[ORG_FORM])
+        self._register(
+            MasterForm("BD_Customer", "客户", "FCUSTID", 200001, extra_fields=_ORG_FIELDS),
+            master["BD_Customer"],
+            catalog=catalog,
+        )
+        self._register(
+            MasterForm("BD_STOCK", "仓库", "FSTOCKID", 400001, extra_fields=_ORG_FIELDS),
+            master["BD_STOCK"],
+            catalog=catalog,
+        )
         self._register(MasterForm("BD_Department", "部门", "FDEPTID", 500001), master["BD_Department"])
         self._register(MasterForm("BD_Currency", "币别", "FCURRENCYID", 1), master["BD_Currency"])
         self._register(MasterForm(BILL_TYPE_FORM, "单据类型", "FBILLTYPEID", 0), master[BILL_TYPE_FORM])
         self._seed_materials(catalog)
         self._forms[LOT_FORM.lower()] = MasterForm(
-            LOT_FORM, "批号主档", "FLOTID", 600001,
-            extra_fields=(Field("FMaterialID", "物料", Kind.BASE, "BD_MATERIAL"),
-                          Field("FCreateDate", "创建日期", Kind.DATE)))
+            LOT_FORM,
+            "批号主档",
+            "FLOTID",
+            600001,
+            extra_fields=(
+                Field("FMaterialID", "物料", Kind.BASE, "BD_MATERIAL"),
+                Field("FCreateDate", "创建日期", Kind.DATE),
+            ),
+        )
 
     def _seed_materials(self, catalog: Catalog) -> None:
         unit = self.find(UNIT_FORM, DEFAULT_UNIT)
         assert unit is not None
         unit_ref = self.ref(UNIT_FORM, unit).as_json()
         extra = {
-            s.spec_no: {"FSpecification": s.spec_name, "FIsBatchManage": s.batch_managed,
-                        "FBARCODE": s.barcode, "FBaseUnitId": unit_ref}
-            for s in catalog.skus if s.known_to_kingdee
+            s.spec_no: {
+                "FSpecification": s.spec_name,
+                "FIsBatchManage": s.batch_managed,
+                "FBARCODE": s.barcode,
+                "FBaseUnitId": unit_ref,
+            }
+            for s in catalog.skus
+            if s.known_to_kingdee
         }
-        form = MasterForm("BD_MATERIAL", "物料", "FMATERIALID", 300001, extra_fields=(
-            Field("FSpecification", "规格型号", Kind.TEXT),
-            Field("FIsBatchManage", "启用批号管理", Kind.BOOL),
-            Field("FBARCODE", "条码", Kind.TEXT),
-            Field("FBaseUnitId", "基本单位", Kind.BASE, UNIT_FORM),
-            *_ORG_FIELDS,
-        ))
-        self._register(form, catalog.kingdee_master["BD_MATERIAL"], extra)
+        form = MasterForm(
+            "BD_MATERIAL",
+            "物料",
+            "FMATERIALID",
+            300001,
+            extra_fields=(
+                Field("FSpecification", "规格型号", Kind.TEXT),
+                Field("FIsBatchManage", "启用批号管理", Kind.BOOL),
+                Field("FBARCODE", "条码", Kind.TEXT),
+                Field("FBaseUnitId", "基本单位", Kind.BASE, UNIT_FORM),
+                *_ORG_FIELDS,
+            ),
+        )
+        retired = {"FSpecification": "", "FIsBatchManage": False, "FBARCODE": "", "FBaseUnitId": unit_ref}
+        for number in catalog.kingdee_master["BD_MATERIAL"]:
+            extra.setdefault(number, retired)  # disabled goods are no longer in the WDT catalog
+        self._register(form, catalog.kingdee_master["BD_MATERIAL"], extra, catalog=catalog)

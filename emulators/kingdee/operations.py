@@ -1,8 +1,13 @@
 """View, Submit, Audit, UnAudit and Delete of SAL_OUTSTOCK bills (spec §4.5).
 
 Decisions ([INF]/[?] points of the spec):
-- Targets: ``Ids`` (comma string or array of FIDs) has priority over ``Numbers`` (array, or a comma
-  string); both empty answers MsgCode 8 ``data数据包中的参数Numbers和Ids不能同时为空。``. Targets are worked
+- Targets: ``Ids`` (a comma-separated string of FIDs) has priority over ``Numbers`` (an array of bill
+  numbers), as spec §4.5 has them; both empty answers MsgCode 8 ``data数据包中的参数Numbers和Ids不能同时为空。``.
+  The other shapes are refused with MsgCode 8, nothing done [text INF: the server binds Ids to a string
+  and Numbers to a list of strings]: Ids as an array ``data数据包中的参数Ids必须是以逗号分隔的内码字符串，
+  不能是数组。``, Numbers as a string (or any non-array) ``data数据包中的参数Numbers必须是单据编号的数组。``.
+  Ids sent as a JSON number is read as its text (one id), as a string binding reads a number; an empty
+  string or null counts as not sent, for either. Targets are worked
   on one by one in the order sent; DIndex is the position in that list, as for multi-number operations.
   A target that names no bill fails with ``单据编号为“X”的销售出库单不存在，或者已被删除。`` (by Ids:
   ``内码为“n”的…``); the others still succeed.
@@ -53,13 +58,20 @@ class Operation:
     refusals: dict[str, str]  # status -> message tail when refused
 
 
-OPERATIONS = {op.name.lower(): op for op in (
-    Operation("Submit", "提交", frozenset("AD"), {"B": "单据已经提交！", "C": "单据已经审核！"}),
-    Operation("Audit", "审核", frozenset("B"),
-              {"A": "单据未提交，不允许审核！", "D": "单据未提交，不允许审核！", "C": "单据已经审核！"}),
-    Operation("UnAudit", "反审核", frozenset("C"), dict.fromkeys("ABD", "单据未审核，不允许反审核！")),
-    Operation("Delete", "删除", frozenset("ABD"), {"C": "单据已经审核，不允许删除！"}),
-)}
+OPERATIONS = {
+    op.name.lower(): op
+    for op in (
+        Operation("Submit", "提交", frozenset("AD"), {"B": "单据已经提交！", "C": "单据已经审核！"}),
+        Operation(
+            "Audit",
+            "审核",
+            frozenset("B"),
+            {"A": "单据未提交，不允许审核！", "D": "单据未提交，不允许审核！", "C": "单据已经审核！"},
+        ),
+        Operation("UnAudit", "反审核", frozenset("C"), dict.fromkeys("ABD", "单据未审核，不允许反审核！")),
+        Operation("Delete", "删除", frozenset("ABD"), {"C": "单据已经审核，不允许删除！"}),
+    )
+}
 
 
 def _prefix(number: str) -> str:
@@ -73,23 +85,18 @@ def _not_found(by_id: bool, target: str) -> str:
 def targets(data: dict[str, Any]) -> tuple[bool, list[str]]:
     """(by id, the ids or numbers) of an operation's data packet; Ids win over Numbers."""
     view = lower_keys(data)
-    ids = _items(view.get("ids"))
+    raw_ids, raw_numbers = view.get("ids"), view.get("numbers")
+    if raw_ids is not None and not isinstance(raw_ids, (str, int, Decimal)) or isinstance(raw_ids, bool):
+        raise BadRequest("data数据包中的参数Ids必须是以逗号分隔的内码字符串，不能是数组。")
+    if raw_numbers not in (None, "") and not isinstance(raw_numbers, list):
+        raise BadRequest("data数据包中的参数Numbers必须是单据编号的数组。")
+    ids = [i.strip() for i in str(raw_ids if raw_ids is not None else "").split(",") if i.strip()]
     if ids:
         return True, ids
-    numbers = _items(view.get("numbers"))
+    numbers = [str(n).strip() for n in raw_numbers or [] if str(n).strip()]
     if numbers:
         return False, numbers
     raise BadRequest("data数据包中的参数Numbers和Ids不能同时为空。")
-
-
-def _items(value: Any) -> list[str]:
-    if isinstance(value, str):
-        value = value.split(",")
-    elif isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-        value = [value]  # a single id sent as a JSON number
-    if not isinstance(value, list):
-        return []
-    return [str(v).strip() for v in value if str(v).strip()]
 
 
 def find(store: Store, by_id: bool, target: str) -> dict[str, Any] | None:
@@ -164,14 +171,20 @@ def view_object(doc: dict[str, Any], master: MasterData, entries: list[dict[str,
     bill.update(doc["extra"])
     sub = {"Id": head["FID"], **_fields(SUBHEAD_FIELDS, head, ref), **doc["sub_extra"]}
     bill[SUBHEAD_ORM] = [sub]
-    bill[ENTRY_ORM] = [{"Id": e["fields"].get("FEntryID"),
-                        **_fields(ENTRY_FIELDS, e["fields"], ref, skip={"FEntryID"}), **e["extra"]}
-                       for e in entries]
+    bill[ENTRY_ORM] = [
+        {"Id": e["fields"].get("FEntryID"), **_fields(ENTRY_FIELDS, e["fields"], ref, skip={"FEntryID"}), **e["extra"]}
+        for e in entries
+    ]
     return bill
 
 
-def _fields(specs: tuple[Field, ...], values: dict[str, Any], ref: Callable[[Field, Any], Any], *,
-            skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+def _fields(
+    specs: tuple[Field, ...],
+    values: dict[str, Any],
+    ref: Callable[[Field, Any], Any],
+    *,
+    skip: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for spec in specs:
         if spec.key in skip:

@@ -3,18 +3,32 @@
 Decisions ([INF]/[?] points of spec §3, each one chosen to follow the real server where it is known):
 - Field keys match case-insensitively (``FSETTLECURRID`` = ``FSettleCurrID``); the model layout is the
   real one: header keys, ``SubHeadEntity`` (object) and ``FEntity`` (array) at the top level of each Model.
-- A header field sent in the wrong entity (e.g. ``FSettleCurrID`` at the top level) is not that field: it
-  is kept as an unknown key. Likewise an ``FEntity`` nested inside ``SubHeadEntity`` is kept as an unknown
-  sub-head key and gives the bill no rows, so it fails with ``单据体实体【明细信息】至少需要录入一行分录``
-  (FieldName ``FEntity``) unless a top-level FEntity is sent too. ``FEntity`` that is not an array counts
-  as no rows.
-- Unknown keys (custom fields such as ``F_ora_Text_ysdh``, the flex field ``FAuxPropId``, base data the
-  emulator does not seed such as ``FSalesManID``/``FExchangeTypeID``) are stored exactly as sent and can
-  be queried.
+- The form's metadata: the fields listed below (header, SubHeadEntity, FEntity), the other standard
+  fields of spec §3.3 (``HEAD_STANDARD``/``SUBHEAD_STANDARD``/``ENTRY_STANDARD``: e.g. ``FSalesManID``,
+  ``FExchangeTypeID``, the flex field ``FAuxPropId``, a row's ``FSerialSubEntity``/``FEntity_Link``),
+  which are stored exactly as sent and can be queried, and the tenant's custom fields
+  (``CustomFields``: the server's ``custom_fields`` option, by default ``F_ora_Text_ysdh`` and
+  ``F_ora_Text_ckdh`` on the header, what the user's tenant has), stored and queried the same way.
+- A key a Model sends that is not in the metadata of the entity it is sent in (a misspelt or foreign
+  key, a custom field the tenant does not have, a header field inside ``SubHeadEntity`` or a row, a
+  sub-head field such as ``FSettleCurrID`` at the top level, ``FEntity`` nested inside
+  ``SubHeadEntity``) fails that bill as a whole, before any other check: one error per unknown key,
+  FieldName = the key as sent, Message ``元数据中标识为X的字段不存在`` (the MsgCode 9 text of spec §4.3),
+  the bill's DIndex; the other bills of the batch are saved or refused on their own, and the answer's
+  MsgCode is 9 (``server``). [INF: the real server maps the JSON onto the form's metadata before it
+  validates, so an unknown field refuses that bill's packet; keeping it silently would let a client's
+  misspelt key pass here and fail in production.] ``FEntity`` that is not an array counts as no rows.
 - Base data is looked up by ``FNumber`` (any key case), else ``FName``, else an id key (``FID``,
   ``FMasterId``, the form's id key); a bare number/string is read as the internal id, as the real server
-  does. A missing, empty or unknown reference leaves the field empty, so required fields fail the
-  must-input check with the verbatim formats ``字段“客户”是必填项`` (header and SubHeadEntity) and
+  does. Only enabled records are found: a disabled one (FForbidStatus ``B``) counts as not existing
+  (spec §3.1 "禁用也是不存在"). Organisation-controlled base data (``master``) is looked up among the
+  records of the organisation the bill uses it in: FCustomerID (and FReceiverID/FSettleID/FPayerID) in
+  FSaleOrgId, FMaterialID and FStockID in FStockOrgId; a number whose records all belong to other
+  organisations is not found there [INF: the lookup of a real multi-organisation tenant is filtered by
+  the field's organisation]. When that organisation field is empty itself, any organisation's record
+  is found (its own must-input error names the cause, once). A missing, empty, unknown, disabled or
+  not-usable reference leaves the field empty, so required fields fail the must-input check with the
+  verbatim formats ``字段“客户”是必填项`` (header and SubHeadEntity) and
   ``单据体实体【明细信息】第【n】行分录，【物料编码】字段必录`` (rows); FieldName is the field key.
 - Required: FBillTypeID, FDate, FSaleOrgId, FCustomerID, FStockOrgId, FOwnerIdHead,
   SubHeadEntity.FSettleCurrID, SubHeadEntity.FSettleOrgID; per row FMaterialID, FUnitID, FRealQty,
@@ -36,7 +50,12 @@ Decisions ([INF]/[?] points of spec §3, each one chosen to follow the real serv
   fails with ``单据体实体【明细信息】第【n】行分录，【实发数量】不能小于0`` (returns use SAL_RETURNSTOCK).
 - Lots: a batch-managed material (BD_MATERIAL.FIsBatchManage) needs FLot; the lot (per material and
   number) is created in BD_BatchMainFile when the bill is saved. A non-batch material ignores FLot.
-  FLot may be ``{"FNumber": …}`` or a bare lot number string.
+  FLot is written ``{"FNumber": "<lot no>"}`` (spec §3.2). Anything else (a bare ``"20250822"``,
+  ``{"FLOTID": n}``) names an existing lot by its internal id, like any base-data field: a lot number sent
+  bare is no lot's id, so the lot stays empty and the batch-managed row fails the must-input check
+  ``单据体实体【明细信息】第【n】行分录，【批号】字段必录`` (FieldName ``FLot``; with IsVerifyBaseDataField also
+  ``字段“批号”(FLot)的值“20250822”在系统中不存在，或者未审核、已禁用``). The id of an existing lot of that
+  material is accepted.
 - Owner type picks the owner's form: BD_OwnerOrg → ORG_Organizations, BD_Customer → BD_Customer,
   anything else (BD_Supplier) → no seeded records, so the owner stays empty.
 - Values: decimals are exact (JSON numbers or strings; ``""`` is 0); a string that is not a number fails
@@ -56,7 +75,7 @@ Decisions ([INF]/[?] points of spec §3, each one chosen to follow the real serv
   row sums. FDiscountRate and other pricing keys are stored but not applied.
 - ``ValidateFlag`` false skips the must-input, lot, quantity and row-count checks (the bill is saved with
   empty fields); value conversion errors and the FBillNo uniqueness check always apply.
-- ``IsVerifyBaseDataField`` true adds, for each non-empty reference that matches no record,
+- ``IsVerifyBaseDataField`` true adds, for each non-empty reference that matches no usable record,
   ``字段“物料编码”(FMaterialID)的值“X”在系统中不存在，或者未审核、已禁用`` (text [?]); rows are prefixed
   ``单据体实体【明细信息】第【n】行分录，``.
 - ``FID`` other than 0 asks for an update, which the emulator does not do: the bill fails with
@@ -75,7 +94,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from .envelopes import Problem
-from .master import BILL_TYPE_FORM, DEFAULT_STOCK_STATUS, LOT_FORM, STOCK_STATUS_FORM, MasterData
+from .master import BILL_TYPE_FORM, DEFAULT_STOCK_STATUS, LOT_FORM, STOCK_STATUS_FORM, MasterData, usable
 from .schema import Field, Kind, field_index
 from .wire import decimal_text, lower_keys
 
@@ -158,18 +177,152 @@ FIELD_BY_KEY = field_index(HEAD_FIELDS + SUBHEAD_FIELDS)  # header and sub-head 
 ENTRY_FIELD_BY_KEY = field_index(ENTRY_FIELDS)
 _HEAD_ONLY = field_index(HEAD_FIELDS)
 _SUBHEAD_ONLY = field_index(SUBHEAD_FIELDS)
-# Set by the server, whatever the client sends.
-_SYSTEM = {"fid", "fdocumentstatus", "fcreatedate", "fmodifydate", "fapprovedate", "fbillamount",
-           "fbilltaxamount", "fbillallamount", "fentryid", "fseq", "famount", "fallamount",
-           "fentrytaxamount"}
 
-HEAD_REQUIRED = ("FBillTypeID", "FDate", "FSaleOrgId", "FCustomerID", "FStockOrgId", "FOwnerIdHead",
-                 "FSettleCurrID", "FSettleOrgID")
+# Standard fields of the form (spec §3.3) that the emulator keeps as sent, without meaning; with the
+# fields above and the tenant's custom fields they are the form's metadata. Lower-cased.
+HEAD_STANDARD = frozenset(
+    k.lower()
+    for k in (
+        "FStockerGroupID",
+        "FStockerID",
+        "FSalesGroupID",
+        "FSalesManID",
+        "FCarrierID",
+        "FHeadLocationId",
+        "FCorrespondOrgId",
+        "FReceiverContactID",
+        "FCDateOffsetValue",
+        "FIsTotalServiceOrCost",
+    )
+)
+SUBHEAD_STANDARD = frozenset(
+    k.lower()
+    for k in (
+        "FSettleTypeID",
+        "FReceiptConditionID",
+        "FPriceListId",
+        "FDiscountListId",
+        "FExchangeTypeID",
+        "FThirdBillNo",
+        "FThirdBillId",
+        "FThirdSrcType",
+    )
+)
+ENTRY_STANDARD = frozenset(
+    k.lower()
+    for k in (
+        "FInventoryQty",
+        "FParentMatId",
+        "FDisPriceQty",
+        "FBomID",
+        "FAuxUnitQty",
+        "FExtAuxUnitId",
+        "FExtAuxUnitQty",
+        "FStockLocId",
+        "FQualifyType",
+        "FDiscountRate",
+        "FActQty",
+        "FSalUnitID",
+        "FSALUNITQTY",
+        "FSALBASEQTY",
+        "FPRICEBASEQTY",
+        "FOUTCONTROL",
+        "FARNOTJOINQTY",
+        "FQmEntryID",
+        "FConvertEntryID",
+        "FSOEntryId",
+        "FThirdEntryId",
+        "FBeforeDisPriceQty",
+        "FSignQty",
+        "FAuxPropId",
+        "FSrcBillNo",
+        "FSrcType",
+        # sub-entities of a row (serial numbers, link table, tax details)
+        "FSerialSubEntity",
+        "FEntity_Link",
+        "FTaxDetailSubEntity",
+    )
+)
+# The custom fields of the user's tenant (include/schemes/sales_outstock.yaml), on the header.
+DEFAULT_CUSTOM_FIELDS = ("F_ora_Text_ysdh", "F_ora_Text_ckdh")
+MSG_UNKNOWN_FIELD = "元数据中标识为{}的字段不存在"
+
+
+@dataclass(frozen=True)
+class CustomFields:
+    """The tenant's custom fields (扩展字段), lower-cased keys per entity."""
+
+    head: frozenset[str] = frozenset()
+    subhead: frozenset[str] = frozenset()
+    entry: frozenset[str] = frozenset()
+
+    @staticmethod
+    def parse(specs: Any) -> CustomFields:
+        """``F_x`` (header), ``SubHeadEntity.F_x`` or ``FEntity.F_x``; a string is comma-separated."""
+        items = specs.split(",") if isinstance(specs, str) else list(specs)
+        found: dict[str, set[str]] = {"": set(), SUBHEAD_KEY.lower(): set(), ENTRY_KEY.lower(): set()}
+        for item in (str(i).strip() for i in items):
+            if not item:
+                continue
+            entity, _, key = item.rpartition(".")
+            if entity.lower() not in found or not key.strip():
+                raise ValueError(f"custom field {item!r}: write KEY, SubHeadEntity.KEY or FEntity.KEY")
+            found[entity.lower()].add(key.strip().lower())
+        return CustomFields(
+            frozenset(found[""]), frozenset(found[SUBHEAD_KEY.lower()]), frozenset(found[ENTRY_KEY.lower()])
+        )
+
+    def head_keys(self) -> frozenset[str]:
+        """Keys a query may name without an entity: header and sub-head, standard and custom."""
+        return HEAD_STANDARD | SUBHEAD_STANDARD | self.head | self.subhead
+
+    def entry_keys(self) -> frozenset[str]:
+        return ENTRY_STANDARD | self.entry
+
+
+DEFAULT_CUSTOM = CustomFields.parse(DEFAULT_CUSTOM_FIELDS)
+# Set by the server, whatever the client sends.
+_SYSTEM = {
+    "fid",
+    "fdocumentstatus",
+    "fcreatedate",
+    "fmodifydate",
+    "fapprovedate",
+    "fbillamount",
+    "fbilltaxamount",
+    "fbillallamount",
+    "fentryid",
+    "fseq",
+    "famount",
+    "fallamount",
+    "fentrytaxamount",
+}
+
+HEAD_REQUIRED = (
+    "FBillTypeID",
+    "FDate",
+    "FSaleOrgId",
+    "FCustomerID",
+    "FStockOrgId",
+    "FOwnerIdHead",
+    "FSettleCurrID",
+    "FSettleOrgID",
+)
 ENTRY_REQUIRED = ("FMaterialID", "FUnitID", "FRealQty", "FStockID", "FStockStatusID", "FOwnerID")
+# Organisation-controlled base data is looked up among the records of the organisation the bill uses
+# it in: customers in the sales organisation, materials and stocks in the stock organisation.
+_ORG_OF = {
+    "fcustomerid": "FSaleOrgId",
+    "freceiverid": "FSaleOrgId",
+    "fsettleid": "FSaleOrgId",
+    "fpayerid": "FSaleOrgId",
+    "fmaterialid": "FStockOrgId",
+    "fstockid": "FStockOrgId",
+}
 _OWNER_FORMS = {"bd_ownerorg": ORG_FORM, "bd_customer": "BD_Customer", "bd_supplier": "BD_Supplier"}
 
 # Rank of each rule in the error list: errors are grouped by rule, as the real server does.
-_RANK_CONVERT, _RANK_FID, _RANK_VERIFY = 0, 1, 2
+_RANK_METADATA, _RANK_CONVERT, _RANK_FID, _RANK_VERIFY = -1, 0, 1, 2
 _RANK_HEAD = 10
 _RANK_NO_ROWS = 30
 _RANK_ENTRY = 40
@@ -212,9 +365,13 @@ class Draft:
     entries: list[DraftEntry] = field(default_factory=list)
     problems: list[RankedProblem] = field(default_factory=list)
     fid: int = 0
+    unknown_keys: dict[str, str] = field(default_factory=dict)  # lower -> key as sent: not in the metadata
 
     def fail(self, rank: int, message: str, field_name: str | None, row: int = 0) -> None:
         self.problems.append(RankedProblem(rank, self.dindex, row, Problem(message, field_name, self.dindex)))
+
+    def unknown(self, key: Any) -> None:
+        self.unknown_keys.setdefault(str(key).lower(), str(key))
 
     @property
     def bill_no(self) -> str:
@@ -303,13 +460,23 @@ def reference_text(value: Any) -> str:
     return parse_text(value) if not isinstance(value, list) else str(value)
 
 
-def resolve_reference(master: MasterData, form_id: str, value: Any) -> tuple[dict[str, Any] | None, bool]:
-    """(``{"Id", "Number"}`` or None, whether a non-empty reference matched nothing)."""
+def resolve_reference(
+    master: MasterData,
+    form_id: str,
+    value: Any,
+    org: Any = None,
+) -> tuple[dict[str, Any] | None, bool]:
+    """(``{"Id", "Number"}`` or None, whether a non-empty reference matched nothing usable).
+
+    Only enabled records count, and for organisation-controlled base data only the record of the use
+    organisation ``org`` (an ORG_Organizations id; None: any organisation), see ``master.usable``."""
     if value is None or value == "" or value == {}:
         return None, False
     form = master.form(form_id)
-    record = _lookup(master, form_id, form.id_key if form else "", value)
-    if record is None or form is None:
+    if form is None:
+        return None, not _is_blank_reference(value)
+    record = next((r for r in _candidates(master, form_id, form.id_key, value) if usable(r, org)), None)
+    if record is None:
         return None, not _is_blank_reference(value)
     return {"Id": record[form.id_key], "Number": record["FNumber"]}, False
 
@@ -320,21 +487,27 @@ def _is_blank_reference(value: Any) -> bool:
     return value in (None, "", 0)
 
 
-def _lookup(master: MasterData, form_id: str, id_key: str, value: Any) -> dict[str, Any] | None:
+def _candidates(master: MasterData, form_id: str, id_key: str, value: Any) -> list[dict[str, Any]]:
+    """The records a reference names: by number or name (every organisation's record), else by id."""
     if isinstance(value, dict):
         view = lower_keys(value)
         if "fnumber" in view:
             number = view["fnumber"]
             if isinstance(number, (dict, list, bool)) or number in (None, ""):
-                return None
-            return master.find(form_id, parse_text(number))
+                return []
+            return master.find_all(form_id, parse_text(number))
         if "fname" in view and isinstance(view["fname"], str):
-            return master.find_by_name(form_id, view["fname"])
-        for key in ("fid", "fmasterid", id_key.lower()):
+            return master.find_all_by_name(form_id, view["fname"])
+        if "fmasterid" in view:
+            record = _by_id(master, form_id, view["fmasterid"])
+            return master.copies(form_id, record[id_key]) if record else []
+        for key in ("fid", id_key.lower()):
             if key in view:
-                return _by_id(master, form_id, view[key])
-        return None
-    return _by_id(master, form_id, value)
+                record = _by_id(master, form_id, view[key])
+                return [record] if record else []
+        return []
+    record = _by_id(master, form_id, value)
+    return [record] if record else []
 
 
 def _by_id(master: MasterData, form_id: str, value: Any) -> dict[str, Any] | None:
@@ -350,9 +523,10 @@ def _by_id(master: MasterData, form_id: str, value: Any) -> dict[str, Any] | Non
 class DraftReader:
     """Turns one Model object into a Draft: values, references, defaults, checks."""
 
-    def __init__(self, master: MasterData, options: SaveOptions) -> None:
+    def __init__(self, master: MasterData, options: SaveOptions, custom: CustomFields = DEFAULT_CUSTOM) -> None:
         self.master = master
         self.options = options
+        self.custom = custom
 
     def read(self, model: Any, dindex: int) -> Draft:
         draft = Draft(dindex)
@@ -361,7 +535,7 @@ class DraftReader:
             return draft
         sent_head: set[str] = set()
         rows: Any = None
-        owner: list[tuple[Field, Any]] = []
+        later: list[tuple[Field, Any]] = []
         for key, value in model.items():
             lower = str(key).lower()
             if lower == SUBHEAD_KEY.lower():
@@ -370,17 +544,26 @@ class DraftReader:
                 rows = value
             elif lower == "fid":
                 draft.fid = self._read_fid(draft, value)
-            elif lower == "fowneridhead":
-                owner.append((_HEAD_ONLY[lower], value))  # its form depends on FOwnerTypeIdHead
+            elif lower == "fowneridhead" or (lower in _ORG_OF and lower in _HEAD_ONLY):
+                # the owner's form depends on FOwnerTypeIdHead; a customer is looked up in FSaleOrgId
+                later.append((_HEAD_ONLY[lower], value))
             elif lower in _HEAD_ONLY:
                 self._set_head(draft, _HEAD_ONLY[lower], value, sent_head)
-            else:
+            elif lower in HEAD_STANDARD or lower in self.custom.head:
                 draft.extra[str(key)] = value
-        for spec, value in owner:
+            else:
+                draft.unknown(key)
+        for spec, value in later:
             self._set_head(draft, spec, value, sent_head)
         self._default_head(draft, sent_head)
         for seq, row in enumerate(rows if isinstance(rows, list) else [], start=1):
             draft.entries.append(self._read_row(draft, row, seq))
+        if draft.unknown_keys:  # the packet does not fit the form's metadata: nothing else is checked
+            draft.problems = [
+                RankedProblem(_RANK_METADATA, dindex, 0, Problem(MSG_UNKNOWN_FIELD.format(key), key, dindex))
+                for key in draft.unknown_keys.values()
+            ]
+            return draft
         compute_amounts(draft)
         if self.options.validate:
             self._check(draft)
@@ -402,14 +585,18 @@ class DraftReader:
             lower = str(key).lower()
             if lower in _SUBHEAD_ONLY:
                 self._set_head(draft, _SUBHEAD_ONLY[lower], item, sent)
-            else:
+            elif lower in SUBHEAD_STANDARD or lower in self.custom.subhead:
                 draft.sub_extra[str(key)] = item
+            else:
+                draft.unknown(key)  # FEntity included: the rows are not part of the sub-head
 
     def _set_head(self, draft: Draft, spec: Field, value: Any, sent: set[str]) -> None:
         if spec.key.lower() in _SYSTEM:
             return
         sent.add(spec.key)
-        draft.head[spec.key] = self._convert(draft, spec, value, self._ref_form(spec, draft.head), row=0)
+        draft.head[spec.key] = self._convert(
+            draft, spec, value, self._ref_form(spec, draft.head), row=0, org=_org_id(spec, draft.head)
+        )
 
     def _default_head(self, draft: Draft, sent: set[str]) -> None:
         head = draft.head
@@ -441,16 +628,22 @@ class DraftReader:
         lot_value: Any = None
         owner: list[tuple[Field, Any]] = []
         for key, value in row.items():
-            spec = ENTRY_FIELD_BY_KEY.get(str(key).lower())
+            lower = str(key).lower()
+            spec = ENTRY_FIELD_BY_KEY.get(lower)
             if spec is None:
-                entry.extra[str(key)] = value
+                if lower in ENTRY_STANDARD or lower in self.custom.entry:
+                    entry.extra[str(key)] = value
+                else:
+                    draft.unknown(key)
             elif spec.key == "FLot":
                 lot_value = value  # read once the material is known
             elif spec.key == "FOwnerID":
                 owner.append((spec, value))  # its form depends on FOwnerTypeID
             elif spec.key.lower() not in _SYSTEM:
                 sent.add(spec.key)
-                entry.fields[spec.key] = self._convert(draft, spec, value, spec.ref_form, row=seq)
+                entry.fields[spec.key] = self._convert(
+                    draft, spec, value, spec.ref_form, row=seq, org=_org_id(spec, draft.head)
+                )
         for spec, value in owner:
             sent.add(spec.key)
             form = self._ref_form(spec, entry.fields)
@@ -486,14 +679,29 @@ class DraftReader:
         entry.fields["FLot"] = None
         if not material or not material.get("FIsBatchManage"):
             return  # a material without lot management ignores FLot
-        number = value
-        if isinstance(value, dict):
-            number = lower_keys(value).get("fnumber")
-        try:
-            text = parse_text(number).strip() if not isinstance(number, (dict, list)) else ""
-        except ConversionError:
-            text = ""
-        entry.lot_number = text or None  # found or created when the bill is saved
+        view = lower_keys(value) if isinstance(value, dict) else {}
+        if "fnumber" in view:
+            number = view["fnumber"]
+            try:
+                text = parse_text(number).strip() if not isinstance(number, (dict, list)) else ""
+            except ConversionError:
+                text = ""
+            entry.lot_number = text or None  # found or created when the bill is saved
+            return
+        # Anything else names an existing lot by its internal id (FLOTID), as any base-data field does:
+        # a lot number sent bare ("20250822") is no lot's id.
+        ref, unknown = resolve_reference(self.master, LOT_FORM, value)
+        lot = self.master.get(LOT_FORM, ref["Id"]) if ref else None
+        if lot is not None and lot["FMaterialID"]["Id"] == entry.fields["FMaterialID"]["Id"]:
+            entry.lot_number = lot["FNumber"]
+        elif (unknown or lot is not None) and self.options.verify_base_data:
+            spec = ENTRY_FIELD_BY_KEY["flot"]
+            draft.fail(
+                _RANK_VERIFY,
+                _row_prefix(entry.fields["FSeq"]) + _not_in_system(spec, value),
+                spec.key,
+                entry.fields["FSeq"],
+            )
 
     def _material(self, entry: DraftEntry) -> dict[str, Any] | None:
         ref = entry.fields.get("FMaterialID")
@@ -511,20 +719,23 @@ class DraftReader:
             return _OWNER_FORMS.get(str(owner_type or "BD_OwnerOrg").lower(), str(owner_type))
         return spec.ref_form
 
-    def _convert(self, draft: Draft, spec: Field, value: Any, ref_form: str | None, row: int) -> Any:
+    def _convert(self, draft: Draft, spec: Field, value: Any, ref_form: str | None, row: int, org: Any = None) -> Any:
         try:
             if spec.kind is Kind.BASE:
-                ref, unknown = resolve_reference(self.master, ref_form or "", value)
+                ref, unknown = resolve_reference(self.master, ref_form or "", value, org)
                 if ref is not None and ref_form != spec.ref_form:
                     ref["Form"] = ref_form  # an owner of another type: remember where it lives
                 if unknown and self.options.verify_base_data:
-                    draft.fail(_RANK_VERIFY, _row_prefix(row) + f"字段“{spec.caption}”({spec.key})的值"
-                               f"“{reference_text(value)}”在系统中不存在，或者未审核、已禁用", spec.key, row)
+                    draft.fail(_RANK_VERIFY, _row_prefix(row) + _not_in_system(spec, value), spec.key, row)
                 return ref
             return _CONVERTERS[spec.kind](value)
         except ConversionError as exc:
-            draft.fail(_RANK_CONVERT, _row_prefix(row) + f"字段“{spec.caption}”({spec.key})的值"
-                       f"“{reference_text(value)}”转换失败：{exc}", spec.key, row)
+            draft.fail(
+                _RANK_CONVERT,
+                _row_prefix(row) + f"字段“{spec.caption}”({spec.key})的值“{reference_text(value)}”转换失败：{exc}",
+                spec.key,
+                row,
+            )
             return None
 
     # -- checks ---------------------------------------------------------------------------------
@@ -560,6 +771,17 @@ _CONVERTERS = {
     Kind.DATE: parse_date,
     Kind.INT: lambda v: int(parse_decimal(v)),
 }
+
+
+def _org_id(spec: Field, head: dict[str, Any]) -> Any:
+    """The organisation (id) whose records ``spec`` is looked up in; None: any (or none sent yet)."""
+    org_field = _ORG_OF.get(spec.key.lower())
+    org = head.get(org_field) if org_field else None
+    return org["Id"] if org else None
+
+
+def _not_in_system(spec: Field, value: Any) -> str:
+    return f"字段“{spec.caption}”({spec.key})的值“{reference_text(value)}”在系统中不存在，或者未审核、已禁用"
 
 
 def _row_prefix(seq: int) -> str:

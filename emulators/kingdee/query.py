@@ -1,11 +1,15 @@
 """ExecuteBillQuery / BillQuery (spec §4.3) over SAL_OUTSTOCK and the master-data forms.
 
 Decisions ([INF]/[?] points of the spec):
-- FieldKeys are matched case-insensitively. SAL_OUTSTOCK keys: header and SubHeadEntity field keys
-  (no entity prefix), row field keys, ``FEntity_FEntryID`` / ``FEntity_FSeq``, custom or other unknown
-  keys that saved bills carry (e.g. ``F_ora_Text_ysdh``; any ``F_…`` key is a known custom header field
-  even before a bill carries it), and ``<base-data key>.<key of the referenced form>`` such as
-  ``FMaterialID.FNumber``, ``FMaterialID.FName``, ``FMaterialID.FIsBatchManage``, ``FLot.FNumber``.
+- FieldKeys are matched case-insensitively. SAL_OUTSTOCK keys are the form's metadata (``outstock``),
+  whatever the saved bills carry: header and SubHeadEntity field keys (no entity prefix), row field
+  keys, ``FEntity_FEntryID`` / ``FEntity_FSeq``, the other standard fields of spec §3.3 and the
+  tenant's custom fields (the server's ``custom_fields``, by default ``F_ora_Text_ysdh`` and
+  ``F_ora_Text_ckdh``), and ``<base-data key>.<key of the referenced form>`` such as
+  ``FMaterialID.FNumber``, ``FMaterialID.FName``, ``FMaterialID.FIsBatchManage``, ``FLot.FNumber``. Any
+  other key (an ``F_…`` key the tenant does not have included) answers MsgCode 9, in FieldKeys,
+  FilterString and OrderString alike. Master forms know their own fields (``master``), FForbidStatus
+  and, for organisation-controlled forms, FCreateOrgId/FUseOrgId included.
 - A bare base-data key returns the internal id (0 when empty); ``.FNumber``/``.FName`` of an empty
   reference return null; empty text is ``""``; unset decimals 0; dates ``yyyy-MM-ddTHH:mm:ss`` or null.
 - One row per entry row as soon as FieldKeys, FilterString or OrderString name a row field (the query
@@ -23,8 +27,12 @@ Decisions ([INF]/[?] points of the spec):
   unknown key in FieldKeys, FilterString or OrderString MsgCode 9 ``元数据中标识为X的字段不存在``;
   empty FieldKeys MsgCode 8 ``data数据包中的参数FieldKeys的值不能为空。`` (FormId likewise); a filter
   that does not parse MsgCode 4 ``GetRealExpress error: …``.
-- Paging: TopRowCount (> 0) caps the result first, then StartRow (0-based) and Limit apply. Limit is
-  capped at 10000 ("不能超过10000"), and 0 means that cap.
+- FieldKeys is a comma-separated string (spec §4.3); a JSON array answers MsgCode 8
+  ``data数据包中的参数FieldKeys必须是以逗号分隔的字符串，不能是数组。`` [text INF: the server binds FieldKeys to
+  a string and cannot read an array into it].
+- Paging: TopRowCount (> 0) caps the result first, then StartRow (0-based) and Limit apply. Limit 0 (or
+  not sent) means the maximum, 10000; a Limit above 10000 ("最大行数，整型，不能超过10000") answers
+  MsgCode 8 ``data数据包中的参数Limit的值不能超过10000。`` [text INF] instead of being capped silently.
 - Index: when the filter pins the number (``FBillNo`` on SAL_OUTSTOCK, ``FNumber`` on master forms) to
   literal texts, through ``=`` or ``IN (…)`` alone or ANDed with anything (or ORed with other such
   conditions), only the records with those numbers are read, through a dict keyed like the text
@@ -38,11 +46,20 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from .envelopes import MSG_EXCEPTION, MSG_NO_SUCH_FIELD, MSG_PARAMETER
-from .master import MasterData, MasterForm
-from .outstock import ENTRY_FIELD_BY_KEY, ENTRY_KEY, FIELD_BY_KEY, FORM_ID, parse_date
+from .master import MasterData, MasterForm, master_id
+from .outstock import (
+    DEFAULT_CUSTOM,
+    ENTRY_FIELD_BY_KEY,
+    ENTRY_KEY,
+    FIELD_BY_KEY,
+    FORM_ID,
+    CustomFields,
+    parse_date,
+)
 from .schema import Field, Kind
 from .store import Store
 from .wire import decimal_text, lower_keys
@@ -102,8 +119,11 @@ class MasterSchema:
         spec = self.form.fields.get(name.lower())
         if spec is None:
             raise unknown_field(key)
-        stored_key = self.form.id_key if name.lower() == "fmasterid" else spec.key
-        raw: Getter = lambda ctx: ctx[0].get(stored_key)  # noqa: E731
+        if name.lower() == "fmasterid":  # shared by a record's copies in several organisations
+            id_key = self.form.id_key
+            raw: Getter = lambda ctx: master_id(ctx[0], id_key)  # noqa: E731
+        else:
+            raw = lambda ctx: ctx[0].get(spec.key)  # noqa: E731
         if not rest:
             return Column(lambda ctx: output(spec, raw(ctx)), kind=spec.kind)
         return reference_column(self.master, spec, raw, rest, key, entry=False)
@@ -123,9 +143,11 @@ class MasterSchema:
 class BillSchema:
     """SAL_OUTSTOCK: header (+ SubHeadEntity) and FEntity rows."""
 
-    def __init__(self, store: Store, master: MasterData) -> None:
+    def __init__(self, store: Store, master: MasterData, custom: CustomFields = DEFAULT_CUSTOM) -> None:
         self.store = store
         self.master = master
+        self.head_keys = custom.head_keys()
+        self.entry_keys = custom.entry_keys()
 
     def column(self, key: str) -> Column:
         lower = key.lower()
@@ -150,10 +172,10 @@ class BillSchema:
         return reference_column(self.master, spec, raw, rest, key, entry=entry)
 
     def _extra(self, name_lower: str, rest: str, key: str) -> Column:
-        if name_lower in self.store.entry_extra_keys:
+        if name_lower in self.entry_keys:
             raw: Getter = lambda ctx: _ci_get(ctx[1]["extra"], name_lower) if ctx[1] else None  # noqa: E731
             entry = True
-        elif name_lower in self.store.head_extra_keys or name_lower.startswith("f_"):
+        elif name_lower in self.head_keys:
             raw = lambda ctx: _head_extra(ctx[0], name_lower)  # noqa: E731
             entry = False
         else:
@@ -201,8 +223,15 @@ def _ci_get(values: dict[str, Any], lower: str) -> Any:
     return None
 
 
-def reference_column(master: MasterData, spec: Field, raw: Getter, rest: str, key: str, *, entry: bool,
-                     ) -> Column:
+def reference_column(
+    master: MasterData,
+    spec: Field,
+    raw: Getter,
+    rest: str,
+    key: str,
+    *,
+    entry: bool,
+) -> Column:
     """``<base key>.<key of the referenced form>``, recursively."""
     if spec.kind is not Kind.BASE:
         raise unknown_field(key)
@@ -227,14 +256,17 @@ def reference_column(master: MasterData, spec: Field, raw: Getter, rest: str, ke
 
 
 # ------------------------------------------------------------------------------------------- filter
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<str>N?'(?:[^']|'')*')
     | (?P<num>-?\d+(?:\.\d+)?)(?![\w.])
     | (?P<op><>|!=|>=|<=|=|<|>)
     | (?P<punct>[(),])
     | (?P<ident>[A-Za-z_\u4e00-\u9fff][\w.]*)
-    )""", re.VERBOSE)
+    )""",
+    re.VERBOSE,
+)
 _BLANKS = re.compile(r"\s*")
 _KEYWORDS = {"and", "or", "not", "in", "like", "is", "null", "between"}
 
@@ -260,7 +292,7 @@ def tokenize(text: str) -> list[Token]:
         kind = match.lastgroup or ""
         raw = match.group(kind)
         if kind == "str":
-            tokens.append(Token("str", raw, raw[raw.index("'") + 1:-1].replace("''", "'")))
+            tokens.append(Token("str", raw, raw[raw.index("'") + 1 : -1].replace("''", "'")))
         elif kind == "num":
             tokens.append(Token("num", raw, Decimal(raw)))
         elif kind == "ident" and raw.lower() in _KEYWORDS:
@@ -365,9 +397,9 @@ class FilterParser:
             inner = self._not().test
             return Cond(lambda ctx: not inner(ctx))
         if self._accept("punct", "("):
-            inner = self._or()
+            group = self._or()
             self._expect("punct", ")")
-            return inner
+            return group
         return self._comparison()
 
     def _comparison(self) -> Cond:
@@ -383,8 +415,12 @@ class FilterParser:
             low, _ = self._operand_getter()
             self._expect("kw", "and")
             high, _ = self._operand_getter()
-            test = lambda ctx: (_compare(left(ctx), low(ctx), left_kind, ">=")  # noqa: E731
-                                and _compare(left(ctx), high(ctx), left_kind, "<="))
+
+            def test(ctx: Any) -> bool:
+                return bool(
+                    _compare(left(ctx), low(ctx), left_kind, ">=") and _compare(left(ctx), high(ctx), left_kind, "<=")
+                )
+
             return Cond((lambda ctx: not test(ctx)) if negate else test)
         if negate:
             raise _bad_filter(self.text, "NOT 之后缺少 IN、LIKE 或 BETWEEN")
@@ -522,9 +558,9 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
             out.append(".*")
         elif ch == "_":
             out.append(".")
-        elif ch == "[" and "]" in pattern[i + 1:]:
+        elif ch == "[" and "]" in pattern[i + 1 :]:
             end = pattern.index("]", i + 1)
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             negated = body.startswith("^")
             out.append(("[^" if negated else "[") + re.escape(body[1:] if negated else body) + "]")
             i = end
@@ -536,8 +572,7 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
 
 # Compare codes seen in real clients' array filters; written-out operators are accepted as well.
 _COMPARE_CODES = {"67": "=", "105": "=", "17": "contains", "60": "starts"}
-_COMPARE_WORDS = {"=", "<>", "!=", ">", "<", ">=", "<=", "like", "not like", "in", "not in",
-                  "is null", "is not null"}
+_COMPARE_WORDS = {"=", "<>", "!=", ">", "<", ">=", "<=", "like", "not like", "in", "not in", "is null", "is not null"}
 
 
 def array_filter_text(items: list[Any]) -> str:
@@ -597,8 +632,8 @@ def read_request(data: dict[str, Any]) -> QueryRequest:
     if not form_id:
         raise QueryError("data数据包中的参数FormId的值不能为空。", MSG_PARAMETER)
     keys = view.get("fieldkeys")
-    if isinstance(keys, list):
-        keys = ",".join(str(k) for k in keys)
+    if isinstance(keys, (list, dict)):
+        raise QueryError("data数据包中的参数FieldKeys必须是以逗号分隔的字符串，不能是数组。", MSG_PARAMETER)
     field_keys = [k.strip() for k in str(keys or "").split(",") if k.strip()]
     if not field_keys:
         raise QueryError("data数据包中的参数FieldKeys的值不能为空。", MSG_PARAMETER)
@@ -610,12 +645,16 @@ def read_request(data: dict[str, Any]) -> QueryRequest:
     else:
         raise QueryError("data数据包中的参数FilterString必须是字符串或数组。", MSG_PARAMETER)
     limit = _int(view.get("limit"), "Limit")
+    if limit > MAX_LIMIT:
+        raise QueryError(f"data数据包中的参数Limit的值不能超过{MAX_LIMIT}。", MSG_PARAMETER)
     return QueryRequest(
-        form_id=form_id, field_keys=field_keys, filter_text=filter_text,
+        form_id=form_id,
+        field_keys=field_keys,
+        filter_text=filter_text,
         order=_order(str(view.get("orderstring") or "")),
         top=max(0, _int(view.get("toprowcount"), "TopRowCount")),
         start=max(0, _int(view.get("startrow"), "StartRow")),
-        limit=MAX_LIMIT if limit <= 0 else min(limit, MAX_LIMIT),
+        limit=MAX_LIMIT if limit <= 0 else limit,
     )
 
 
@@ -641,13 +680,14 @@ def _order(text: str) -> list[tuple[str, bool]]:
 
 
 class QueryEngine:
-    def __init__(self, store: Store, master: MasterData) -> None:
+    def __init__(self, store: Store, master: MasterData, custom: CustomFields = DEFAULT_CUSTOM) -> None:
         self.store = store
         self.master = master
+        self.custom = custom
 
     def schema(self, form_id: str) -> BillSchema | MasterSchema:
         if form_id.lower() == FORM_ID.lower():
-            return BillSchema(self.store, self.master)
+            return BillSchema(self.store, self.master, self.custom)
         form = self.master.form(form_id)
         if form is None:
             raise QueryError(f"标识为“{form_id}”的业务对象不存在，或者被删除。", MSG_EXCEPTION)
@@ -667,11 +707,15 @@ class QueryEngine:
         candidates = schema.contexts(any(c.entry for c in used), cond.texts if cond else None)
         contexts = [c for c in candidates if not cond or cond.test(c)]
         for column, desc in reversed(order):
-            contexts.sort(key=lambda ctx, col=column: _sort_key(col.get(ctx)), reverse=desc)
+            contexts.sort(key=partial(_sort_of, column), reverse=desc)
         if request.top:
             contexts = contexts[: request.top]
-        contexts = contexts[request.start: request.start + request.limit]
+        contexts = contexts[request.start : request.start + request.limit]
         return request.field_keys, [[col.get(ctx) for col in columns] for ctx in contexts]
+
+
+def _sort_of(column: Column, ctx: Ctx) -> tuple[int, Any]:
+    return _sort_key(column.get(ctx))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

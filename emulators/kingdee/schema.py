@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     TEXT = "text"
     INT = "int"
     DECIMAL = "decimal"

@@ -18,8 +18,25 @@ Decisions ([INF]/[?] points of the spec):
   answers MsgCode 4 ``模拟器不支持保存业务对象“X”。``, an unknown one
   ``标识为“X”的业务对象不存在，或者被删除。`` (the operations likewise:
   ``模拟器不支持业务对象“X”的Audit操作。``). Missing or empty Model: MsgCode 8
-  ``data数据包中的参数Model的值不能为空。``. BatchSave takes a single Model object as a one-bill batch;
-  Save with a Model array answers MsgCode 8.
+  ``data数据包中的参数Model的值不能为空。``. BatchSave's Model is an array (spec §3.1): a single object answers
+  MsgCode 8 ``BatchSave接口的参数Model必须是JSON数组（每张单据一个数据包），单张单据请用Save。`` [text INF],
+  nothing saved; Save's Model is one object, an array answers MsgCode 8
+  ``Save接口的参数Model必须是单个单据的JSON对象，多张单据请用BatchSave。``.
+- Unknown fields in a Model (``outstock``: not in the form's metadata, the tenant's custom fields
+  included) fail their bill with ``元数据中标识为X的字段不存在``; such an answer carries MsgCode 9
+  (指定字段/值不存在) instead of 11, whatever else failed in the batch.
+- Custom fields (``custom_fields``, CLI ``--custom-fields``): the tenant's extension fields, ``KEY`` on the
+  header, ``SubHeadEntity.KEY`` or ``FEntity.KEY``; default ``F_ora_Text_ysdh,F_ora_Text_ckdh`` (header), the
+  two the user's tenant has (include/schemes/sales_outstock.yaml). Save accepts them and queries know them;
+  any other ``F_…`` key is unknown (MsgCode 9), as on a tenant without that extension.
+- Request size (``max_request_bytes``, CLI ``--max-request-bytes``) [INF, spec §6]: default 4194304 (4 MB,
+  ASP.NET's default ``maxRequestLength`` of 4096 KB, which IIS applies to the K3Cloud site unless raised;
+  0 = unlimited). A body longer than that (Content-Length, or the sum of the chunks) is read to its end
+  and discarded, nothing is done, and the answer is what ASP.NET answers: HTTP 500, text/html, the
+  detailed ASP.NET error page of ``System.Web.HttpException: 超过了最大请求长度。`` (English servers:
+  "Maximum request length exceeded.") in ``REQUEST_TOO_LARGE_BODY``, and the connection is closed.
+  Not 413: neither IIS (its own filter answers 404.13, at 30,000,000 bytes) nor ASP.NET sends 413. The
+  SDK raises the page as ``RuntimeError``; the check comes before authentication, like ASP.NET's.
 - Concurrency: parsing and reading Models happen outside the store lock; the checks that depend on the
   store (FID, number uniqueness, stock) and the write hold it, one Save/BatchSave at a time, and all bills
   of one call are written in one transaction. A number used twice in one batch saves the first bill
@@ -46,7 +63,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,18 +75,46 @@ from emulators.dataset import build_catalog
 from . import basedata, operations
 from . import envelopes as env
 from .auth import (
-    ASP_COOKIE, FAIL_PASSPORT, SESSION_COOKIE, Credentials, Session, SessionStore, Verdict, check_login,
-    login_sign, parse_cookies, session_ids, verify_signature,
+    ASP_COOKIE,
+    FAIL_PASSPORT,
+    SESSION_COOKIE,
+    Credentials,
+    Session,
+    SessionStore,
+    Verdict,
+    check_login,
+    login_sign,
+    parse_cookies,
+    session_ids,
+    verify_signature,
 )
 from .faults import (
-    BUSY_BODY, CALL_LIMIT, IIS_500_BODY, MSG_CALL_LIMIT, MSG_NETWORK_CONTROL, NETWORK_CONTROL, RESPONSE_ERROR,
-    Draw, FaultConfig, Faults,
+    BUSY_BODY,
+    CALL_LIMIT,
+    IIS_500_BODY,
+    MSG_CALL_LIMIT,
+    MSG_NETWORK_CONTROL,
+    NETWORK_CONTROL,
+    RESPONSE_ERROR,
+    Draw,
+    FaultConfig,
+    Faults,
 )
 from .inventory import NEGATIVE_STOCK, Inventory, allows_negative_stock
 from .master import MasterData, number_key
 from .outstock import (
-    ENTRY_FIELD_BY_KEY, FIELD_BY_KEY, FORM_ID, Draft, DraftReader, SaveOptions, duplicate_problem,
-    fid_problem, interaction_problem, ordered_problems,
+    DEFAULT_CUSTOM,
+    ENTRY_FIELD_BY_KEY,
+    FIELD_BY_KEY,
+    FORM_ID,
+    CustomFields,
+    Draft,
+    DraftReader,
+    SaveOptions,
+    duplicate_problem,
+    fid_problem,
+    interaction_problem,
+    ordered_problems,
 )
 from .query import QueryEngine, QueryError
 from .schema import Kind
@@ -78,6 +123,20 @@ from .tasks import Tasks
 from .wire import BadRequest, data_object, dumps, extract_params, loads, lower_keys, parse_body, to_bool
 
 SUFFIX = ".common.kdsvc"
+DEFAULT_MAX_REQUEST_BYTES = 4096 * 1024  # ASP.NET's default maxRequestLength, 4096 KB
+# ASP.NET's detailed error page for a body over maxRequestLength (a zh-CN server; HTTP 500).
+REQUEST_TOO_LARGE_BODY = (
+    "<!DOCTYPE html>\r\n<html>\r\n    <head>\r\n        <title>超过了最大请求长度。</title>\r\n"
+    '        <meta name="viewport" content="width=device-width" />\r\n    </head>\r\n'
+    '    <body bgcolor="white">\r\n'
+    "            <span><H1>“/K3Cloud”应用程序中的服务器错误。<hr width=100% size=1 color=silver></H1>\r\n"
+    "            <h2> <i>超过了最大请求长度。</i> </h2></span>\r\n"
+    '            <font face="Arial, Helvetica, Geneva, SunSans-Regular, sans-serif ">\r\n'
+    "            <b> 说明: </b>执行当前 Web 请求期间，出现未经处理的异常。请检查堆栈跟踪信息，以了解有关该错误以及代码中"
+    "导致错误的出处的详细信息。\r\n            <br><br>\r\n"
+    "            <b> 异常详细信息: </b>System.Web.HttpException: 超过了最大请求长度。<br><br>\r\n"
+    "    </body>\r\n</html>\r\n"
+)
 _STUB = "Kingdee.BOS.WebApi.ServicesStub."
 MSG_NO_FORM_ID = 5
 _TEXT = "text/plain; charset=utf-8"
@@ -117,14 +176,24 @@ class Call:
 class KingdeeEmulator:
     """The WebAPI without HTTP: ``handle`` maps one request to one reply (safe to call from many threads)."""
 
-    def __init__(self, creds: Credentials, data_dir: Path, seed: int, *, verify_api_signature: bool = False,
-                 session_ttl_s: float | None = None, faults: FaultConfig | None = None) -> None:
+    def __init__(
+        self,
+        creds: Credentials,
+        data_dir: Path,
+        seed: int,
+        *,
+        verify_api_signature: bool = False,
+        session_ttl_s: float | None = None,
+        faults: FaultConfig | None = None,
+        custom_fields: Iterable[str] | str | None = None,
+    ) -> None:
         self.creds = creds
+        self.custom = DEFAULT_CUSTOM if custom_fields is None else CustomFields.parse(custom_fields)
         self.master = MasterData(build_catalog(seed))
         self.store = Store(Path(data_dir), self.master)
         self.inventory = Inventory(self.master, seed)
         self.inventory.replay(self.store.bills())
-        self.queries = QueryEngine(self.store, self.master)
+        self.queries = QueryEngine(self.store, self.master, self.custom)
         self.sessions = SessionStore(session_ttl_s)
         self.verify_api_signature = verify_api_signature
         self.faults = Faults(faults or FaultConfig(), seed)
@@ -172,8 +241,9 @@ class KingdeeEmulator:
             return Reply(500, IIS_500_BODY, "text/html; charset=utf-8")
         return reply
 
-    def _call(self, service: Service, path: str, headers: dict[str, str], body_bytes: bytes, draw: Draw,
-              begun: float) -> Reply:
+    def _call(
+        self, service: Service, path: str, headers: dict[str, str], body_bytes: bytes, draw: Draw, begun: float
+    ) -> Reply:
         call = Call(session=None, body=None, begun=begun)
         if service.needs_session:
             denied = self._authenticate(service, path, headers, call)
@@ -203,8 +273,7 @@ class KingdeeEmulator:
         call.session = self.sessions.live(session_ids(headers, cookies))
         if call.session is not None:
             return None
-        check = verify_signature(headers, self.creds, path=path,
-                                 verify_api_signature=self.verify_api_signature)
+        check = verify_signature(headers, self.creds, path=path, verify_api_signature=self.verify_api_signature)
         if check.verdict is Verdict.UNKNOWN_ACCT:
             return Reply(500, FAIL_PASSPORT, _TEXT)
         if check.verdict is Verdict.OK:
@@ -217,8 +286,9 @@ class KingdeeEmulator:
         return lost
 
     # -- session logins -------------------------------------------------------------------------
-    def _login(self, acct_id: Any, username: Any, lcid: Any, secret_ok: bool, secret_message: str,
-               call: Call) -> dict[str, Any]:
+    def _login(
+        self, acct_id: Any, username: Any, lcid: Any, secret_ok: bool, secret_message: str, call: Call
+    ) -> dict[str, Any]:
         lcid_value = _lcid(lcid)
         message = check_login(self.creds, str(acct_id or ""), str(username or ""), lcid_value)
         if message is None and not secret_ok:
@@ -238,8 +308,9 @@ class KingdeeEmulator:
         return self._login(p["acctID"], p["username"], p["lcid"], ok, "应用ID或应用密钥错误！", call)
 
     def login_by_sign(self, p: dict[str, Any], call: Call) -> Any:
-        expected = login_sign(self.creds.acct_id, self.creds.username, self.creds.app_id,
-                              self.creds.app_secret, str(p["timestamp"] or ""))
+        expected = login_sign(
+            self.creds.acct_id, self.creds.username, self.creds.app_id, self.creds.app_secret, str(p["timestamp"] or "")
+        )
         ok = str(p["appId"] or "") == self.creds.app_id and str(p["sign"] or "").lower() == expected
         return self._login(p["acctID"], p["username"], p["lcid"], ok, "签名验证失败！", call)
 
@@ -250,8 +321,15 @@ class KingdeeEmulator:
         return {"LogoutResultType": 1, "Message": None}
 
     def data_centers(self, p: dict[str, Any], call: Call) -> Any:
-        return [{"Id": self.creds.acct_id, "Number": self.creds.acct_id, "Name": "金蝶云星空模拟器",
-                 "DatabaseType": 3, "UseLanguages": _LANGUAGES}]
+        return [
+            {
+                "Id": self.creds.acct_id,
+                "Number": self.creds.acct_id,
+                "Name": "金蝶云星空模拟器",
+                "DatabaseType": 3,
+                "UseLanguages": _LANGUAGES,
+            }
+        ]
 
     def _network_conflict(self, call: Call) -> Any:
         result = env.failure(NETWORK_CONTROL, MSG_NETWORK_CONTROL)
@@ -302,8 +380,7 @@ class KingdeeEmulator:
         deadline = self.faults.bill_deadline(begun, len(models))
         if master_form is not None:
             with self.lock:
-                result = basedata.save_models(self.store, self.master, master_form, models, _now(),
-                                              single=single)
+                result = basedata.save_models(self.store, self.master, master_form, models, _now(), single=single)
         else:
             result = self._save_bills(data, view, models, single=single)
         self.faults.wait_until(deadline)
@@ -314,12 +391,11 @@ class KingdeeEmulator:
             return env.failure("模拟器不支持" + what.format(form_id), env.MSG_EXCEPTION)
         return env.failure(f"标识为“{form_id}”的业务对象不存在，或者被删除。", env.MSG_EXCEPTION)
 
-    def _save_bills(self, data: dict[str, Any], view: dict[str, Any], models: list[Any], *,
-                    single: bool) -> Any:
+    def _save_bills(self, data: dict[str, Any], view: dict[str, Any], models: list[Any], *, single: bool) -> Any:
         options = _save_options(view)
         digest = payload_digest(data)
         # Reading the Models only reads master data, which is never changed in place: no lock needed.
-        reader = DraftReader(self.master, options)
+        reader = DraftReader(self.master, options, self.custom)
         drafts = [reader.read(model, i) for i, model in enumerate(models)]
         negative_ok = allows_negative_stock(view.get("interationflags"))
         with self.lock:
@@ -329,8 +405,9 @@ class KingdeeEmulator:
                 return env.failure("数据包重复提交：相同的JSON数据包已经提交过。", env.MSG_VALIDATION)
             return self._save_drafts(drafts, options, negative_ok, now, single=single)
 
-    def _save_drafts(self, drafts: list[Draft], options: SaveOptions, negative_ok: bool, now: str, *,
-                     single: bool) -> Any:
+    def _save_drafts(
+        self, drafts: list[Draft], options: SaveOptions, negative_ok: bool, now: str, *, single: bool
+    ) -> Any:
         """Checks that depend on the store, then one write; the caller holds the lock."""
         accepted: list[Draft] = []
         numbers: set[str] = set()
@@ -357,10 +434,13 @@ class KingdeeEmulator:
                 for draft in accepted:
                     self.inventory.give_back(_entries(draft))
             raise
-        successes = [{"Id": d["head"]["FID"], "Number": d["head"]["FBillNo"], "DIndex": a.dindex}
-                     for d, a in zip(docs, accepted)]
+        successes = [
+            {"Id": d["head"]["FID"], "Number": d["head"]["FBillNo"], "DIndex": a.dindex}
+            for d, a in zip(docs, accepted, strict=True)
+        ]
         returned = [need_return_data(d, options.need_return_fields) for d in docs]
-        return env.save_result(ordered_problems(drafts), successes, returned, single=single)
+        code = env.MSG_NO_SUCH_FIELD if any(d.unknown_keys for d in drafts) else None
+        return env.save_result(ordered_problems(drafts), successes, returned, single=single, msg_code=code)
 
     def _short(self, draft: Draft) -> bool:
         return self.inventory.shortfall(_entries(draft))
@@ -403,7 +483,7 @@ class KingdeeEmulator:
     def bill_query(self, p: dict[str, Any], call: Call) -> Any:
         with self.lock:
             keys, rows = self.queries.run(data_object(p["data"]))
-        return [dict(zip(keys, row)) for row in rows]
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -432,20 +512,40 @@ def session_cookies(session: Session) -> list[str]:
 def login_success(creds: Credentials, session: Session) -> dict[str, Any]:
     """ValidateUser's success JSON (spec §2.4), abridged to the keys clients read."""
     context = {
-        "UserLocale": "zh-CN", "LogLocale": "zh-CN", "DBid": creds.acct_id, "DatabaseType": 3,
-        "SessionId": session.asp_id, "UseLanguages": _LANGUAGES, "UserId": 100001,
+        "UserLocale": "zh-CN",
+        "LogLocale": "zh-CN",
+        "DBid": creds.acct_id,
+        "DatabaseType": 3,
+        "SessionId": session.asp_id,
+        "UseLanguages": _LANGUAGES,
+        "UserId": 100001,
         "UserName": session.username,
-        "CustomName": "金蝶云星空模拟器", "DisplayVersion": "emulator", "DataCenterName": "金蝶云星空模拟器",
+        "CustomName": "金蝶云星空模拟器",
+        "DisplayVersion": "emulator",
+        "DataCenterName": "金蝶云星空模拟器",
         "UserToken": str(uuid.uuid4()),
-        "CurrentOrganizationInfo": {"ID": 1, "AcctOrgType": "1", "Name": "金蝶云星空模拟器",
-                                    "FunctionIds": []},
-        "IsCH_ZH_AutoTrans": False, "ClientType": 32, "DataCenterNumber": creds.acct_id,
-        "ContextResultType": 0, "TenantId": "", "IsDeployAsPublicCloud": False,
+        "CurrentOrganizationInfo": {"ID": 1, "AcctOrgType": "1", "Name": "金蝶云星空模拟器", "FunctionIds": []},
+        "IsCH_ZH_AutoTrans": False,
+        "ClientType": 32,
+        "DataCenterNumber": creds.acct_id,
+        "ContextResultType": 0,
+        "TenantId": "",
+        "IsDeployAsPublicCloud": False,
     }
     return {
-        "Message": None, "MessageCode": "CheckPasswordPolicy", "LoginResultType": 1, "Context": context,
-        "KDSVCSessionId": session.sid, "FormId": None, "RedirectFormParam": None, "FormInputObject": None,
-        "ErrorStackTrace": None, "Lcid": 0, "AccessToken": None, "CustomParam": {}, "KdAccessResult": None,
+        "Message": None,
+        "MessageCode": "CheckPasswordPolicy",
+        "LoginResultType": 1,
+        "Context": context,
+        "KDSVCSessionId": session.sid,
+        "FormId": None,
+        "RedirectFormParam": None,
+        "FormInputObject": None,
+        "ErrorStackTrace": None,
+        "Lcid": 0,
+        "AccessToken": None,
+        "CustomParam": {},
+        "KdAccessResult": None,
         "IsSuccessByAPI": True,
     }
 
@@ -471,6 +571,8 @@ def _models(value: Any, *, single: bool) -> list[Any]:
         raise BadRequest("data数据包中的参数Model的值不能为空。")
     if single and isinstance(value, list):
         raise BadRequest("Save接口的参数Model必须是单个单据的JSON对象，多张单据请用BatchSave。")
+    if not single and not isinstance(value, list):
+        raise BadRequest("BatchSave接口的参数Model必须是JSON数组（每张单据一个数据包），单张单据请用Save。")
     return value if isinstance(value, list) else [value]
 
 
@@ -499,7 +601,7 @@ def need_return_data(doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, An
         entity, _, name = key.rpartition(".")
         if entity.lower() == "fentity" or (not entity and name.lower() in ENTRY_FIELD_BY_KEY):
             rows = out.setdefault("FEntity", [{} for _ in doc["entries"]])
-            for row, entry in zip(rows, doc["entries"]):
+            for row, entry in zip(rows, doc["entries"], strict=True):
                 spec = ENTRY_FIELD_BY_KEY.get(name.lower())
                 if spec is None:
                     row[name] = _extra(entry, name)
@@ -528,37 +630,64 @@ def _service(method: str, params: tuple[str, ...], **kw: Any) -> Service:
 
 
 _HANDLERS = {
-    "ValidateUser": "validate_user", "LoginByAppSecret": "login_by_app_secret",
-    "LoginByAppSecret2": "login_by_app_secret", "LoginBySign": "login_by_sign", "Logout": "logout",
-    "GetDataCenterList": "data_centers", "Save": "save", "BatchSave": "batch_save",
-    "ExecuteBillQuery": "execute_bill_query", "BillQuery": "bill_query",
-    "QueryAsyncResult": "query_async_result", "View": "view", "Submit": "submit", "Audit": "audit",
-    "UnAudit": "unaudit", "Delete": "delete",
+    "ValidateUser": "validate_user",
+    "LoginByAppSecret": "login_by_app_secret",
+    "LoginByAppSecret2": "login_by_app_secret",
+    "LoginBySign": "login_by_sign",
+    "Logout": "logout",
+    "GetDataCenterList": "data_centers",
+    "Save": "save",
+    "BatchSave": "batch_save",
+    "ExecuteBillQuery": "execute_bill_query",
+    "BillQuery": "bill_query",
+    "QueryAsyncResult": "query_async_result",
+    "View": "view",
+    "Submit": "submit",
+    "Audit": "audit",
+    "UnAudit": "unaudit",
+    "Delete": "delete",
 }
 _SECRET_ALIASES = {"appSecret": ("appSec", "appsecret")}
 _SERVICE_LIST = (
-    (_STUB + "AuthService.ValidateUser",
-     _service("ValidateUser", ("acctID", "username", "password", "lcid"), needs_session=False)),
-    (_STUB + "AuthService.LoginByAppSecret",
-     _service("LoginByAppSecret", ("acctID", "username", "appId", "appSecret", "lcid"), needs_session=False,
-              aliases=_SECRET_ALIASES)),
-    (_STUB + "AuthService.LoginByAppSecret2",
-     _service("LoginByAppSecret2", ("acctID", "username", "appId", "appSecret", "isKickOff", "lcid"),
-              needs_session=False, aliases=_SECRET_ALIASES)),
-    (_STUB + "AuthService.LoginBySign",
-     _service("LoginBySign", ("acctID", "username", "appId", "timestamp", "sign", "lcid"),
-              needs_session=False)),
+    (
+        _STUB + "AuthService.ValidateUser",
+        _service("ValidateUser", ("acctID", "username", "password", "lcid"), needs_session=False),
+    ),
+    (
+        _STUB + "AuthService.LoginByAppSecret",
+        _service(
+            "LoginByAppSecret",
+            ("acctID", "username", "appId", "appSecret", "lcid"),
+            needs_session=False,
+            aliases=_SECRET_ALIASES,
+        ),
+    ),
+    (
+        _STUB + "AuthService.LoginByAppSecret2",
+        _service(
+            "LoginByAppSecret2",
+            ("acctID", "username", "appId", "appSecret", "isKickOff", "lcid"),
+            needs_session=False,
+            aliases=_SECRET_ALIASES,
+        ),
+    ),
+    (
+        _STUB + "AuthService.LoginBySign",
+        _service("LoginBySign", ("acctID", "username", "appId", "timestamp", "sign", "lcid"), needs_session=False),
+    ),
     (_STUB + "AuthService.Logout", _service("Logout", ())),
-    ("Kingdee.BOS.ServiceFacade.ServicesStub.Account.AccountService.GetDataCenterList",
-     _service("GetDataCenterList", (), needs_session=False)),
+    (
+        "Kingdee.BOS.ServiceFacade.ServicesStub.Account.AccountService.GetDataCenterList",
+        _service("GetDataCenterList", (), needs_session=False),
+    ),
     (_STUB + "DynamicFormService.Save", _service("Save", ("formid", "data"), saving=True, writes=True)),
-    (_STUB + "DynamicFormService.BatchSave",
-     _service("BatchSave", ("formid", "data"), saving=True, writes=True)),
+    (_STUB + "DynamicFormService.BatchSave", _service("BatchSave", ("formid", "data"), saving=True, writes=True)),
     (_STUB + "DynamicFormService.View", _service("View", ("formid", "data"))),
-    *((_STUB + f"DynamicFormService.{op}", _service(op, ("formid", "data"), writes=True))
-      for op in ("Submit", "Audit", "UnAudit", "Delete")),
-    (_STUB + "DynamicFormService.ExecuteBillQuery",
-     _service("ExecuteBillQuery", ("data",), query_style="rows")),
+    *(
+        (_STUB + f"DynamicFormService.{op}", _service(op, ("formid", "data"), writes=True))
+        for op in ("Submit", "Audit", "UnAudit", "Delete")
+    ),
+    (_STUB + "DynamicFormService.ExecuteBillQuery", _service("ExecuteBillQuery", ("data",), query_style="rows")),
     (_STUB + "DynamicFormService.BillQuery", _service("BillQuery", ("data",), query_style="objects")),
     (_STUB + "DynamicFormService.QueryAsyncResult", _service("QueryAsyncResult", ("queryInfo",))),
 )
@@ -573,14 +702,17 @@ class _Handler(BaseHTTPRequestHandler):
     # ACK (~40 ms on Linux loopback), a delay no real server adds.
     disable_nagle_algorithm = True
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+    def do_POST(self) -> None:
         self._serve("POST")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve("GET")
 
     def _serve(self, method: str) -> None:
-        body = self._read_body()
+        body = self._read_body(self.server.max_request_bytes)
+        if body is None:  # ASP.NET's maxRequestLength: refused before anything else
+            self._send(Reply(500, REQUEST_TOO_LARGE_BODY, "text/html; charset=utf-8"), close=True)
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             reply = self.server.emulator.handle(method, self.path, headers, body)
@@ -590,40 +722,62 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.drop:  # the connection is closed without a byte of reply
             self.close_connection = True
             return
+        self._send(reply)
+
+    def _send(self, reply: Reply, *, close: bool = False) -> None:
         payload = reply.body.encode("utf-8")
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(payload)))
         for cookie in reply.cookies:
             self.send_header("Set-Cookie", cookie)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(payload)
 
-    def _read_body(self) -> bytes:
+    def _read_body(self, limit: int) -> bytes | None:
+        """The request body; None when it is longer than ``limit`` bytes (0: no limit), read to its end."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
+            chunks, total = [], 0
             while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                chunks.append(self.rfile.read(size))
+                data = self.rfile.read(size)
+                total += len(data)
+                if not limit or total <= limit:
+                    chunks.append(data)
                 self.rfile.readline()  # the CRLF after each chunk
             while self.rfile.readline().strip():  # trailers up to the blank line
                 pass
-            return b"".join(chunks)
+            return None if limit and total > limit else b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
+        if limit and length > limit:
+            while length > 0 and (block := self.rfile.read(min(length, 1 << 16))):
+                length -= len(block)  # drained, so the client can read the answer
+            return None
         return self.rfile.read(length) if length > 0 else b""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
-            sys.stderr.write("%s - %s\n" % (self.address_string(), format % args))
+            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
 
 
 class KingdeeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a burst of parallel clients must reach the handler (and --max-concurrent)
 
-    def __init__(self, address: tuple[str, int], emulator: KingdeeEmulator, *, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        emulator: KingdeeEmulator,
+        *,
+        verbose: bool = False,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ) -> None:
         super().__init__(address, _Handler)
         self.emulator = emulator
         self.verbose = verbose
+        self.max_request_bytes = max_request_bytes
         host = address[0] or "127.0.0.1"
         self.url = f"http://{host}:{self.server_address[1]}/k3cloud/"
 
@@ -632,27 +786,62 @@ class KingdeeHTTPServer(ThreadingHTTPServer):
         self.emulator.close()
 
 
-def make_server(host: str, port: int, *, acct_id: str, username: str, app_id: str, app_secret: str,
-                data_dir: str | Path, seed: int, password: str | None = None,
-                verify_api_signature: bool = False, session_ttl_s: float | None = None,
-                latency_ms: float = 0, per_bill_ms: float = 0, error_rate: float = 0,
-                lost_response_rate: float = 0, max_concurrent: int | None = None,
-                network_control_rate: float = 0, call_limit_per_minute: int | None = None,
-                response_error_rate: float = 0, verbose: bool = False) -> KingdeeHTTPServer:
-    """A ready server (not yet serving): call ``serve_forever()``, then ``shutdown()``/``server_close()``."""
+def make_server(
+    host: str,
+    port: int,
+    *,
+    acct_id: str,
+    username: str,
+    app_id: str,
+    app_secret: str,
+    data_dir: str | Path,
+    seed: int,
+    password: str | None = None,
+    verify_api_signature: bool = False,
+    session_ttl_s: float | None = None,
+    latency_ms: float = 0,
+    per_bill_ms: float = 0,
+    error_rate: float = 0,
+    lost_response_rate: float = 0,
+    max_concurrent: int | None = None,
+    network_control_rate: float = 0,
+    call_limit_per_minute: int | None = None,
+    response_error_rate: float = 0,
+    custom_fields: Iterable[str] | str | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    verbose: bool = False,
+) -> KingdeeHTTPServer:
+    """A ready server (not yet serving): call ``serve_forever()``, then ``shutdown()``/``server_close()``.
+
+    ``custom_fields``: the tenant's custom fields (None: ``DEFAULT_CUSTOM_FIELDS``; see the module
+    docstring); ``max_request_bytes``: the largest request body served (0: no limit)."""
+    if max_request_bytes < 0:
+        raise ValueError(f"max_request_bytes must be 0 (no limit) or more, not {max_request_bytes}")
     creds = Credentials(acct_id, username, app_id, app_secret, app_secret if password is None else password)
     faults = FaultConfig(
-        latency_ms=latency_ms, per_bill_ms=per_bill_ms, error_rate=error_rate,
-        lost_response_rate=lost_response_rate, max_concurrent=max_concurrent,
-        network_control_rate=network_control_rate, call_limit_per_minute=call_limit_per_minute,
-        response_error_rate=response_error_rate)
-    emulator = KingdeeEmulator(creds, Path(data_dir), seed, verify_api_signature=verify_api_signature,
-                               session_ttl_s=session_ttl_s, faults=faults)
+        latency_ms=latency_ms,
+        per_bill_ms=per_bill_ms,
+        error_rate=error_rate,
+        lost_response_rate=lost_response_rate,
+        max_concurrent=max_concurrent,
+        network_control_rate=network_control_rate,
+        call_limit_per_minute=call_limit_per_minute,
+        response_error_rate=response_error_rate,
+    )
+    emulator = KingdeeEmulator(
+        creds,
+        Path(data_dir),
+        seed,
+        verify_api_signature=verify_api_signature,
+        session_ttl_s=session_ttl_s,
+        faults=faults,
+        custom_fields=custom_fields,
+    )
     try:
-        return KingdeeHTTPServer((host, port), emulator, verbose=verbose)
+        return KingdeeHTTPServer((host, port), emulator, verbose=verbose, max_request_bytes=max_request_bytes)
     except BaseException:
         emulator.close()
         raise
 
 
-__all__ = ["KingdeeEmulator", "KingdeeHTTPServer", "Reply", "make_server"]
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "KingdeeEmulator", "KingdeeHTTPServer", "Reply", "make_server"]

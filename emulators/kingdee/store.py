@@ -73,8 +73,6 @@ class Store:
         self._bills: dict[int, dict[str, Any]] = {}
         self._by_number: dict[str, int] = {}  # number_key -> FID: uniqueness
         self._by_text: dict[str, set[int]] = {}  # text_key -> FIDs: query filters on FBillNo
-        self.head_extra_keys: dict[str, str] = {}  # lower -> key as first sent
-        self.entry_extra_keys: dict[str, str] = {}
         self._load()
 
     def close(self) -> None:
@@ -123,11 +121,14 @@ class Store:
         for draft, status in drafts:
             docs.append(self._document(draft, counters, new_lots, taken, status=status, now=now))
             taken.add(number_key(docs[-1]["head"]["FBillNo"]))
-        rows = [(d["head"]["FID"], FORM_ID, d["head"]["FBillNo"], number_key(d["head"]["FBillNo"]), dumps(d),
-                 now) for d in docs]
+        rows = [
+            (d["head"]["FID"], FORM_ID, d["head"]["FBillNo"], number_key(d["head"]["FBillNo"]), dumps(d), now)
+            for d in docs
+        ]
         with self._transaction():
-            self._conn.executemany("INSERT INTO lots VALUES (?, ?, ?, ?, ?)",
-                                   [(i, m["Id"], m["Number"], n, now) for i, m, n in new_lots])
+            self._conn.executemany(
+                "INSERT INTO lots VALUES (?, ?, ?, ?, ?)", [(i, m["Id"], m["Number"], n, now) for i, m, n in new_lots]
+            )
             self._conn.executemany("INSERT INTO bills VALUES (?, ?, ?, ?, ?, ?)", rows)
             self._conn.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", counters.items())
         self._counters = counters
@@ -162,9 +163,10 @@ class Store:
         form = self._master.form(form_id)
         assert form is not None
         with self._transaction():
-            self._conn.execute("INSERT INTO master_records VALUES (?, ?, ?, ?, ?)",
-                               (form.form_id, record[form.id_key], number_key(record["FNumber"]),
-                                dumps(record), now))
+            self._conn.execute(
+                "INSERT INTO master_records VALUES (?, ?, ?, ?, ?)",
+                (form.form_id, record[form.id_key], number_key(record["FNumber"]), dumps(record), now),
+            )
         form.add(record)
 
     @contextmanager
@@ -177,8 +179,9 @@ class Store:
             self._conn.execute("ROLLBACK")
             raise
 
-    def _document(self, draft: Draft, counters: dict[str, int], new_lots: list[NewLot], taken: set[str], *,
-                  status: str, now: str) -> dict[str, Any]:
+    def _document(
+        self, draft: Draft, counters: dict[str, int], new_lots: list[NewLot], taken: set[str], *, status: str, now: str
+    ) -> dict[str, Any]:
         head = dict(draft.head)
         head["FID"] = _take(counters, "fid")
         head["FBillNo"] = draft.bill_no or self._auto_number(counters, taken)
@@ -186,19 +189,18 @@ class Store:
         head["FCreateDate"] = head["FModifyDate"] = now
         head["FApproveDate"] = now if status == "C" else None
         entries = [self._entry(e, counters, new_lots) for e in draft.entries]
-        return {"head": head, "extra": dict(draft.extra), "sub_extra": dict(draft.sub_extra),
-                "entries": entries}
+        return {"head": head, "extra": dict(draft.extra), "sub_extra": dict(draft.sub_extra), "entries": entries}
 
-    def _entry(self, entry: DraftEntry, counters: dict[str, int],
-               new_lots: list[NewLot]) -> dict[str, Any]:
+    def _entry(self, entry: DraftEntry, counters: dict[str, int], new_lots: list[NewLot]) -> dict[str, Any]:
         fields = dict(entry.fields)
         fields["FEntryID"] = _take(counters, "entryid")
         if entry.lot_number:
             fields["FLot"] = self._lot(fields["FMaterialID"], entry.lot_number, counters, new_lots)
         return {"fields": fields, "extra": dict(entry.extra)}
 
-    def _lot(self, material: dict[str, Any], number: str, counters: dict[str, int],
-             new_lots: list[NewLot]) -> dict[str, Any]:
+    def _lot(
+        self, material: dict[str, Any], number: str, counters: dict[str, int], new_lots: list[NewLot]
+    ) -> dict[str, Any]:
         found = self._master.find_lot(material["Id"], number)
         if found is not None:
             return {"Id": found["FLOTID"], "Number": found["FNumber"]}
@@ -223,7 +225,8 @@ class Store:
             if form is not None and self._master.find(form_id, record["FNumber"]) is None:
                 form.add(record)
         for lot_id, material_id, material_number, number, created in self._conn.execute(
-                "SELECT lot_id, material_id, material_number, number, created FROM lots ORDER BY lot_id"):
+            "SELECT lot_id, material_id, material_number, number, created FROM lots ORDER BY lot_id"
+        ):
             self._master.add_lot(lot_id, Ref(material_id, material_number), number, created)
         bills = self._conn.execute("SELECT doc FROM bills WHERE form_id = ? ORDER BY fid", (FORM_ID,))
         for (doc_text,) in bills:
@@ -234,11 +237,6 @@ class Store:
         self._bills[head["FID"]] = doc
         self._by_number[number_key(head["FBillNo"])] = head["FID"]
         self._by_text.setdefault(text_key(head["FBillNo"]), set()).add(head["FID"])
-        for key in [*doc["extra"], *doc["sub_extra"]]:
-            self.head_extra_keys.setdefault(key.lower(), key)
-        for entry in doc["entries"]:
-            for key in entry["extra"]:
-                self.entry_extra_keys.setdefault(key.lower(), key)
 
 
 def _take(counters: dict[str, int], name: str) -> int:

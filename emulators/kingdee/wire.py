@@ -98,8 +98,11 @@ def lower_keys(obj: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
-def extract_params(body: Any, names: Sequence[str], aliases: Mapping[str, Sequence[str]] | None = None,
-                   ) -> dict[str, Any]:
+def extract_params(
+    body: Any,
+    names: Sequence[str],
+    aliases: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     """Map the body onto the service's parameter names, whatever the body shape (spec §1.2)."""
     positional = _positional(body)
     if positional is not None:

@@ -2,6 +2,8 @@
 
 - ``latency_ms``: every HTTP request waits that long before it is looked at (outside any lock, so that
   concurrent calls wait side by side, as they would on a slow network).
+- Both transports (the Qimen gateway and the direct openapi2 endpoint) pass through the same faults,
+  in arrival order.
 - ``error_rate``: that share of requests is answered HTTP 5xx by the gateway's front end before the
   gateway sees it (so it neither counts against the quota nor triggers churn). Per request one draw from
   ``random.Random(f"wdt-faults-{seed}")`` decides, and a hit draws the status from 500/502/503; draws happen
@@ -12,7 +14,9 @@
 - ``throttle_per_minute``: calls that passed the gateway checks and carry the right ``sid`` are counted
   per ``app_key`` in a sliding 60 s window (of the wall clock); a call beyond the quota is refused, and
   not counted, with WDT code 1012 "系统调用频繁,请稍后再试" (sub_code ``isv.call-limited``) in the Qimen
-  business-error envelope (spec §6: integrators see 1012 from WDT at 60 calls/min). 0 = unlimited.
+  business-error envelope (spec §6: integrators see 1012 from WDT at 60 calls/min). The openapi2
+  endpoint counts signed calls per ``appkey`` in the same ``Throttle`` under ``openapi2:<appkey>`` and
+  answers ``{"code":1012,...}``. 0 = unlimited.
 """
 
 from __future__ import annotations
@@ -68,8 +72,14 @@ class Throttle:
 class Faults:
     """Latency and 5xx answers of the transport, drawn in request order."""
 
-    def __init__(self, *, seed: int = 1, latency_ms: int = 0, error_rate: float = 0.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        latency_ms: int = 0,
+        error_rate: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not 0 <= error_rate <= 1:
             raise ValueError("error_rate must be within 0..1")
         if latency_ms < 0:

@@ -1,11 +1,14 @@
-"""Business parameters and query semantics of ``wdt.stockout.order.query.trade`` (spec §4).
+"""Business parameters and query semantics of ``wdt.stockout.order.query.trade`` (spec §4), the same on
+the Qimen gateway and the direct openapi2 endpoint.
 
 Decisions on [INF]/[UNCONFIRMED] points:
 - Empty parameter values count as absent (several clients send ``src_tid=""`` etc.).
 - Invalid parameters answer WDT code 100 (the official table is unavailable): page_size outside 1..100,
-  negative or non-integer page_no, non-integer status, is_by_modified not 0/1, malformed datetime, only
-  one end of the window, start_time > end_time (sub_code ``isv.invalid-parameter:<name>``, a Chinese
-  message saying which); a span longer than ``max_span`` (default exactly 30 days, CLI
+  negative or non-integer page_no, a status other than the documented 5, 55, 95, 105, 110, 113 (spec
+  §4.2; non-integers and comma lists such as ``95,110`` included: multiple statuses are [UNCONFIRMED],
+  so one status per call), is_by_modified not 0/1, malformed datetime, only one end of the window,
+  start_time > end_time (sub_code ``isv.invalid-parameter:<name>``, a Chinese message saying which); a
+  span longer than ``max_span`` (default exactly 30 days, CLI
   ``--max-span-minutes``) answers 100 ``isv.time-span-too-long``; neither a window nor a document number
   answers 2900 "时间范围与订单编号不能全部为空" (Y doc).
 - Window (both ends inclusive): no status -> consign_time, statuses 95 and 110 only (the doc's
@@ -35,12 +38,14 @@ MAX_PAGE_SIZE = 100
 MAX_SPAN = dt.timedelta(days=30)
 # Statuses a window without `status` returns: 已发货 and 已完成 (spec §4.1).
 DEFAULT_STATUSES = frozenset({95, 110})
+# The statuses a caller may ask for (spec §4.2): 已取消, 已审核, 已发货, 部分打款, 已完成, 异常发货.
+STATUSES = (5, 55, 95, 105, 110, 113)
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 class BusinessError(Exception):
-    """A failure WDT answers through Qimen (`errorcode` == `code`)."""
+    """A failure WDT itself answers: through Qimen as `errorcode` == `code`, on openapi2 as the flat `code`."""
 
     def __init__(self, code: int, message: str, sub_code: str) -> None:
         super().__init__(message)
@@ -131,6 +136,10 @@ def parse_query(params: Mapping[str, str], max_span: dt.timedelta = MAX_SPAN) ->
     by_modified = _int_param(params, "is_by_modified", 0)
     if by_modified not in (0, 1):
         raise _invalid("is_by_modified", f"is_by_modified只能是0或1: {by_modified}")
+    status = _int_param(params, "status", None)
+    if status is not None and status not in STATUSES:
+        allowed = ",".join(map(str, STATUSES))
+        raise _invalid("status", f"status取值无效, 只能是{allowed}之一: {status}")
     start, end = _window(params, max_span)
     docs = {k: params.get(k) or None for k in ("stockout_no", "src_order_no", "src_tid")}
     if start is None and not any(docs.values()):
@@ -138,7 +147,7 @@ def parse_query(params: Mapping[str, str], max_span: dt.timedelta = MAX_SPAN) ->
     return StockoutQuery(
         start=start,
         end=end,
-        status=_int_param(params, "status", None),
+        status=status,
         by_modified=by_modified == 1,
         shop_no=params.get("shop_no") or None,
         warehouse_no=params.get("warehouse_no") or None,
@@ -153,9 +162,7 @@ def _span_text(span: dt.timedelta) -> str:
     return f"{minutes // 1440}天" if minutes % 1440 == 0 else f"{minutes}分钟"
 
 
-def _window(
-    params: Mapping[str, str], max_span: dt.timedelta
-) -> tuple[dt.datetime | None, dt.datetime | None]:
+def _window(params: Mapping[str, str], max_span: dt.timedelta) -> tuple[dt.datetime | None, dt.datetime | None]:
     raw = {k: params.get(k, "") for k in ("start_time", "end_time")}
     if not any(raw.values()):
         return None, None

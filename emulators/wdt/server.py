@@ -1,16 +1,20 @@
-"""Emulator of the 旺店通 企业版 Qimen gateway for ``wdt.stockout.order.query.trade``.
+"""Emulator of the 旺店通 企业版 Qimen gateway for ``wdt.stockout.order.query.trade``, and of WDT's
+direct openapi2 endpoint on the same port (:mod:`emulators.wdt.openapi2`).
 
 Follows /work/shared/protocols/wdt-qimen-stockout.md. Points the spec marks [INF]/[UNCONFIRMED] are
-decided here (gateway), in :mod:`emulators.wdt.wire` (parameters, signature, XML), :mod:`.query` (query
-semantics and parameter errors), :mod:`.timeline` (clock, order histories, renumbering, churn) and
-:mod:`.faults` (latency, 5xx, quota).
+decided here (gateway), in :mod:`emulators.wdt.wire` (parameters, signature, XML), :mod:`.openapi2`
+(the direct endpoint), :mod:`.query` (query semantics and parameter errors), :mod:`.timeline` (clock,
+order histories, renumbering, churn) and :mod:`.faults` (latency, 5xx, quota).
 
 Transport (§2.1)
-- ``/router/qm`` and ``/router/qmtest`` (a trailing slash is tolerated), GET and POST; any other path
-  answers HTTP 404 with a small JSON ``error_response`` (not the router's business).
-- HTTP 200 for every gateway or business error. ``format=json`` (any case) answers JSON,
+- ``/router/qm`` and ``/router/qmtest`` (a trailing slash is tolerated), GET and POST; ``/openapi2/<file>``
+  is the direct endpoint (:mod:`.openapi2`); any other path answers HTTP 404 with a small JSON
+  ``error_response`` (not the router's business).
+- Parameters: the URL query and a form (or multipart) body; a JSON body is ignored (:mod:`.wire`).
+- HTTP 200 for every gateway or business error. ``format=json`` answers JSON,
   ``application/json;charset=UTF-8``; ``format=xml`` or no ``format`` answers XML (TOP's default, spec
-  §2.2); any other value answers gateway error 23 in XML.
+  §2.2); any other value, ``JSON`` and ``XML`` included (TOP's values are lowercase and case-sensitive),
+  answers gateway error 23 in XML.
 
 Gateway checks (§2.2-§2.4), in this order; each failure answers the observed Qimen shape
 ``{"response":{"flag":"failure","code":N,"message":...,"sub_code":...,"sub_message":...,"request_id":...}}``
@@ -18,43 +22,55 @@ Gateway checks (§2.2-§2.4), in this order; each failure answers the observed Q
 ``--top-error-shape``) TOP's ``{"error_response":{"code":N,"msg":...,"sub_code":...,"sub_msg":...,
 "request_id":...}}``; codes are TOP's generic platform codes:
   app_key missing 28 "Missing App Key" / unknown 29 "Invalid App Key";
-  timestamp missing 30 "Missing Timestamp" / malformed or more than ``timestamp_tolerance_s`` (default
+  timestamp missing 30 "Missing Timestamp" / malformed (neither ``yyyy-MM-dd HH:mm:ss`` GMT+8 nor epoch
+  milliseconds; epoch seconds are malformed here) or more than ``timestamp_tolerance_s`` (default
   600 s, spec §2.4) off the wall clock 31 "Invalid Timestamp";
-  sign missing 24 "Missing Signature" / wrong or unsupported sign_method 25 "Invalid signature";
+  sign missing 24 "Missing Signature"; sign_method missing 40 "Missing Required Arguments"
+  (``isv.missing-parameter:sign_method``: it is required, §2.2, and TOP has no default to fall back
+  on); a sign_method other than ``md5``/``hmac``/``hmac-sha256`` (case-sensitive: ``MD5`` is refused)
+  or a wrong signature 25 "Invalid signature";
   v missing 32 "Missing Version" / not a version number 33 "Invalid Version" / a version other than
   ``2.0`` 34 "Unsupported Version" (spec §2.2: v is required and is 2.0);
   format other than json/xml 23 "Invalid Format";
   target_app_key missing 40 "Missing Required Arguments" / wrong 41 "Invalid Arguments";
   method missing 21 "Missing Method" / unknown 22 "Invalid Method" (a leading ``hu3cgwt0tc.`` is stripped).
-  ``sign_method`` defaults to md5; ``session`` and ``partner_id`` are only signed. A bug in the emulator
-  answers 15 "Remote service error" in the same shape.
+  ``session`` and ``partner_id`` are only signed. A bug in the emulator answers 15 "Remote service
+  error" in the same shape.
+  The default shape is the Qimen one because it is the only sample taken from ``/router/qm`` itself
+  (spec §5.2, S18); ``error_response`` is what TOP's SDKs parse on TOP's REST router, never observed on
+  the Qimen router, so it stays the switchable other side.
 
 Business (WDT) errors: ``{"response":{"flag":"failure","errorcode":N,"code":N,"message":...,
 "sub_code":...,"sub_message":...,"request_id":...}}`` (they come from WDT, so ``--top-error-shape`` does
-not change them): 100 invalid or missing ``sid`` (``isv.invalid-sid``), then the parameter errors of
-:mod:`.query`, and 1012 from the quota of :mod:`.faults`.
+not change them), in this order: 100 invalid or missing ``sid`` (``isv.invalid-sid``), 1012 from the
+quota of :mod:`.faults`, then the parameter errors of :mod:`.query` (100, 2900).
 
 Success: ``{"response":{"flag":"success","code":0,"errorcode":0,"message":"","total_count":N,
 "stockout_list":[...],"request_id":...}}``; ``total_count`` (orders, not lines) is on page 0 only, on every
 page with ``total_count_every_page=True`` (CLI ``--total-count-every-page``).
 
-Order fields that the spec cannot confirm for 企业版 are switches:
-- ``batch_fields`` (default True, CLI ``--batch-fields/--no-batch-fields``): the lines' ``batch_no``,
-  ``product_date``, ``expire_date`` (Y-edition names, spec §5.4) are present, or absent. The order-level
-  ``batch_no`` (print batch, spec §5.3) stays.
-- ``privacy`` (``masked`` default, or ``absent``; CLI ``--privacy``): Qimen does not hand out 淘系 buyers'
-  personal data (spec §1). ``masked``: 淘系 orders (``platform_id`` 1) carry them masked ("张**",
-  "138****5678", "****"). ``absent``: on 淘系 orders the keys are left out: ``receiver_name``,
-  ``receiver_address``, ``receiver_mobile``, ``receiver_telno`` (the spec's receiver_phone), ``nick_name``
-  and ``customer_name`` (both carry the buyer nick), and ``buyer_nick``, ``receiver_phone``,
-  ``receiver_email``, ``id_card``, ``buyer_alipay_no``, ``alipay_id`` should a data set carry them. Other
-  platforms keep plain values either way.
+Order fields that the spec cannot confirm for 企业版 are switches; the default is the side a client
+cannot wrongly come to rely on (a field that may not exist is absent):
+- ``batch_fields`` (default False, CLI ``--batch-fields/--no-batch-fields``): the lines' ``batch_no``,
+  ``product_date``, ``expire_date`` (Y-edition names, spec §5.4) are absent, or present. They are
+  [UNCONFIRMED] for 企业版 (only the Y edition documents them; 企业奇门 has a separate
+  ``wdt.stockout.batch.detail`` for batches), so by default they are left out. The order-level
+  ``batch_no`` (print batch, spec §5.3) stays either way. Applies to both transports.
+- ``privacy`` (``absent`` default, or ``masked``; CLI ``--privacy``): Qimen does not hand out 淘系 buyers'
+  personal data: the fields are "not provided" [DOC S4], so by default on 淘系 orders (``platform_id``
+  1) the keys are left out: ``receiver_name``, ``receiver_address``, ``receiver_mobile``,
+  ``receiver_telno`` (the spec's receiver_phone), ``nick_name`` and ``customer_name`` (both carry the
+  buyer nick), and ``buyer_nick``, ``receiver_phone``, ``receiver_email``, ``id_card``,
+  ``buyer_alipay_no``, ``alipay_id`` should a data set carry them. ``masked``: 淘系 orders carry them
+  masked ("张**", "138****5678", "****"), the reading of the spec's §1 table ("privacy fields masked"),
+  which its source S4 does not bear out. Other platforms keep plain values either way (and the openapi2
+  endpoint returns no 淘系 order at all).
 
 Clocks: ``clock`` (epoch seconds, default ``time.time``) is the gateway's wall clock: it checks
-``timestamp`` and runs the quota's minute, so it must stay near the caller's real time. ``now`` is the
-emulator's business clock (see :mod:`.timeline`), by default the same wall clock; it may be a callable
-returning an aware datetime, or an aware datetime at which the clock starts and then runs on (CLI
-``--now``); ``server.emulator.set_now(t)`` freezes it.
+``timestamp`` (on both transports) and runs the quota's minute, so it must stay near the caller's real
+time. ``now`` is the emulator's business clock (see :mod:`.timeline`), by default the same wall clock;
+it may be a callable returning an aware datetime, or an aware datetime at which the clock starts and
+then runs on (CLI ``--now``); ``server.emulator.set_now(t)`` freezes it.
 """
 
 from __future__ import annotations
@@ -72,6 +88,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from emulators.dataset import Dataset, build_dataset
+from emulators.wdt import openapi2
 from emulators.wdt.faults import Faults, Throttle, server_error_body
 from emulators.wdt.query import MAX_SPAN, BusinessError, parse_query
 from emulators.wdt.timeline import SHANGHAI, Clock, OrderStore
@@ -91,8 +108,18 @@ METHOD_PREFIX = "hu3cgwt0tc."
 VERSION = "2.0"
 PRIVACY_MODES = ("masked", "absent")
 PRIVACY_FIELDS = (
-    "receiver_name", "receiver_address", "receiver_mobile", "receiver_telno", "receiver_phone",
-    "receiver_email", "nick_name", "customer_name", "buyer_nick", "id_card", "buyer_alipay_no", "alipay_id",
+    "receiver_name",
+    "receiver_address",
+    "receiver_mobile",
+    "receiver_telno",
+    "receiver_phone",
+    "receiver_email",
+    "nick_name",
+    "customer_name",
+    "buyer_nick",
+    "id_card",
+    "buyer_alipay_no",
+    "alipay_id",
 )
 LINE_BATCH_FIELDS = ("batch_no", "product_date", "expire_date")
 TAOBAO_PLATFORM = 1
@@ -126,8 +153,11 @@ class GatewayConfig:
     max_span: dt.timedelta = MAX_SPAN
     timestamp_tolerance: dt.timedelta = dt.timedelta(seconds=600)
     top_error_shape: bool = False
-    batch_fields: bool = True
-    privacy: str = "masked"
+    batch_fields: bool = False
+    privacy: str = "absent"
+    openapi2_appkey: str = openapi2.DEFAULT_APPKEY
+    openapi2_appsecret: str = openapi2.DEFAULT_APPSECRET
+    openapi2_timestamp_tolerance: dt.timedelta = dt.timedelta(seconds=openapi2.DEFAULT_TIMESTAMP_TOLERANCE_S)
     clock: Callable[[], float] = time.time
 
 
@@ -136,43 +166,81 @@ def _new_request_id() -> str:
 
 
 def response_format(params: Mapping[str, str]) -> str:
-    """"json" or "xml": what the answer is written in (an invalid format answers in XML)."""
-    return "json" if params.get("format", "").lower() == "json" else "xml"
+    """ "json" or "xml": what the answer is written in (an invalid format, ``JSON`` too, answers in XML)."""
+    return "json" if params.get("format", "") == "json" else "xml"
+
+
+# A method handler: business parameters and the platforms the entry point does not return, in; the
+# body's business keys (e.g. total_count, stockout_list) out; raises BusinessError.
+Handler = Callable[[Mapping[str, str], frozenset[int]], dict[str, Any]]
 
 
 class WdtGateway:
-    """HTTP-free core: merged parameters in, the envelope (a dict) out."""
+    """HTTP-free core: merged parameters in, the envelope (a dict) out. ``openapi2`` is the direct
+    endpoint's core, dispatching to the same method handlers."""
 
     def __init__(self, config: GatewayConfig, dataset: Dataset, store: OrderStore) -> None:
         self.config = config
         self.dataset = dataset
         self.store = store
         self.throttle = Throttle(config.throttle_per_minute, config.clock)
-        self._methods: dict[str, Callable[[Mapping[str, str]], dict[str, Any]]] = {
+        # Qimen method -> handler; openapi2.ROUTES maps the direct endpoint's files onto these names.
+        self._methods: dict[str, Handler] = {
             METHOD: self._stockout_query_trade,
         }
+        missing = set(openapi2.ROUTES.values()) - set(self._methods)
+        assert not missing, f"openapi2 routes to unknown methods: {missing}"
+        self.openapi2 = openapi2.Openapi2Endpoint(self)
+
+    def dispatch(self, method: str, params: Mapping[str, str], hidden_platforms: frozenset[int]) -> dict[str, Any]:
+        """Run a method's handler (both transports come here); raises BusinessError."""
+        return self._methods[method](params, hidden_platforms)
 
     def handle(self, params: Mapping[str, str]) -> dict[str, Any]:
         request_id = _new_request_id()
         try:
             method = self._check_gateway(params)
             self._check_seller(params)
-            body = self._methods[method](params)
+            body = self.dispatch(method, params, frozenset())
         except GatewayError as e:
             return self.gateway_failure(e, request_id)
         except BusinessError as e:
-            return {"response": {"flag": "failure", "errorcode": e.code, "code": e.code,
-                                 "message": e.message, "sub_code": e.sub_code,
-                                 "sub_message": e.message, "request_id": request_id}}
-        return {"response": {"flag": "success", "code": 0, "errorcode": 0, "message": "", **body,
-                             "request_id": request_id}}
+            return {
+                "response": {
+                    "flag": "failure",
+                    "errorcode": e.code,
+                    "code": e.code,
+                    "message": e.message,
+                    "sub_code": e.sub_code,
+                    "sub_message": e.message,
+                    "request_id": request_id,
+                }
+            }
+        return {
+            "response": {"flag": "success", "code": 0, "errorcode": 0, "message": "", **body, "request_id": request_id}
+        }
 
     def gateway_failure(self, e: GatewayError, request_id: str) -> dict[str, Any]:
         if self.config.top_error_shape:
-            return {"error_response": {"code": e.code, "msg": e.message, "sub_code": e.sub_code,
-                                       "sub_msg": e.sub_message, "request_id": request_id}}
-        return {"response": {"flag": "failure", "code": e.code, "message": e.message,
-                             "sub_code": e.sub_code, "sub_message": e.sub_message, "request_id": request_id}}
+            return {
+                "error_response": {
+                    "code": e.code,
+                    "msg": e.message,
+                    "sub_code": e.sub_code,
+                    "sub_msg": e.sub_message,
+                    "request_id": request_id,
+                }
+            }
+        return {
+            "response": {
+                "flag": "failure",
+                "code": e.code,
+                "message": e.message,
+                "sub_code": e.sub_code,
+                "sub_message": e.sub_message,
+                "request_id": request_id,
+            }
+        }
 
     def _check_gateway(self, params: Mapping[str, str]) -> str:
         """Qimen's own checks; returns the normalised method name."""
@@ -187,11 +255,13 @@ class WdtGateway:
         self._check_version_and_format(params)
         target = params.get("target_app_key", "")
         if not target:
-            raise GatewayError(40, "Missing Required Arguments", "isv.missing-parameter:target_app_key",
-                               "缺少target_app_key")
+            raise GatewayError(
+                40, "Missing Required Arguments", "isv.missing-parameter:target_app_key", "缺少target_app_key"
+            )
         if target != cfg.target_app_key:
-            raise GatewayError(41, "Invalid Arguments", "isv.invalid-parameter:target_app_key",
-                               f"target_app_key无效: {target}")
+            raise GatewayError(
+                41, "Invalid Arguments", "isv.invalid-parameter:target_app_key", f"target_app_key无效: {target}"
+            )
         method = params.get("method", "")
         if not method:
             raise GatewayError(21, "Missing Method", "isv.missing-parameter:method", "缺少method")
@@ -206,22 +276,30 @@ class WdtGateway:
         try:
             sent = parse_timestamp(value)
         except (ValueError, OverflowError, OSError):
-            raise GatewayError(31, "Invalid Timestamp", "isv.invalid-timestamp",
-                               f"timestamp格式错误: {value}") from None
+            raise GatewayError(
+                31, "Invalid Timestamp", "isv.invalid-timestamp", f"timestamp格式错误: {value}"
+            ) from None
         now = dt.datetime.fromtimestamp(self.config.clock(), tz=SHANGHAI)
         tolerance = self.config.timestamp_tolerance
         if abs(now - sent) > tolerance:
-            raise GatewayError(31, "Invalid Timestamp", "isv.invalid-timestamp",
-                               f"timestamp与服务器时间相差超过{int(tolerance.total_seconds())}秒")
+            raise GatewayError(
+                31,
+                "Invalid Timestamp",
+                "isv.invalid-timestamp",
+                f"timestamp与服务器时间相差超过{int(tolerance.total_seconds())}秒",
+            )
 
     def _check_sign(self, params: Mapping[str, str]) -> None:
         if not params.get("sign"):
             raise GatewayError(24, "Missing Signature", "isv.missing-parameter:sign", "缺少sign")
+        if not params.get("sign_method"):
+            raise GatewayError(40, "Missing Required Arguments", "isv.missing-parameter:sign_method", "缺少sign_method")
         try:
             valid = verify_signature(params, self.config.app_secret)
         except ValueError:
-            raise GatewayError(25, "Invalid signature", "isv.invalid-signature",
-                               f"不支持的sign_method: {params.get('sign_method')}") from None
+            raise GatewayError(
+                25, "Invalid signature", "isv.invalid-signature", f"不支持的sign_method: {params.get('sign_method')}"
+            ) from None
         if not valid:
             raise GatewayError(25, "Invalid signature", "isv.invalid-signature", "签名错误")
 
@@ -235,7 +313,7 @@ class WdtGateway:
         if version != VERSION:
             raise GatewayError(34, "Unsupported Version", "isv.unsupported-version", f"不支持的版本号: {version}")
         fmt = params.get("format", "")
-        if fmt and fmt.lower() not in ("json", "xml"):
+        if fmt and fmt not in ("json", "xml"):
             raise GatewayError(23, "Invalid Format", "isv.invalid-format", f"不支持的格式: {fmt}")
 
     def _check_seller(self, params: Mapping[str, str]) -> None:
@@ -246,14 +324,21 @@ class WdtGateway:
         if not self.throttle.allow(params["app_key"]):
             raise BusinessError(1012, "系统调用频繁,请稍后再试", "isv.call-limited")
 
-    def _stockout_query_trade(self, params: Mapping[str, str]) -> dict[str, Any]:
+    def _stockout_query_trade(self, params: Mapping[str, str], hidden_platforms: frozenset[int]) -> dict[str, Any]:
         q = parse_query(params, self.config.max_span)
-        matches = self.store.read(q.matches)
+
+        def shown(
+            order: dict[str, Any], consigned: dt.datetime | None, modified: dt.datetime, tids: frozenset[str]
+        ) -> bool:
+            return order["platform_id"] not in hidden_platforms and q.matches(order, consigned, modified, tids)
+
+        # The hidden platforms are part of the query, so that churn too only touches what is shown.
+        matches = self.store.read(shown if hidden_platforms else q.matches)
         offset = q.page_no * q.page_size
         body: dict[str, Any] = {}
         if q.page_no == 0 or self.config.total_count_every_page:
             body["total_count"] = len(matches)
-        body["stockout_list"] = [self._shape(o) for o in matches[offset: offset + q.page_size]]
+        body["stockout_list"] = [self._shape(o) for o in matches[offset : offset + q.page_size]]
         return body
 
     def _shape(self, order: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +356,9 @@ class WdtGateway:
 
 # -- HTTP ----------------------------------------------------------------------------------------------
 class WdtEmulatorServer(ThreadingHTTPServer):
-    """Threaded HTTP server carrying the gateway; `url` is the `/router/qm` address to call.
+    """Threaded HTTP server carrying the gateway; `url` is the `/router/qm` address to call,
+    `openapi2_url` the direct endpoint's base (``http://HOST:PORT/openapi2/``; append a file of
+    ``openapi2.ROUTES``, e.g. ``stockout_order_query_trade.php``).
 
     `emulator` is the order store: `now()`, `set_now(t, running=False)`, `ground_truth(start, end)`,
     `orders(when=None)` (see :mod:`emulators.wdt.timeline`).
@@ -279,8 +366,9 @@ class WdtEmulatorServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, gateway: WdtGateway, faults: Faults, *,
-                 log_requests: bool = False) -> None:
+    def __init__(
+        self, host: str, port: int, gateway: WdtGateway, faults: Faults, *, log_requests: bool = False
+    ) -> None:
         self.gateway = gateway
         self.emulator = gateway.store
         self.faults = faults
@@ -288,16 +376,17 @@ class WdtEmulatorServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.server_address[1]}{GATEWAY_PATHS[0]}"
+        self.openapi2_url = f"http://{shown}:{self.server_address[1]}{openapi2.PREFIX}"
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: WdtEmulatorServer
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._serve(b"")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve(self._read_body())
 
     def _read_body(self) -> bytes:
@@ -313,14 +402,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, body: bytes) -> None:
         parts = urlsplit(self.path)
+        if parts.path.startswith(openapi2.PREFIX):
+            self._serve_openapi2(parts.path.removeprefix(openapi2.PREFIX), parts.query, body)
+            return
         path = parts.path.rstrip("/") or "/"
         if path not in GATEWAY_PATHS:
-            self._send(404, JSON_CONTENT_TYPE, to_json({"error_response": {"code": 404, "msg": f"no such path: {parts.path}"}}))
+            self._send(
+                404, JSON_CONTENT_TYPE, to_json({"error_response": {"code": 404, "msg": f"no such path: {parts.path}"}})
+            )
             return
-        faults = self.server.faults
-        faults.wait()
-        if (status := faults.server_error()) is not None:
-            self._send(status, *server_error_body(status))
+        if not self._pass_faults():
             return
         params = merge_params(parts.query, self.headers.get("Content-Type", ""), body)
         gateway = self.server.gateway
@@ -328,20 +419,49 @@ class _Handler(BaseHTTPRequestHandler):
             payload = gateway.handle(params)
         except Exception as e:  # a bug must still answer in the gateway's shape
             payload = gateway.gateway_failure(
-                GatewayError(15, "Remote service error", "isp.unknown-error", repr(e)), _new_request_id())
+                GatewayError(15, "Remote service error", "isp.unknown-error", repr(e)), _new_request_id()
+            )
         if response_format(params) == "json":
             self._send(200, JSON_CONTENT_TYPE, to_json(payload))
         else:
             self._send(200, XML_CONTENT_TYPE, to_xml(payload))
 
-    def _send(self, status: int, content_type: str, data: bytes) -> None:
+    def _pass_faults(self) -> bool:
+        """The front end's latency and 5xx draw, shared by both transports; False when it answered."""
+        faults = self.server.faults
+        faults.wait()
+        if (status := faults.server_error()) is not None:
+            self._send(status, *server_error_body(status))
+            return False
+        return True
+
+    def _serve_openapi2(self, file: str, query: str, body: bytes) -> None:
+        if file not in openapi2.ROUTES:
+            self._send(404, "text/html", b"<html><body><h1>404 Not Found</h1></body></html>")
+            return
+        if self.command != "POST":
+            self._send(405, "text/plain;charset=UTF-8", b"405 Method Not Allowed", {"Allow": "POST"})
+            return
+        if not self._pass_faults():
+            return
+        params = openapi2.request_params(query, self.headers.get("Content-Type", ""), body)
+        try:
+            payload = self.server.gateway.openapi2.handle(file, params)
+        except Exception:  # a bug: what a PHP fatal error gives
+            self._send(500, *server_error_body(500))
+            return
+        self._send(200, JSON_CONTENT_TYPE, to_json(payload))
+
+    def _send(self, status: int, content_type: str, data: bytes, headers: Mapping[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (signature of the base class)
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.log_requests:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
 
@@ -392,16 +512,31 @@ def make_server(
     late_rate: float = 1.0,
     renumber_rate: float = 0.0,
     top_error_shape: bool = False,
-    batch_fields: bool = True,
-    privacy: str = "masked",
+    batch_fields: bool = False,
+    privacy: str = "absent",
+    openapi2_appkey: str = openapi2.DEFAULT_APPKEY,
+    openapi2_appsecret: str = openapi2.DEFAULT_APPSECRET,
+    openapi2_timestamp_tolerance_s: int = openapi2.DEFAULT_TIMESTAMP_TOLERANCE_S,
     log_requests: bool = False,
     clock: Callable[[], float] = time.time,
 ) -> WdtEmulatorServer:
-    """A bound, not yet serving, emulator; call `serve_forever()` (e.g. in a thread)."""
+    """A bound, not yet serving, emulator; call `serve_forever()` (e.g. in a thread).
+
+    ``app_key``/``app_secret``/``target_app_key`` are the Qimen identity; ``openapi2_appkey``/
+    ``openapi2_appsecret`` the direct endpoint's WDT ``appkey``/appsecret; ``sid`` is shared by both.
+    """
     if privacy not in PRIVACY_MODES:
         raise ValueError(f"privacy must be one of {PRIVACY_MODES}")
-    if max_span_minutes < 1 or timestamp_tolerance_s < 0 or throttle_per_minute < 0:
-        raise ValueError("max_span_minutes >= 1, timestamp_tolerance_s >= 0, throttle_per_minute >= 0")
+    if (
+        max_span_minutes < 1
+        or timestamp_tolerance_s < 0
+        or throttle_per_minute < 0
+        or openapi2_timestamp_tolerance_s < 0
+    ):
+        raise ValueError(
+            "max_span_minutes >= 1, timestamp_tolerance_s >= 0, throttle_per_minute >= 0, "
+            "openapi2_timestamp_tolerance_s >= 0"
+        )
     dataset = build_dataset(seed, orders, start or default_start(days), days)
     store = OrderStore(
         dataset.orders,
@@ -423,6 +558,9 @@ def make_server(
         top_error_shape=top_error_shape,
         batch_fields=batch_fields,
         privacy=privacy,
+        openapi2_appkey=openapi2_appkey,
+        openapi2_appsecret=openapi2_appsecret,
+        openapi2_timestamp_tolerance=dt.timedelta(seconds=openapi2_timestamp_tolerance_s),
         clock=clock,
     )
     faults = Faults(seed=seed, latency_ms=latency_ms, error_rate=error_rate)

@@ -177,8 +177,7 @@ class _Draws:
 
     @classmethod
     def draw(cls, rng: random.Random) -> _Draws:
-        return cls(rng.randint(0, 1800), rng.random(), rng.randint(60, 1800), rng.random(), rng.random(),
-                   rng.random())
+        return cls(rng.randint(0, 1800), rng.random(), rng.randint(60, 1800), rng.random(), rng.random(), rng.random())
 
 
 def _between(start: dt.datetime, end: dt.datetime, share: float) -> dt.datetime:
@@ -187,26 +186,33 @@ def _between(start: dt.datetime, end: dt.datetime, share: float) -> dt.datetime:
     return start + dt.timedelta(seconds=min(span - 1, max(1, int(span * share))))
 
 
-def build_history(
-    final: dict[str, Any], draws: _Draws, *, late_rate: float, old_number: str | None
-) -> History:
+def build_history(final: dict[str, Any], draws: _Draws, *, late_rate: float, old_number: str | None) -> History:
     """Unfold one data-set order into its versions (see the module docstring)."""
     created = parse_clock(final["created"])
     checked = parse_clock(final["stock_check_time"])
     consigned = parse_clock(final["consign_time"])
     modified = parse_clock(final["modified"])
     assert created and checked and modified
-    unshipped = dict(final, status=55, trade_status=55, consign_time=ZERO_DATETIME, stock_check_time=ZERO_DATETIME,
-                     consign_status=0, logistics_no="", batch_no="", ebill_status=0, bad_reason=0,
-                     refund_status=0)
+    unshipped = dict(
+        final,
+        status=55,
+        trade_status=55,
+        consign_time=ZERO_DATETIME,
+        stock_check_time=ZERO_DATETIME,
+        consign_status=0,
+        logistics_no="",
+        batch_no="",
+        ebill_status=0,
+        bad_reason=0,
+        refund_status=0,
+    )
     versions = []
     if old_number is not None:
         versions.append(_version(unshipped, created, 0, order_no=old_number, stockout_no=old_number))
         versions.append(_version(unshipped, _between(created, checked, draws.renumber_at), 0))
     else:
         versions.append(_version(unshipped, created, 0))
-    versions.append(_version(unshipped, checked, 0, stock_check_time=final["stock_check_time"],
-                             consign_status=1))
+    versions.append(_version(unshipped, checked, 0, stock_check_time=final["stock_check_time"], consign_status=1))
     status = final["status"]
     if status != 110:  # 5, 95 and 113 end in their data-set state, at their data-set modified
         versions.append(Version(modified, final, consigned))
@@ -217,8 +223,9 @@ def build_history(
         late = draws.late < late_rate
         completed = modified if late else recorded + dt.timedelta(seconds=draws.early_delay)
         if final.get("fenxiao_type") == 2 and (completed - recorded).total_seconds() >= 2:
-            versions.append(_version(final, _between(recorded, completed, draws.partial_at), status=105,
-                                     consign_status=7))
+            versions.append(
+                _version(final, _between(recorded, completed, draws.partial_at), status=105, consign_status=7)
+            )
         versions.append(Version(modified, final, consigned) if late else _version(final, completed))
     tids = frozenset(final["src_tids"].split(",")) | {line["src_tid"] for line in final["details_list"]}
     return History(final["stockout_id"], tids, versions)
@@ -298,7 +305,8 @@ class OrderStore:
             if self.churn_rate > 0 and self._churn_rng.random() < self.churn_rate:
                 self._churn(matches, local)
             return [
-                v.order for h in self.histories
+                v.order
+                for h in self.histories
                 if (v := h.at(local)) is not None and matches(v.order, v.consigned, v.at, h.tids)
             ]
 

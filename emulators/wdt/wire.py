@@ -1,15 +1,22 @@
 """The wire side of the Qimen gateway: request parameters, the TOP signature, and response encodings.
 
 Decisions ([INF], spec §2.1-§2.3):
-- Parameters are the URL query merged with the body, the body winning on conflict. Bodies are read as
-  ``application/x-www-form-urlencoded`` whatever the Content-Type says, except ``multipart/form-data``
-  (parsed as such) and JSON (a JSON object is used only when the query carries no ``sign``, i.e. it is
-  ignored as a copy of query parameters, as one real client sends). Repeated keys: the last one wins.
+- Parameters are the URL query merged with the body, the body winning on conflict (the official SDK
+  sends system parameters in the query and business parameters as a form body, §2.1). Bodies are read
+  as ``application/x-www-form-urlencoded`` whatever the Content-Type says, except
+  ``multipart/form-data`` (parsed as such) and JSON: a JSON body (a ``json`` Content-Type, or a body
+  that starts with ``{`` or ``[``) is ignored, always. No SDK sends parameters as JSON; a client that
+  only sends JSON therefore fails the gateway's first check (28 "Missing App Key"), and one that sends
+  a JSON copy of its query parameters (one real client does) is served from the query. Repeated keys:
+  the last one wins.
 - Signature: all merged parameters except ``sign``, sorted byte-wise, ``key+value`` concatenated;
   md5 = MD5(secret + s + secret), hmac = HMAC-MD5(secret, s), hmac-sha256 = HMAC-SHA256(secret, s); first
-  over the non-empty values, then over all values; hex compared case-insensitively.
-- ``timestamp``: "yyyy-MM-dd HH:mm:ss" GMT+8, or all-digit epoch values: milliseconds, or seconds when the
-  number is below 10^11.
+  over the non-empty values, then over all values; hex compared case-insensitively. ``sign_method``
+  is required and case-sensitive, as TOP's values are: ``md5``, ``hmac``, ``hmac-sha256`` (``MD5`` is
+  not one of them).
+- ``timestamp``: "yyyy-MM-dd HH:mm:ss" GMT+8, or an all-digit value of epoch **milliseconds** of at least
+  13 digits (what the TOP Python SDK sends, §2.2). Epoch seconds (10 digits) are not a TOP timestamp
+  and are refused as malformed (they are the openapi2 endpoint's format, not the gateway's).
 - XML (``format=xml`` or no ``format``: TOP's default is XML, spec §2.2): ``<?xml version="1.0"
   encoding="utf-8" ?>`` then the envelope's root (``response`` / ``error_response``) with one element per
   key; a list ``x_list`` becomes ``<x_list list="true">`` holding one ``<x>`` per item (``stockout_list``
@@ -47,26 +54,31 @@ def sign_string(params: Mapping[str, str], *, include_empty: bool = False) -> st
     return "".join(k + params[k] for k in keys)
 
 
-def qimen_sign(
-    params: Mapping[str, str], secret: str, sign_method: str = "md5", *, include_empty: bool = False
-) -> str:
-    """Upper-case hex Qimen signature; raises ValueError for an unknown sign_method."""
+SIGN_METHODS = ("md5", "hmac", "hmac-sha256")
+
+
+def qimen_sign(params: Mapping[str, str], secret: str, sign_method: str = "md5", *, include_empty: bool = False) -> str:
+    """Upper-case hex Qimen signature; raises ValueError for a sign_method TOP does not know (the
+    names are case-sensitive)."""
     data = sign_string(params, include_empty=include_empty).encode("utf-8")
     key = secret.encode("utf-8")
-    method = sign_method.lower()
-    if method == "md5":
+    if sign_method == "md5":
         return hashlib.md5(key + data + key).hexdigest().upper()
-    if method == "hmac":
+    if sign_method == "hmac":
         return hmac.new(key, data, hashlib.md5).hexdigest().upper()
-    if method == "hmac-sha256":
+    if sign_method == "hmac-sha256":
         return hmac.new(key, data, hashlib.sha256).hexdigest().upper()
     raise ValueError(f"unsupported sign_method {sign_method!r}")
 
 
 def verify_signature(params: Mapping[str, str], secret: str) -> bool:
-    """True when `sign` matches, computed without empty values or, failing that, with them."""
+    """True when `sign` matches, computed without empty values or, failing that, with them.
+
+    The request's ``sign_method`` names the algorithm; ValueError when it is missing or unknown."""
     given = params.get("sign", "").upper()
-    method = params.get("sign_method") or "md5"
+    method = params.get("sign_method", "")
+    if method not in SIGN_METHODS:
+        raise ValueError(f"unsupported sign_method {method!r}")
     for include_empty in (False, True):
         expected = qimen_sign(params, secret, method, include_empty=include_empty)
         if given and hmac.compare_digest(given, expected):
@@ -75,56 +87,40 @@ def verify_signature(params: Mapping[str, str], secret: str) -> bool:
 
 
 def parse_timestamp(value: str) -> dt.datetime:
-    """Gateway `timestamp` as an aware datetime: GMT+8 wall clock, or epoch millis/seconds."""
-    if value.isdigit():
-        number = int(value)
-        seconds = number / 1000 if number >= 10**11 else number
-        return dt.datetime.fromtimestamp(seconds, tz=SHANGHAI)
+    """Gateway `timestamp` as an aware datetime: GMT+8 wall clock, or epoch milliseconds (13+ digits);
+    ValueError otherwise (epoch seconds included)."""
+    if value.isascii() and value.isdigit():
+        if len(value) < 13:
+            raise ValueError(f"not epoch milliseconds: {value}")
+        return dt.datetime.fromtimestamp(int(value) / 1000, tz=SHANGHAI)
     return parse_datetime(value).replace(tzinfo=SHANGHAI)
-
 
 
 # -- request parameters ------------------------------------------------------------------------------
 def merge_params(query: str, content_type: str, body: bytes) -> dict[str, str]:
-    """URL query merged with the body parameters; the body wins."""
+    """URL query merged with the body parameters; the body wins; a JSON body is ignored."""
     params = dict(parse_qsl(query, keep_blank_values=True))
-    params.update(_body_params(content_type, body, query_signed="sign" in params))
+    params.update(_body_params(content_type, body))
     return params
 
 
-def _body_params(content_type: str, body: bytes, *, query_signed: bool) -> dict[str, str]:
+def _body_params(content_type: str, body: bytes) -> dict[str, str]:
     if not body.strip():
         return {}
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "multipart/form-data":
-        return _multipart_params(content_type, body)
-    if "json" in kind or body.lstrip().startswith(b"{"):
-        # A JSON copy of parameters already in the query must not override them.
-        return {} if query_signed else _json_params(body)
+        return multipart_params(content_type, body)
+    if "json" in kind or body.lstrip()[:1] in (b"{", b"["):
+        return {}  # never parameters, whatever it holds
+    return form_params(body)
+
+
+def form_params(body: bytes) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (UTF-8); repeated keys: the last one wins."""
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
-def _json_params(body: bytes) -> dict[str, str]:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): _json_scalar(v) for k, v in data.items() if v is not None}
-
-
-def _json_scalar(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _multipart_params(content_type: str, body: bytes) -> dict[str, str]:
+def multipart_params(content_type: str, body: bytes) -> dict[str, str]:
     message = BytesParser(policy=HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )
@@ -134,8 +130,9 @@ def _multipart_params(content_type: str, body: bytes) -> dict[str, str]:
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name and not part.get_filename():
-            payload = part.get_payload(decode=True) or b""
-            params[str(name)] = payload.decode(part.get_content_charset() or "utf-8", "replace")
+            payload = part.get_payload(decode=True)
+            text = payload if isinstance(payload, bytes) else b""
+            params[str(name)] = text.decode(part.get_content_charset() or "utf-8", "replace")
     return params
 
 

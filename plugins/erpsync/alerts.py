@@ -2,9 +2,11 @@
 
 Each robot is an Airflow connection named in ``settings.alerts``; its type says which robot:
 
-* ``dingding``: a DingTalk custom robot, through the official provider's ``DingdingHook``
-  (apache-airflow-providers-dingding): password = the ``access_token``; host = base URL, default
-  ``https://oapi.dingtalk.com``; extra ``secret`` = the 加签 secret (``SEC…``), if the robot signs.
+* ``dingding``: a DingTalk custom robot (the connection type of the official provider,
+  apache-airflow-providers-dingding, whose form users know): password = the ``access_token``; host =
+  base URL, default ``https://oapi.dingtalk.com``; extra ``secret`` = the 加签 secret (``SEC…``), if the
+  robot signs. The message is posted directly, as for the other robots: the provider's ``send`` logs
+  the URL, token included, on a network error, retries nothing and cannot sign.
 * ``wecom``: a WeCom (企业微信) group robot: password = the ``key``; host default
   ``https://qyapi.weixin.qq.com``.
 * ``feishu`` (``lark``): a Feishu (Lark) custom bot: password = the hook token (the webhook's last part);
@@ -16,8 +18,10 @@ A connection of another type (``http``, ``generic``) names its robot in extra ``
 Two entry points: :class:`RobotNotifier`, a DAG's ``on_failure_callback``, and :func:`notify_problems`,
 called by the load task when ``on_problem: warn`` leaves a green run with orders missing. The text
 (:func:`alert_text`) names the DAG, the window, the counts, the first problem orders and the link to
-the run's report page. Tokens and signatures go only into the request: no log line, error or message
-text holds one, whether or not Airflow's secret masker runs (under ``dags test`` it may not).
+the run's report page. Every robot is posted through :mod:`erpsync.transport` (timeout, one retry on a
+5xx or no connection, secrets scrubbed from urllib3's log lines): tokens and signatures go only into the
+request, and no log line, error or message text holds one, whether or not Airflow's secret masker runs
+(under ``dags test`` it may not).
 """
 
 from __future__ import annotations
@@ -28,8 +32,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -52,7 +55,6 @@ TASKS = ("load", "transform", "validate", "extract")  # the DAG's tasks, last fi
 LOAD_TASK = "load"
 
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
-_URLLIB3 = logging.getLogger("urllib3.connectionpool")
 _COUNTS = (  # (key of the load task's XCom or of an upstream manifest, label)
     ("orders", "订单"),
     ("bills", "单据"),
@@ -116,8 +118,7 @@ def alert_text(
         lines = [f"【erpsync 告警】{dag_id} 运行失败", f"窗口：{window or '未知'}"]
         lines.append(f"失败任务：{failed_task}" if failed_task else f"失败原因：{reason or '未知'}")
     else:
-        lines = [f"【erpsync 告警】{dag_id} 已完成，但 {missing} 张订单未进入金蝶",
-                 f"窗口：{window or '未知'}"]
+        lines = [f"【erpsync 告警】{dag_id} 已完成，但 {missing} 张订单未进入金蝶", f"窗口：{window or '未知'}"]
     lines.append(_count_line(counts))
     tail = [f"报告：{report_url}"]
     if problems:
@@ -171,13 +172,10 @@ def _base_url(conn_id: str, conn: Any, default: str) -> str:
     base = (conn.host or default).strip().rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConnectionConfigError(
-            f"connection {conn_id!r}: host must be the robot's base URL, like {default}"
-        )
+        raise ConnectionConfigError(f"connection {conn_id!r}: host must be the robot's base URL, like {default}")
     if parts.query or parts.fragment:  # never echoed: it may hold the key
         raise ConnectionConfigError(
-            f"connection {conn_id!r}: host must be the base URL only, like {default}; "
-            "the key goes in password"
+            f"connection {conn_id!r}: host must be the base URL only, like {default}; the key goes in password"
         )
     return base
 
@@ -199,14 +197,6 @@ def _secret(conn_id: str, conn: Any) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _scrub(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            for form in {secret, quote(secret, safe=""), quote(secret)}:
-                text = text.replace(form, "***")
-    return text
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
@@ -238,17 +228,17 @@ class RobotHook(BaseHook):
         self.robot_conn_id = robot_conn_id
 
     def send(self, text: str) -> None:
-        import requests  # at send time: DAG parsing imports this module and no client library
+        from erpsync.transport import make_session, redact  # at send time: DAG parsing imports no client library
 
         cid = self.robot_conn_id
         conn = self.get_connection(cid)
         request = self._request(conn, text)
-        with requests.Session() as session, _redacted(_URLLIB3, request.secrets):
+        with make_session(timeout=TIMEOUT_SECONDS, describe=lambda _: self.kind, secrets=request.secrets) as session:
             reply = _post(session, cid, self.kind, request)
         code, message = self._verdict(reply)
         if str(code) != "0":
             refusal = f"robot {cid!r} ({self.kind}) refused the message: code {code}: {message}"
-            raise AlertError(_scrub(refusal, request.secrets))
+            raise AlertError(redact(refusal, request.secrets))
         log.info("Alert sent to robot %r (%s)", cid, self.kind)
 
     def _request(self, conn: Any, text: str) -> _Request:
@@ -260,24 +250,18 @@ class RobotHook(BaseHook):
 
 
 class DingTalkRobotHook(RobotHook):
-    """Builds the URL and the body with the provider's DingdingHook (connection type ``dingding``),
-    adds the 加签 signature it lacks, and posts itself: ``DingdingHook.send`` would log the request URL,
-    token included, on a network error, and retries nothing. The provider has no notifier to reuse."""
+    """DingTalk custom robot: a text message to ``robot/send?access_token=…``, signed (加签) when the
+    connection has a secret (open.dingtalk.com, 自定义机器人发送群消息)."""
 
     kind = "dingding"
     default_host = "https://oapi.dingtalk.com"
     token_name = "access_token"
 
     def _request(self, conn: Any, text: str) -> _Request:
-        from airflow.providers.dingding.hooks.dingding import DingdingHook
-
         cid = self.robot_conn_id
         token = _token(cid, conn, self.token_name)
-        if conn.host:
-            _base_url(cid, conn, self.default_host)
-        hook = DingdingHook(cid, message_type="text", message=text)
-        hook.get_conn().close()  # sets hook.base_url: the host, else https://oapi.dingtalk.com
-        url = hook.url_from_endpoint(hook._get_endpoint())  # robot/send?access_token=<password>
+        url = f"{_base_url(cid, conn, self.default_host)}/robot/send?{urlencode({'access_token': token})}"
+        body = {"msgtype": "text", "text": {"content": text}, "at": {"atMobiles": None, "isAtAll": False}}
         secrets: tuple[str, ...] = (token,)
         if secret := _secret(cid, conn):
             timestamp = int(time.time() * 1000)
@@ -285,7 +269,7 @@ class DingTalkRobotHook(RobotHook):
             mask_secret(sign)  # valid for an hour, and in the URL urllib3 logs at DEBUG
             url += "&" + urlencode({"timestamp": timestamp, "sign": sign})
             secrets += (secret, sign)
-        return _Request(url, hook._build_message(), secrets)
+        return _Request(url, json.dumps(body, ensure_ascii=False), secrets)
 
 
 class WeComRobotHook(RobotHook):
@@ -358,61 +342,47 @@ ROBOTS: dict[str, type[RobotHook]] = {
 }
 
 
-class _Redact(logging.Filter):
-    def __init__(self, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self.secrets = secrets
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        scrubbed = _scrub(message, self.secrets)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
-        return True
-
-
-@contextmanager
-def _redacted(logger: logging.Logger, secrets: Sequence[str]) -> Iterator[None]:
-    """urllib3 logs each request's URL (the token in it) at DEBUG; Airflow's masker does not always
-    run (``airflow dags test``), so the URL is scrubbed at the source while a message is sent."""
-    redact = _Redact(secrets)
-    logger.addFilter(redact)
-    try:
-        yield
-    finally:
-        logger.removeFilter(redact)
+class _Unreachable(AlertError):
+    """No answer, or a 5xx: worth one more try."""
 
 
 def _post(session: Any, conn_id: str, kind: str, request: _Request) -> Mapping[str, Any]:
     """POST once, and once more after a 5xx or no connection; the reply's JSON object."""
     import requests
 
+    from erpsync.transport import redact, retrying
+
     where = _origin(request.url)
-    for attempt in (1, 2):
+
+    def once() -> Any:
         try:
-            response = session.post(
-                request.url, data=request.body.encode("utf-8"), headers=_JSON, timeout=TIMEOUT_SECONDS
-            )
+            response = session.post(request.url, data=request.body.encode("utf-8"), headers=_JSON)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            problem = f"could not reach {where} ({type(exc).__name__})"  # str(exc) holds the URL: never shown
+            # str(exc) holds the URL: never shown
+            raise _Unreachable(f"could not reach {where} ({type(exc).__name__})") from None
         except requests.RequestException as exc:
             name = type(exc).__name__
             raise AlertError(f"robot {conn_id!r} ({kind}): request to {where} failed ({name})") from None
-        else:
-            if response.status_code < 500:
-                break
-            problem = f"{where} answered HTTP {response.status_code}"
-        if attempt == 1:
-            log.warning("Robot %r (%s): %s; trying once more in %.0f s",
-                        conn_id, kind, problem, RETRY_PAUSE_SECONDS)
-            time.sleep(RETRY_PAUSE_SECONDS)
-    else:
-        raise AlertError(f"robot {conn_id!r} ({kind}): {problem}, twice")
+        if response.status_code >= 500:
+            raise _Unreachable(f"{where} answered HTTP {response.status_code}")
+        return response
+
+    policy = retrying(
+        lambda exc: isinstance(exc, _Unreachable),
+        attempts=2,
+        backoff_seconds=RETRY_PAUSE_SECONDS,
+        log=log,
+        what=f"Robot {conn_id!r} ({kind})",
+    )
+    try:
+        response = policy(once)
+    except _Unreachable as exc:
+        raise AlertError(f"robot {conn_id!r} ({kind}): {exc}, twice") from None
     status = response.status_code
     if status >= 400:  # the robot's page may echo the URL: scrubbed
         echo = _one_line(response.text, 200)
         answer = f"robot {conn_id!r} ({kind}): {where} answered HTTP {status}: {echo}"
-        raise AlertError(_scrub(answer, request.secrets))
+        raise AlertError(redact(answer, request.secrets))
     try:
         reply = response.json()
     except ValueError:
@@ -447,12 +417,10 @@ def send_alert(conn_ids: Sequence[str], text: str) -> None:
             failures.append(str(exc))
         except AirflowNotFoundException:
             failures.append(f"connection {conn_id!r} is not defined")
-        except Exception as exc:  # noqa: BLE001 - one robot's fault stops no other; its text may hold a URL
+        except Exception as exc:  # one robot's fault stops no other; its text may hold a URL
             failures.append(f"robot {conn_id!r}: {type(exc).__name__}")
     if failures:
-        raise AlertError(
-            f"alert not delivered to {len(failures)} of {len(conn_ids)} robots: {'; '.join(failures)}"
-        )
+        raise AlertError(f"alert not delivered to {len(failures)} of {len(conn_ids)} robots: {'; '.join(failures)}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -531,11 +499,17 @@ class RobotNotifier(BaseNotifier):
             source = manifest or {"window": window.as_dict(), "filters": filters}
             try:  # the load report is the truth of what reached Kingdee, whatever made the task fail
                 counts, problems = _report(self.files_of(source), counts)
-            except Exception as exc:  # noqa: BLE001 - the alert goes out without them
+            except Exception as exc:  # the alert goes out without them
                 log.warning("Alert: cannot read the load report (%s)", type(exc).__name__)
         return alert_text(
-            dag_id, window, counts, problems, report_url(dag_id, run_id or "?"),
-            failed=True, failed_task=failed_task, reason=context.get("reason"),
+            dag_id,
+            window,
+            counts,
+            problems,
+            report_url(dag_id, run_id or "?"),
+            failed=True,
+            failed_task=failed_task,
+            reason=context.get("reason"),
             max_problems=self.max_problems,
         )
 
@@ -546,7 +520,7 @@ class RobotNotifier(BaseNotifier):
             # without the run (a minimal callback context) window_of would guess from the clock
             if self.window_of is not None and context.get("dag_run") is not None:
                 return self.window_of(context)
-        except Exception as exc:  # noqa: BLE001 - e.g. the bad params the run failed on
+        except Exception as exc:  # e.g. the bad params the run failed on
             log.warning("Alert: the run's window is unknown (%s)", _one_line(exc, 200))
         return None
 
@@ -556,7 +530,7 @@ def _manifest(ti: Any) -> dict[str, Any]:
     for task_id in TASKS:
         try:
             value = ti.xcom_pull(task_ids=task_id)
-        except Exception as exc:  # noqa: BLE001 - XCom cannot be read here (dag.test): none can
+        except Exception as exc:  # XCom cannot be read here (dag.test): none can
             log.warning("Alert: cannot read the run's XCom (%s)", type(exc).__name__)
             return {}
         if isinstance(value, Mapping) and value.get("window"):

@@ -81,9 +81,13 @@ def check_constants(scheme: Scheme, mapping: Any, client: Any) -> list[Problem]:
                 continue
             for rule in rules:
                 index = scheme.target.mapping.index(rule.row)
-                problems.append(scheme.problem(("target", "mapping", index, "value"),
-                                               f"Kingdee has no {form} numbered {number!r}",
-                                               f"target.mapping[{index}] ({rule.row.field} {rule.row.label})"))
+                problems.append(
+                    scheme.problem(
+                        ("target", "mapping", index, "value"),
+                        f"Kingdee has no {form} numbered {number!r}",
+                        f"target.mapping[{index}] ({rule.row.field} {rule.row.label})",
+                    )
+                )
     return problems
 
 
@@ -133,8 +137,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
     check = commands.add_parser("validate", help="check schemes against the API and form definitions")
     check.add_argument("schemes", nargs="*", help="scheme files (default: every include/schemes/*.yaml)")
-    check.add_argument("--kingdee", metavar="CONNECTION",
-                       help="also look the base-data constants up in Kingdee through this Airflow connection")
+    check.add_argument(
+        "--kingdee",
+        metavar="CONNECTION",
+        help="also look the base-data constants up in Kingdee through this Airflow connection",
+    )
     check.set_defaults(run=validate)
 
     publish = commands.add_parser("schema", help="write the JSON Schema of scheme files")

@@ -8,6 +8,7 @@ task runs. XCom carries the window, paths and counts, never data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import asdict
 from datetime import timedelta
@@ -34,9 +35,14 @@ _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]
 START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
 
 
-def _files(scheme: Scheme, manifest: dict[str, Any]) -> RunFiles:
-    return RunFiles(staging_root(), scheme.dag_id, Window.from_dict(manifest["window"]), manifest.get("filters"),
-                    bool(manifest.get("dry_run")))
+def _files(scheme: Scheme, manifest: Mapping[str, Any]) -> RunFiles:
+    return RunFiles(
+        staging_root(),
+        scheme.dag_id,
+        Window.from_dict(manifest["window"]),
+        manifest.get("filters"),
+        bool(manifest.get("dry_run")),
+    )
 
 
 def _doc(scheme: Scheme) -> str:
@@ -49,7 +55,7 @@ def _doc(scheme: Scheme) -> str:
         f"* Retries (重试次数): {s.retries}. Enabled (是否启动): {s.enabled}. "
         f"Preconditions (前置条件): {', '.join(s.preconditions) or 'none'}.\n"
         "* Trigger with params `window_start`/`window_end` (ISO, Asia/Shanghai when no offset) to run any window; "
-        f"`filters` (any of {', '.join(src.filter_fields)}, e.g. `{{\"shop_no\": \"FENXIAO004\"}}`) narrows a run.\n"
+        f'`filters` (any of {", ".join(src.filter_fields)}, e.g. `{{"shop_no": "FENXIAO004"}}`) narrows a run.\n'
         f"* Reads on {'last-modified' if src.by_modified else 'consign'} time, re-reading "
         f"{src.lookback} before each window; loads {s.load.chunk_size} bills a call, {s.load.concurrency} calls at once "
         f"(pool `{tgt.connection}`); a window with an order that did not reach Kingdee ends "
@@ -92,7 +98,9 @@ def build_dag(scheme: Scheme) -> DAG:
         # given here, not set later: Airflow decides whether a DAG has a failure callback when it is built
         on_failure_callback=RobotNotifier(
             settings.alerts, window_of=run_window, files_of=lambda manifest: _files(scheme, manifest)
-        ) if settings.alerts else None,
+        )
+        if settings.alerts
+        else None,
         tags=list(scheme.tags),
         default_args={
             "retries": settings.retries,
@@ -102,40 +110,63 @@ def build_dag(scheme: Scheme) -> DAG:
         },
         params={
             "window_start": Param(
-                None, type=["null", "string"], format="date-time", pattern=_ISO_DATETIME, title="Window start",
+                None,
+                type=["null", "string"],
+                format="date-time",
+                pattern=_ISO_DATETIME,
+                title="Window start",
                 description=f"ISO date or date-time, {settings.timezone} unless an offset is given; empty: the run's "
-                "schedule interval", examples=["2026-11-01", "2026-11-01T08:00:00+08:00"],
+                "schedule interval",
+                examples=["2026-11-01", "2026-11-01T08:00:00+08:00"],
             ),
             "window_end": Param(
-                None, type=["null", "string"], format="date-time", pattern=_ISO_DATETIME, title="Window end (exclusive)",
-                description="Orders up to, not including, this time", examples=["2026-11-02", "2026-11-01T09:00:00+08:00"],
+                None,
+                type=["null", "string"],
+                format="date-time",
+                pattern=_ISO_DATETIME,
+                title="Window end (exclusive)",
+                description="Orders up to, not including, this time",
+                examples=["2026-11-02", "2026-11-01T09:00:00+08:00"],
             ),
             "filters": Param(
-                {}, type=["object", "null"], additionalProperties=False, title="Filters (optional)",
+                {},
+                type=["object", "null"],
+                additionalProperties=False,
+                title="Filters (optional)",
                 properties={f: {"type": "string", "pattern": FILTER_VALUE} for f in scheme.source.filter_fields},
-                description=f"Narrow a run: any of {', '.join(scheme.source.filter_fields)}, e.g. {{\"shop_no\": \"FENXIAO004\"}}",
+                description=f'Narrow a run: any of {", ".join(scheme.source.filter_fields)}, e.g. {{"shop_no": "FENXIAO004"}}',
             ),
             "dry_run": Param(
-                False, type="boolean", title="Dry run",
+                False,
+                type="boolean",
+                title="Dry run",
                 description="Extract, validate and transform, look the bills up in Kingdee, post nothing: the load "
                 "report shows what would be created",
             ),
         },
     ) as dag:
-
         # one pool per WDT connection caps the extract tasks reading on it at once (the call rate per
         # app key is kept by the shared limiter, [erpsync] wdt_rate_limit_url)
         @task(task_id="extract", execution_timeout=timedelta(hours=2), pool=scheme.source.connection)
-        def extract_task(params: dict[str, Any], data_interval_start=None, data_interval_end=None, dag_run=None) -> dict[str, Any]:
+        def extract_task(
+            params: dict[str, Any] | None = None, data_interval_start=None, data_interval_end=None, dag_run=None
+        ) -> dict[str, Any]:
             from erpsync.connections import ConnectionConfigError
             from erpsync.steps.extract import extract
             from erpsync.wdt.client import WdtConfigError
             from erpsync.wdt.hook import WdtHook
 
+            params = params or {}  # Airflow passes the run's params (the DAG declares them)
             if not settings.enabled:
                 raise AirflowSkipException(f"scheme {scheme.name} is disabled (settings.enabled: false)")
-            window = run_window({"params": params, "data_interval_start": data_interval_start,
-                                 "data_interval_end": data_interval_end, "dag_run": dag_run})
+            window = run_window(
+                {
+                    "params": params,
+                    "data_interval_start": data_interval_start,
+                    "data_interval_end": data_interval_end,
+                    "dag_run": dag_run,
+                }
+            )
             try:  # bad run inputs: refused before any call, and no retry would change them
                 filters = scheme.source.check_filters(params.get("filters") or {})
             except SchemeError as exc:
@@ -193,13 +224,21 @@ def build_dag(scheme: Scheme) -> DAG:
             counts = {**asdict(result), "problems": len(problems)}
             if problems and not dry_run and settings.load.on_problem == "fail":
                 log.error("%s\nEverything else is loaded. Fix the data or Kingdee, then clear this task.", text)
-                raise AirflowFailException(f"{len(problems)} orders of this window did not reach Kingdee (listed above)")
+                raise AirflowFailException(
+                    f"{len(problems)} orders of this window did not reach Kingdee (listed above)"
+                )
             (log.warning if problems else log.info)(text)
             if dry_run:  # shows what would happen; only a real load can be red, alert, or complete a window
                 return {**manifest, **counts}
             if problems and settings.alerts:  # on_problem: warn: the run stays green, orders are missing
-                notify_problems(settings.alerts, dag_id=scheme.dag_id, run_id=run_id or "manual",
-                                window=window, counts=counts, problems=problems)
+                notify_problems(
+                    settings.alerts,
+                    dag_id=scheme.dag_id,
+                    run_id=run_id or "manual",
+                    window=window,
+                    counts=counts,
+                    problems=problems,
+                )
             if not manifest.get("filters"):  # a narrowed run did not read the whole window
                 mark_complete(files, counts)
             return {**manifest, **counts}
@@ -213,17 +252,22 @@ def build_dag(scheme: Scheme) -> DAG:
             prune(staging_root(), scheme.dag_id, keep_days(), pendulum.now("UTC"))
 
         extracted = extract_task()
-        load_task(transform_task(validate_task(extracted))) >> prune_task()
+        # Airflow's Task stub types a call with the function's own parameters, but TaskFlow passes each task
+        # the XComArg of the one before (resolved to its dict when the task runs)
+        load_task(transform_task(validate_task(extracted))) >> prune_task()  # type: ignore[arg-type]
 
         for upstream in settings.preconditions:
-            PreconditionSensor(
-                task_id=f"precondition_{upstream}",
-                upstream=upstream,
-                root=staging_root,
-                window_of=run_window,
-                poke_interval=60,
-                timeout=6 * 3600,
-            ) >> extracted
+            (
+                PreconditionSensor(
+                    task_id=f"precondition_{upstream}",
+                    upstream=upstream,
+                    root=staging_root,
+                    window_of=run_window,
+                    poke_interval=60,
+                    timeout=6 * 3600,
+                )
+                >> extracted
+            )
     return dag
 
 

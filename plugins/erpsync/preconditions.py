@@ -30,8 +30,10 @@ def completed_windows(root: StoragePath, dag_id: str, overlapping: Window | None
     """The whole windows of ``dag_id`` under the staging root that are complete (not narrowed, not dry
     runs); with ``overlapping``, only those that overlap it (the others' markers are not even read)."""
     return [
-        f.window for f in window_folders(root, dag_id)
-        if f.whole and (overlapping is None or (f.window.start < overlapping.end and overlapping.start < f.window.end))
+        f.window
+        for f in window_folders(root, dag_id)
+        if f.whole
+        and (overlapping is None or (f.window.start < overlapping.end and overlapping.start < f.window.end))
         and (f.path / COMPLETE).exists()
     ]
 
@@ -76,7 +78,9 @@ class PreconditionSensor(BaseSensorOperator):
         if gaps:
             self.log.info(
                 "Waiting for %s: its loaded windows do not yet cover %s (missing %s)",
-                self.upstream, window, ", ".join(map(str, gaps)),
+                self.upstream,
+                window,
+                ", ".join(map(str, gaps)),
             )
             return False
         self.log.info("Precondition met: %s has loaded all of %s", self.upstream, window)

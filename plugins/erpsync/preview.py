@@ -63,7 +63,9 @@ def order_from_file(path: Path, scheme: Scheme, number: str | None) -> tuple[Rec
 def _staged_windows(root: Any, dag_id: str) -> Iterator[Any]:
     folder = root / dag_id
     if folder.exists():
-        yield from sorted((p for p in folder.iterdir() if p.name.startswith("window=")), key=lambda p: p.name, reverse=True)
+        yield from sorted(
+            (p for p in folder.iterdir() if p.name.startswith("window=")), key=lambda p: p.name, reverse=True
+        )
 
 
 def order_from_staging(root: Any, scheme: Scheme, number: str) -> tuple[Record, list[Record], str] | None:
@@ -94,15 +96,19 @@ def order_from_wdt(scheme: Scheme, number: str, window: Any, connection: str) ->
 
     api = scheme.source.api
     if not api.number_param or api.number_param not in scheme.source.filter_fields:
-        raise PreviewError(f"{scheme.path}: {api.method} cannot be asked for one order by number here "
-                           f"(its number_param {api.number_param or 'is not defined'}, or the scheme sets it)")
+        raise PreviewError(
+            f"{scheme.path}: {api.method} cannot be asked for one order by number here "
+            f"(its number_param {api.number_param or 'is not defined'}, or the scheme sets it)"
+        )
     params = request_params(scheme, window, {api.number_param: number})
     with closing(WdtHook(connection).get_conn()) as client:
         response = client.call(api.method, {**params, "page_no": str(scheme.source.start_page), "page_size": "10"})
     return stage_rows(_pick(response.get(api.list_key) or [], number, scheme, f"WDT {window}"), api)
 
 
-def explain(scheme: Scheme, order: Record, lines: Sequence[Record], now: datetime | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def explain(
+    scheme: Scheme, order: Record, lines: Sequence[Record], now: datetime | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The bill and, per target field, what Kingdee receives and where it came from."""
     from erpsync.mapping.compile import compile_mapping
     from erpsync.steps.transform import line_sort_key
@@ -120,8 +126,16 @@ def explain(scheme: Scheme, order: Record, lines: Sequence[Record], now: datetim
                 sources[name] = resolve(name)
             except MapMiss as exc:
                 sources[name] = f"<{exc}>"
-        rows.append({"field": path, "label": rule.row.label, "sent": rule.field.key in target,
-                     "value": target.get(rule.field.key), "rule": rule.row.value, "sources": sources})
+        rows.append(
+            {
+                "field": path,
+                "label": rule.row.label,
+                "sent": rule.field.key in target,
+                "value": target.get(rule.field.key),
+                "rule": rule.row.value,
+                "sources": sources,
+            }
+        )
 
     header = mapping.resolver(order, lines)
     for rule in mapping.header:
@@ -134,8 +148,7 @@ def explain(scheme: Scheme, order: Record, lines: Sequence[Record], now: datetim
         for rule in mapping.entry:
             add(f"{mapping.entry_entity}[{index}].{rule.field.key}", rule, model[mapping.entry_entity][index], resolve)
     request = mapping.request
-    payload = {"formid": request.form_id, "service": request.service,
-               "data": {**request.options, "Model": [model]}}
+    payload = {"formid": request.form_id, "service": request.service, "data": {**request.options, "Model": [model]}}
     return payload, rows
 
 
@@ -146,14 +159,21 @@ def print_preview(payload: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
     width = max((len(r["field"]) for r in rows), default=10)
     for row in (r for r in rows if r["sent"]):
         sources = ", ".join(f"{k}={v!r}" for k, v in row["sources"].items())
-        print(f"{row['field']:<{width}}  {text(row['value'])}  <- {row['rule'] or '(empty)'}"
-              + (f"  [{sources}]" if sources else "") + f"  {row['label']}", file=out)
+        print(
+            f"{row['field']:<{width}}  {text(row['value'])}  <- {row['rule'] or '(empty)'}"
+            + (f"  [{sources}]" if sources else "")
+            + f"  {row['label']}",
+            file=out,
+        )
     unsent = [r for r in rows if not r["sent"]]
     if unsent:
         print("\nNot sent (no value: Kingdee applies its default):", file=out)
         for row in unsent:
             sources = ", ".join(f"{k}={v!r}" for k, v in row["sources"].items())
-            print(f"  {row['field']:<{width}}  <- {row['rule'] or '(empty)'}" + (f"  [{sources}]" if sources else ""), file=out)
+            print(
+                f"  {row['field']:<{width}}  <- {row['rule'] or '(empty)'}" + (f"  [{sources}]" if sources else ""),
+                file=out,
+            )
     print("\nPayload (not posted):", file=out)
     print(json.dumps(payload, ensure_ascii=False, indent=2), file=out)
 
@@ -171,7 +191,11 @@ def run_preview(args: argparse.Namespace, out: TextIO) -> int:
     except SchemeError as exc:
         print(exc, file=out)
         return 1
-    window = Window.of(parse_datetime(args.window[0], "window start"), parse_datetime(args.window[1], "window end")) if args.window else None
+    window = (
+        Window.of(parse_datetime(args.window[0], "window start"), parse_datetime(args.window[1], "window end"))
+        if args.window
+        else None
+    )
     now = parse_datetime(args.now, "now") if args.now else (window.end if window else None)
     try:
         if args.order:
@@ -182,7 +206,9 @@ def run_preview(args: argparse.Namespace, out: TextIO) -> int:
             if staged is not None:
                 order, lines, origin = staged
             elif window is not None:
-                order, lines = order_from_wdt(scheme, args.stockout_no, window, args.connection or scheme.source.connection)
+                order, lines = order_from_wdt(
+                    scheme, args.stockout_no, window, args.connection or scheme.source.connection
+                )
                 origin = f"WDT, {window}"
             else:
                 raise PreviewError(f"{args.stockout_no} is in no staged window; give --window START END to ask WDT")
@@ -194,8 +220,11 @@ def run_preview(args: argparse.Namespace, out: TextIO) -> int:
         print(f"order {args.stockout_no or ''} cannot be mapped: {exc} (the run would list it as unmapped)", file=out)
         return 1
     keys = scheme.source.keys
-    print(f"{scheme.path.name}: order {order.get(keys.number)} (id {order.get(keys.order)}, {len(lines)} lines) "
-          f"from {origin}; NOW() = {now or 'the time of the run'}\n", file=out)
+    print(
+        f"{scheme.path.name}: order {order.get(keys.number)} (id {order.get(keys.order)}, {len(lines)} lines) "
+        f"from {origin}; NOW() = {now or 'the time of the run'}\n",
+        file=out,
+    )
     print_preview(payload, rows, out)
     return 0
 
@@ -204,11 +233,17 @@ def add_preview_command(commands: Any) -> None:
     parser = commands.add_parser("preview", help="print the Kingdee payload for one order, nothing posted")
     parser.add_argument("scheme", help="the scheme file")
     parser.add_argument("--order", help="a JSON file: one order as the API returns it, or a whole response")
-    parser.add_argument("--stockout-no", "--number", dest="stockout_no",
-                        help="the order's number (the API's number_key): read from the staged windows, else from WDT "
-                        "(with --order: which order of the file)")
+    parser.add_argument(
+        "--stockout-no",
+        "--number",
+        dest="stockout_no",
+        help="the order's number (the API's number_key): read from the staged windows, else from WDT "
+        "(with --order: which order of the file)",
+    )
     parser.add_argument("--window", nargs=2, metavar=("START", "END"), help="where WDT is asked when staging lacks it")
-    parser.add_argument("--staging-root", help="a path or URL (default: [erpsync] staging_root, else AIRFLOW_HOME/staging)")
+    parser.add_argument(
+        "--staging-root", help="a path or URL (default: [erpsync] staging_root, else AIRFLOW_HOME/staging)"
+    )
     parser.add_argument("--connection", help="the WDT connection id (default: the scheme's)")
     parser.add_argument("--now", help="what NOW()/CURDATE() give (default: the window end, else the clock)")
     parser.set_defaults(run=run_preview)

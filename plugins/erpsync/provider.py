@@ -33,30 +33,40 @@ def _number(label: str, description: str, default: float, minimum: float, kind: 
 
 WDT_FORM: dict[str, Any] = {
     "hook-class-name": "erpsync.wdt.hook.WdtHook",
-    "hook-name": "旺店通·企业奇门 (WDT via Qimen)",
+    "hook-name": "旺店通·企业版 (WDT: Qimen or openapi2)",
     "connection-type": "wdt",
     "ui-field-behaviour": {
         "hidden-fields": ["schema", "port"],
         "relabeling": {
-            "host": "Gateway URL", "login": "App key (app_key)", "password": "App secret (app_secret)",
+            "host": "Gateway or openapi2 URL",
+            "login": "App key (app_key / appkey)",
+            "password": "App secret (app_secret / appsecret)",
         },
         "placeholders": {
-            "host": "http://hu3cgwt0tc.api.taobao.com/router/qm",
-            "login": "your Qimen app_key, e.g. 12345678",
-            "password": "the app_secret of that app key",
+            "host": "Qimen: http://hu3cgwt0tc.api.taobao.com/router/qm; openapi2: http://api.wangdian.cn/openapi2/",
+            "login": "Qimen: your Qimen app_key, e.g. 12345678; openapi2: WDT's appkey",
+            "password": "the secret of that app key",
         },
     },
     "conn-fields": {
+        "transport": _text(
+            "Transport",
+            "qimen: the 奇门 gateway (旺店通·企业奇门), which also returns 淘系 orders; openapi2: WDT's own "
+            "endpoint (sid + appkey + appsecret), which does not return 淘系 (Taobao/Tmall) orders.",
+            default="qimen",
+            enum=["qimen", "openapi2"],
+        ),
         "target_app_key": _text(
             "Target app key (target_app_key)",
-            "WDT's app key on Qimen, which routes the call to WDT: 21363512 unless WDT says otherwise.",
+            "Qimen only: WDT's app key on Qimen, which routes the call to WDT: 21363512 unless WDT says otherwise.",
             default="21363512",
         ),
         "sid": _text("Seller account (sid)", "The WDT 企业版 seller account (卖家账号), e.g. mycompany."),
         "min_interval_seconds": _number(
             "Seconds between calls",
             "WDT allows 60 calls a minute per app key; every process on this machine shares the pause.",
-            1, 0,
+            1,
+            0,
         ),
         "timeout_seconds": _number("Timeout (seconds)", "Per HTTP request.", 60, 1),
         "max_attempts": _number("Attempts", "Per call, on network errors and HTTP 5xx.", 4, 1, "integer"),
@@ -66,7 +76,8 @@ WDT_FORM: dict[str, Any] = {
         "max_throttle_seconds": _number(
             "Longest throttling (seconds)",
             "A call throttled longer than this fails (Airflow may retry the task).",
-            900, 0,
+            900,
+            0,
         ),
     },
 }
@@ -85,9 +96,7 @@ KINGDEE_FORM: dict[str, Any] = {
         },
     },
     "conn-fields": {
-        "acct_id": _text(
-            "Data centre id (acct_id)", "The data centre's id (数据中心ID, 账套ID), e.g. 6502e1a3c5b1f0."
-        ),
+        "acct_id": _text("Data centre id (acct_id)", "The data centre's id (数据中心ID, 账套ID), e.g. 6502e1a3c5b1f0."),
         "app_id": _text(
             "App id (app_id)",
             "The app id of 第三方系统登录授权: <clientId>_<32 characters>. It carries the client secret, so it "
@@ -112,12 +121,8 @@ KINGDEE_FORM: dict[str, Any] = {
         "attempts": _number(
             "Attempts", "Per read or login, on network errors, HTTP 5xx and busy answers.", 5, 1, "integer"
         ),
-        "backoff_seconds": _number(
-            "First back-off (seconds)", "Doubles after each failed attempt, up to 30 s.", 1, 0
-        ),
-        "poll_seconds": _number(
-            "Poll interval (seconds)", "Between QueryAsyncResult polls of a BatchSaveQuery.", 1, 0
-        ),
+        "backoff_seconds": _number("First back-off (seconds)", "Doubles after each failed attempt, up to 30 s.", 1, 0),
+        "poll_seconds": _number("Poll interval (seconds)", "Between QueryAsyncResult polls of a BatchSaveQuery.", 1, 0),
     },
 }
 
@@ -140,12 +145,30 @@ def _robot(conn_type: str, hook: str, name: str, host: str, token: str, signing:
 
 
 ROBOT_FORMS = [
-    _robot("wecom", "WeComRobotHook", "企业微信群机器人 (WeCom group robot)", "https://qyapi.weixin.qq.com",
-           "Webhook key (key=…)", None),
-    _robot("feishu", "FeishuRobotHook", "飞书自定义机器人 (Feishu custom bot)", "https://open.feishu.cn",
-           "Hook token (the webhook's last part)", "Only if the bot has 签名校验 on."),
-    _robot("lark", "LarkRobotHook", "Lark custom bot", "https://open.larksuite.com",
-           "Hook token (the webhook's last part)", "Only if the bot checks signatures."),
+    _robot(
+        "wecom",
+        "WeComRobotHook",
+        "企业微信群机器人 (WeCom group robot)",
+        "https://qyapi.weixin.qq.com",
+        "Webhook key (key=…)",
+        None,
+    ),
+    _robot(
+        "feishu",
+        "FeishuRobotHook",
+        "飞书自定义机器人 (Feishu custom bot)",
+        "https://open.feishu.cn",
+        "Hook token (the webhook's last part)",
+        "Only if the bot has 签名校验 on.",
+    ),
+    _robot(
+        "lark",
+        "LarkRobotHook",
+        "Lark custom bot",
+        "https://open.larksuite.com",
+        "Hook token (the webhook's last part)",
+        "Only if the bot checks signatures.",
+    ),
 ]
 
 

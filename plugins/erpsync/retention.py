@@ -14,7 +14,6 @@ touched, and ``keep_days`` 0 keeps everything.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,9 +57,11 @@ def _mtime(info: dict[str, Any]) -> datetime | None:
         if isinstance(value, datetime):
             return pendulum.instance(value)
         try:
-            return pendulum.parse(str(value))
+            parsed = pendulum.parse(str(value))
         except (ValueError, TypeError):
             continue
+        if isinstance(parsed, datetime):  # not a bare time or a duration
+            return parsed
     return None
 
 
@@ -81,7 +82,13 @@ def prune(
             continue  # pruned before: only the marker is left
         written = _last_written(folder.path)
         if written is not None and written > pendulum.instance(now) - idle:
-            log.info("Keeping %s/%s: written %s, less than %s ago (a rerun of an old window?)", dag_id, folder.name, written, idle)
+            log.info(
+                "Keeping %s/%s: written %s, less than %s ago (a rerun of an old window?)",
+                dag_id,
+                folder.name,
+                written,
+                idle,
+            )
             continue
         if any(child.name == COMPLETE for child in children):
             for child in children:
@@ -95,5 +102,11 @@ def prune(
             remove_tree(folder.path)
         pruned.append(folder.name)
     if pruned:
-        log.info("Pruned %d window folders of %s that ended before %s (retention %d days)", len(pruned), dag_id, cutoff, keep_days)
+        log.info(
+            "Pruned %d window folders of %s that ended before %s (retention %d days)",
+            len(pruned),
+            dag_id,
+            cutoff,
+            keep_days,
+        )
     return pruned

@@ -37,7 +37,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.where}: {self.message}" if self.where else f"{self.path}:{self.line}: {self.message}"
+        return (
+            f"{self.path}:{self.line}: {self.where}: {self.message}"
+            if self.where
+            else f"{self.path}:{self.line}: {self.message}"
+        )
 
 
 class SchemeError(ValueError):
@@ -83,12 +87,16 @@ class SourceApiFile(_Model):
     total_key: str = Field(description="The response's total row count")
     order_key: str = Field(description="The order's id: the key of a staged order, carried by its lines")
     number_key: str = Field(description="The order's document number, the one people search for")
-    number_param: str = Field("", description="The request parameter that asks for one order by its number (empty: none)")
+    number_param: str = Field(
+        default="", description="The request parameter that asks for one order by its number (empty: none)"
+    )
     line_list_key: str = Field(description="The order's list of lines")
     line_key: str = Field(description="A line's id; lines are ordered by it")
     max_window_days: int = Field(ge=1)
     max_page_size: int = Field(ge=1)
-    window_inclusive_end: bool = Field(description="true: the API's end time is inclusive, so a window [start, end) is sent as end - 1 s")
+    window_inclusive_end: bool = Field(
+        description="true: the API's end time is inclusive, so a window [start, end) is sent as end - 1 s"
+    )
     request: dict[str, FieldDef]
     order_fields: dict[str, FieldDef]
     line_fields: dict[str, FieldDef]
@@ -100,8 +108,8 @@ FormKind = Literal["basedata", "lot", "text", "enum", "date", "decimal", "int", 
 class FormFieldDef(_Model):
     kind: FormKind
     label: Text = ""
-    lookup: str = Field("FNumber", description="The key a base-data reference is sent under")
-    form: str = Field("", description="basedata: the form its numbers live in, checked before posting")
+    lookup: str = Field(default="FNumber", description="The key a base-data reference is sent under")
+    form: str = Field(default="", description="basedata: the form its numbers live in, checked before posting")
 
 
 class EntityDef(_Model):
@@ -135,8 +143,10 @@ class RequestParam(_Model):
     field: str
     label: Text = ""
     type: FieldType = "string"
-    value: Text = Field("", description="A constant, {{WINDOW_START}}/{{WINDOW_END}}/{{PAGINATION_…}}, or empty: not sent")
-    example: Text = Field("", description="The document's sample value; a run may pass it as a filter")
+    value: Text = Field(
+        default="", description="A constant, {{WINDOW_START}}/{{WINDOW_END}}/{{PAGINATION_…}}, or empty: not sent"
+    )
+    example: Text = Field(default="", description="The document's sample value; a run may pass it as a filter")
 
 
 MappingType = Literal["string", "int", "decimal", "number", "datetime", "date", "bool", "object", "array"]
@@ -148,7 +158,10 @@ class MappingRow(_Model):
     field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
     label: Text = ""
     type: MappingType = "string"
-    value: Text = Field("", description="constant | {{field}} / {{list.field}} / {{maps.<map>.<column>}} | _function <expression> | empty")
+    value: Text = Field(
+        default="",
+        description="constant | {{field}} / {{list.field}} / {{maps.<map>.<column>}} | _function <expression> | empty",
+    )
 
 
 class CollectionDef(_Model):
@@ -186,8 +199,10 @@ class SourceSettings(_Model):
     label: Text = ""
     method: Literal["POST"] = "POST"
     pagination: Pagination
-    by_modified: bool = Field(False, description="Send is_by_modified=1: the window is on last-modified time")
-    lookback: Duration = Field("0", validate_default=True, description="Each run also re-reads this much before its window")
+    by_modified: bool = Field(default=False, description="Send is_by_modified=1: the window is on last-modified time")
+    lookback: Duration = Field(
+        default="0", validate_default=True, description="Each run also re-reads this much before its window"
+    )
     expectations: dict[Literal["orders", "lines"], Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(
         default_factory=dict,
         description="Great Expectations suites, include/expectations/<name>.json, run on the staged orders and lines",
@@ -196,14 +211,20 @@ class SourceSettings(_Model):
 
 
 class TargetSettings(_Model):
-    system: Literal["kingdee"] = Field(description="The target connector; its forms are include/apis/kingdee.<form>.yaml")
+    system: Literal["kingdee"] = Field(
+        description="The target connector; its forms are include/apis/kingdee.<form>.yaml"
+    )
     connection: ConnectionId
-    api: Literal["batchSave"] = Field(description="Bills are sent with BatchSave (BatchSaveQuery when settings.load.asynchronous)")
+    api: Literal["batchSave"] = Field(
+        description="Bills are sent with BatchSave (BatchSaveQuery when settings.load.asynchronous)"
+    )
     label: Text = ""
     method: Literal["POST"] = "POST"
     form: str = Field(pattern=r"^[A-Za-z0-9_]+$", description="The Kingdee form id, e.g. SAL_OUTSTOCK")
     bill_key: str = Field(description="The header field that numbers a bill: one bill per number")
-    check_base_data: bool = Field(True, description="Look the bills' base-data numbers up in Kingdee before posting")
+    check_base_data: bool = Field(
+        default=True, description="Look the bills' base-data numbers up in Kingdee before posting"
+    )
     collections: dict[str, CollectionDef] = Field(default_factory=dict)
     mapping: list[MappingRow]
 
@@ -236,23 +257,35 @@ class Schedule(_Model):
 class LoadSettings(_Model):
     """``settings.load``: how bills reach Kingdee."""
 
-    chunk_size: int = Field(100, ge=1, description="Bills per BatchSave call")
-    concurrency: int = Field(1, ge=1, description="BatchSave calls in flight at once; slots of the connection's pool")
-    rounds: int = Field(5, ge=1, description="Look-up-and-resend rounds after unknown outcomes, per chunk")
-    on_problem: Literal["fail", "warn"] = Field("fail", description="An order that did not reach Kingdee: red run or warning")
-    asynchronous: bool = Field(False, description="BatchSaveQuery polled with QueryAsyncResult instead of BatchSave")
+    chunk_size: int = Field(default=100, ge=1, description="Bills per BatchSave call")
+    concurrency: int = Field(
+        default=1, ge=1, description="BatchSave calls in flight at once; slots of the connection's pool"
+    )
+    rounds: int = Field(default=5, ge=1, description="Look-up-and-resend rounds after unknown outcomes, per chunk")
+    on_problem: Literal["fail", "warn"] = Field(
+        default="fail", description="An order that did not reach Kingdee: red run or warning"
+    )
+    asynchronous: bool = Field(
+        default=False, description="BatchSaveQuery polled with QueryAsyncResult instead of BatchSave"
+    )
+    max_request_bytes: int = Field(
+        default=4_000_000,
+        ge=1000,
+        description="Largest BatchSave request body, in bytes; a chunk is split to stay under it, and a bill that "
+        "cannot is rejected unsent. The default stays under IIS/ASP.NET's default maxRequestLength (4 MB)",
+    )
 
 
 class Settings(_Model):
     schedule: Schedule
     retries: int = Field(ge=0, description="重试次数: Airflow retries of each task")
-    retry_delay_seconds: int = Field(60, ge=0)
+    retry_delay_seconds: int = Field(default=60, ge=0)
     enabled: bool = Field(description="是否启动: false skips every run; new DAGs start paused")
     preconditions: list[str] = Field(
         default_factory=list,
         description="前置条件: dag_ids of other schemes whose windows must have loaded up to this window's end",
     )
-    max_active_runs: int = Field(1, ge=1)
+    max_active_runs: int = Field(default=1, ge=1)
     load: LoadSettings = LoadSettings()
     alerts: list[ConnectionId] = Field(
         default_factory=list,
@@ -400,7 +433,9 @@ class Source:
                     "(the request parameters the scheme leaves empty)"
                 )
             if not isinstance(value, str) or not re.fullmatch(FILTER_VALUE, value):
-                raise SchemeError(f"filter {key}={value!r} is not a document number or code (letters, digits, - _ . : #; 1-64)")
+                raise SchemeError(
+                    f"filter {key}={value!r} is not a document number or code (letters, digits, - _ . : #; 1-64)"
+                )
             checked[key] = value
         return checked
 
@@ -430,13 +465,18 @@ class Scheme:
         """A copy with one setting changed, e.g. ``edited("source.pagination.page_size", 3)`` (not
         re-checked: for tests and benchmarks)."""
 
-        def update(model: BaseModel, parts: list[str]) -> BaseModel:
+        def update(model: _M, parts: list[str]) -> _M:
             new = value if len(parts) == 1 else update(getattr(model, parts[0]), parts[1:])
             return model.model_copy(update={parts[0]: new})
 
         file = update(self.file, key.split("."))
-        return Scheme(file, Source(file.source, self.source.api, self.source.suites),
-                      Target(file.target, self.target.form, self.target.collections), self.path, self.text)
+        return Scheme(
+            file,
+            Source(file.source, self.source.api, self.source.suites),
+            Target(file.target, self.target.form, self.target.collections),
+            self.path,
+            self.text,
+        )
 
     def line_of(self, location: Location) -> int:
         return self.text.line_of(location)
@@ -490,7 +530,9 @@ def _problems(exc: ValidationError, text: YamlText, model: type[BaseModel]) -> l
             message = "missing"
         elif error["type"] not in ("value_error",):
             message = f"{message}, got {error['input']!r}" if not isinstance(error["input"], (dict, list)) else message
-        problems.append(Problem(text.path, text.line_of(location), dotted(location), message.removeprefix("Value error, ")))
+        problems.append(
+            Problem(text.path, text.line_of(location), dotted(location), message.removeprefix("Value error, "))
+        )
     return sorted(problems, key=lambda p: p.line)
 
 
@@ -520,9 +562,18 @@ def load_source_api(path: Path) -> SourceApi:
         ("line_key", definition.line_fields, "line_fields"),
     ):
         if getattr(definition, key) not in fields:
-            problems.append(Problem(path, text.line_of((key,)), key, f"{getattr(definition, key)!r} is not one of {where}"))
+            problems.append(
+                Problem(path, text.line_of((key,)), key, f"{getattr(definition, key)!r} is not one of {where}")
+            )
     if definition.number_param and definition.number_param not in definition.request:
-        problems.append(Problem(path, text.line_of(("number_param",)), "number_param", f"{definition.number_param!r} is not a request parameter"))
+        problems.append(
+            Problem(
+                path,
+                text.line_of(("number_param",)),
+                "number_param",
+                f"{definition.number_param!r} is not a request parameter",
+            )
+        )
     if problems:
         raise SchemeError(problems)
     return definition
@@ -538,7 +589,11 @@ def load_target_form(path: Path) -> TargetForm:
     for group, members in definition.fields.items():
         entity = "header" if group == "header" else group
         if entity != "header" and entity not in entities:
-            problems.append(Problem(path, text.line_of(("fields", group)), f"fields.{group}", "not an entity declared under 'entities'"))
+            problems.append(
+                Problem(
+                    path, text.line_of(("fields", group)), f"fields.{group}", "not an entity declared under 'entities'"
+                )
+            )
         for key, spec in members.items():
             fields[key.lower()] = FormField(key, entity, spec.kind, spec.label, spec.lookup, spec.form)
     if problems:
@@ -567,12 +622,16 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
         problem(("source", "api"), f"a {src.system} API's name starts with '{src.system}.'")
     api = _definition(load_source_api, include_dir / "apis" / f"{src.api}.yaml", text, ("source", "api"))
     if src.pagination.page_size > api.max_page_size:
-        problem(("source", "pagination", "page_size"), f"must be 1..{api.max_page_size}, got {src.pagination.page_size}")
+        problem(
+            ("source", "pagination", "page_size"), f"must be 1..{api.max_page_size}, got {src.pagination.page_size}"
+        )
     for index, param in enumerate(src.request):
         if param.field not in api.request:
-            problem(("source", "request", index, "field"), f"'{param.field}' is not a request parameter of {api.method}")
+            problem(
+                ("source", "request", index, "field"), f"'{param.field}' is not a request parameter of {api.method}"
+            )
 
-    suites = {}
+    suites: dict[str, Path] = {}
     for table, name in src.expectations.items():
         suites[table] = include_dir / "expectations" / f"{name}.json"
         if not suites[table].exists():
@@ -587,7 +646,10 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
             problem(("target", "collections", name, "from"), f"must be {api.line_list_key!r}, the order's line list")
         for alias, line_field in spec.aliases.items():
             if line_field not in api.line_fields:
-                problem(("target", "collections", name, "aliases", alias), f"'{line_field}' is not a line field of {api.method}")
+                problem(
+                    ("target", "collections", name, "aliases", alias),
+                    f"'{line_field}' is not a line field of {api.method}",
+                )
         collections[name] = Collection(name, spec.source, dict(spec.aliases))
     for index, upstream in enumerate(file.settings.preconditions):
         if upstream == file.dag_id:
@@ -624,16 +686,21 @@ def load_schemes(include_dir: Path = INCLUDE_DIR) -> list[Scheme]:
 
 def cross_check(schemes: Sequence[Scheme]) -> list[Problem]:
     """What no scheme can see alone: a dag_id used twice, a precondition naming no scheme."""
-    problems, owners = [], {}
+    problems: list[Problem] = []
+    owners: dict[str, Path] = {}
     for scheme in schemes:
         if scheme.dag_id in owners:
-            problems.append(scheme.problem(("dag_id",), f"{scheme.dag_id!r} is also the dag_id of {owners[scheme.dag_id].name}"))
+            problems.append(
+                scheme.problem(("dag_id",), f"{scheme.dag_id!r} is also the dag_id of {owners[scheme.dag_id].name}")
+            )
         owners.setdefault(scheme.dag_id, scheme.path)
     for scheme in schemes:
         for index, upstream in enumerate(scheme.settings.preconditions):
             if upstream not in owners:
-                problems.append(scheme.problem(
-                    ("settings", "preconditions", index),
-                    f"{upstream!r} is not the dag_id of a scheme in {scheme.path.parent} (known: {', '.join(owners)})",
-                ))
+                problems.append(
+                    scheme.problem(
+                        ("settings", "preconditions", index),
+                        f"{upstream!r} is not the dag_id of a scheme in {scheme.path.parent} (known: {', '.join(owners)})",
+                    )
+                )
     return problems

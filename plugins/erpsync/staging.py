@@ -25,15 +25,18 @@ if TYPE_CHECKING:  # pandas is imported by the functions that need it: DAG parsi
 class StoragePath(Protocol):
     """The part of the pathlib/UPath API the steps use."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
-    def __truediv__(self, other: str) -> StoragePath: ...
+    def __truediv__(self, other: str, /) -> StoragePath: ...
     def open(self, mode: str = ...) -> Any: ...
-    def mkdir(self, parents: bool = ..., exist_ok: bool = ...) -> None: ...
+    def mkdir(self, *, parents: bool = ..., exist_ok: bool = ...) -> None: ...
     def exists(self) -> bool: ...
+    def is_file(self) -> bool: ...
     def rename(self, target: Any) -> Any: ...
     def unlink(self, missing_ok: bool = ...) -> None: ...
     def read_text(self) -> str: ...
+    def read_bytes(self) -> bytes: ...
     def iterdir(self) -> Any: ...
 
     @property
@@ -71,7 +74,12 @@ class RunFiles:
     """
 
     def __init__(
-        self, root: StoragePath, dag_id: str, window: Window, filters: dict[str, str] | None = None, dry_run: bool = False
+        self,
+        root: StoragePath,
+        dag_id: str,
+        window: Window,
+        filters: dict[str, str] | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.dir = root / dag_id / window_folder(window, filters, dry_run)
         self.filters = self.dir / "filters.json"
@@ -90,7 +98,11 @@ class RunFiles:
 
 def window_folder(window: Window, filters: dict[str, str] | None = None, dry_run: bool = False) -> str:
     """The name of a run's folder: the window, then the digest of its filters, then whether it is a dry run."""
-    return f"window={window.key}" + (f",filters={filters_digest(filters)}" if filters else "") + (",dry_run" if dry_run else "")
+    return (
+        f"window={window.key}"
+        + (f",filters={filters_digest(filters)}" if filters else "")
+        + (",dry_run" if dry_run else "")
+    )
 
 
 # window=<key>[,filters=<digest>][,dry_run], as window_folder names them

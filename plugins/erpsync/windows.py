@@ -52,7 +52,10 @@ class Window:
         """The window ``key`` names; ``WindowError`` if it names none."""
         start, _, end = key.partition("_")
         try:
-            return cls(pendulum.from_format(start, _KEY_FORMAT, tz=SHANGHAI), pendulum.from_format(end, _KEY_FORMAT, tz=SHANGHAI))
+            return cls(
+                pendulum.from_format(start, _KEY_FORMAT, tz=SHANGHAI),
+                pendulum.from_format(end, _KEY_FORMAT, tz=SHANGHAI),
+            )
         except ValueError as exc:
             raise WindowError(f"not a window key: {key!r}") from exc
 
@@ -93,7 +96,9 @@ def parse_datetime(text: str, name: str) -> pendulum.DateTime:
     text = str(text).strip()
     try:
         if _DATE_ONLY.match(text):
-            return pendulum.parse(text, tz=SHANGHAI)
+            midnight = pendulum.parse(text, tz=SHANGHAI)
+            assert isinstance(midnight, pendulum.DateTime)  # a date alone parses to its midnight
+            return midnight
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise WindowError(f"{name}: not an ISO date or datetime: {text!r}") from None

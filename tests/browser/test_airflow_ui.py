@@ -49,7 +49,11 @@ def airflow(tmp_path_factory):
     log = open(home / "airflow_local.log", "w")
     process = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "airflow_local.py"), "--home", str(home), "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://localhost:{port}"
 
@@ -123,8 +127,9 @@ def _wait_for_runs(base: str, headers: dict, query: str, count: int, timeout: fl
     """The DAG's finished runs matching ``query`` once there are ``count`` of them."""
     deadline, runs = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
-        runs = requests.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns?{query}&state=success&state=failed",
-                            headers=headers, timeout=10).json()["dag_runs"]
+        runs = requests.get(
+            f"{base}/api/v2/dags/{DAG_ID}/dagRuns?{query}&state=success&state=failed", headers=headers, timeout=10
+        ).json()["dag_runs"]
         if len(runs) >= count:
             return runs
         time.sleep(3)
@@ -152,13 +157,26 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
     settings = emulators  # the emulators' URLs and credentials, by the names of .env
     page.goto(f"{base}/connections")
     page.wait_for_load_state("networkidle")
-    _add_connection(page, "wdt_default", "旺店通", {"host": settings["WDT_GATEWAY_URL"], "login": settings["WDT_APP_KEY"],
-                                                  "password": settings["WDT_APP_SECRET"]}, {"sid": settings["WDT_SID"]})
+    _add_connection(
+        page,
+        "wdt_default",
+        "旺店通",
+        {"host": settings["WDT_GATEWAY_URL"], "login": settings["WDT_APP_KEY"], "password": settings["WDT_APP_SECRET"]},
+        {"sid": settings["WDT_SID"]},
+    )
     tested = _save_and_test(page, "wdt_default")
-    assert tested["status"] is True and "WDT accepted app key" in tested["message"], tested
-    _add_connection(page, "kingdee_default", "金蝶", {"host": settings["KINGDEE_URL"], "login": settings["KINGDEE_USERNAME"],
-                                                      "password": settings["KINGDEE_APP_SECRET"]},
-                    {"acct_id": settings["KINGDEE_ACCT_ID"], "app_id": settings["KINGDEE_APP_ID"]})
+    assert tested["status"] is True and "WDT (qimen) accepted app key" in tested["message"], tested
+    _add_connection(
+        page,
+        "kingdee_default",
+        "金蝶",
+        {
+            "host": settings["KINGDEE_URL"],
+            "login": settings["KINGDEE_USERNAME"],
+            "password": settings["KINGDEE_APP_SECRET"],
+        },
+        {"acct_id": settings["KINGDEE_ACCT_ID"], "app_id": settings["KINGDEE_APP_ID"]},
+    )
     form = _text(page)
     assert "Data centre id (acct_id)" in form and "App id (app_id)" in form and "Server URL" in form
     assert page.locator("input[name=element_app_id]").get_attribute("type") == "password"  # it carries the secret
@@ -176,7 +194,9 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
     _pick(page, "2026/11/02", "00:00")
     _pick(page, "2026/11/03", "00:00")
     _shot(page, "04-trigger-form")
-    with page.expect_response(lambda r: r.url.endswith(f"/dags/{DAG_ID}/dagRuns") and r.request.method == "POST") as answer:
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/dags/{DAG_ID}/dagRuns") and r.request.method == "POST"
+    ) as answer:
         page.get_by_test_id("trigger-dag-submit").click()
     assert answer.value.status == 200, answer.value.text()
     run_id = answer.value.json()["dag_run_id"]
@@ -195,7 +215,7 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
     report = _text(page)
     assert "2026-11-02 00:00 → 2026-11-03 00:00" in report
     assert "goods_count > 0" in report and "0.0000" in report  # the quarantined order's rule and value
-    quarantined = re.search(r"(CK\d{13})", report[report.index("Failing orders"):]).group(1)
+    quarantined = re.search(r"(CK\d{13})", report[report.index("Failing orders") :]).group(1)
     _shot(page, "06-report")
 
     page.goto(f"{base}/erpsync/search?q={quarantined}")
@@ -229,7 +249,9 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
     assert (backfill["from_date"], backfill["to_date"]) == ("2026-11-02T16:00:00Z", "2026-11-04T15:00:00Z")
     assert backfill["max_active_runs"] == 1  # the scheme's max_active_runs bounds the form
     page.get_by_text("2026-11-03 00:00:00 - 2026-11-04 23:00:00").wait_for()  # the banner, in the UI's zone
-    runs = requests.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100", headers=headers, timeout=10).json()
+    runs = requests.get(
+        f"{base}/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100", headers=headers, timeout=10
+    ).json()
     assert runs["total_entries"] == 48
     finished = _wait_for_runs(base, headers, "run_type=backfill&order_by=run_after", 2)
     assert [r["note"] for r in finished[:2]] == [
@@ -242,7 +264,10 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
     # the rest of the two days would take minutes: the user cancels it from the banner
     page.get_by_role("button", name="取消回填").click()
     deadline = time.monotonic() + 60
-    while requests.get(f"{base}/api/v2/backfills/{backfill['id']}", headers=headers, timeout=10).json()["completed_at"] is None:
+    while (
+        requests.get(f"{base}/api/v2/backfills/{backfill['id']}", headers=headers, timeout=10).json()["completed_at"]
+        is None
+    ):
         assert time.monotonic() < deadline, "the backfill was not cancelled"
         time.sleep(2)
 

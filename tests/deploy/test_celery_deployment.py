@@ -70,9 +70,24 @@ def _include(root: Path) -> Path:
 
 
 class Deployment:
-    def __init__(self, base: str, headers: dict[str, str], workers: dict[str, subprocess.Popen], wdt: Any,
-                 kingdee: Any, logs: Path, flower: tuple[str, tuple[str, str]]) -> None:
-        self.base, self.headers, self.workers, self.wdt, self.kingdee, self.logs = base, headers, workers, wdt, kingdee, logs
+    def __init__(
+        self,
+        base: str,
+        headers: dict[str, str],
+        workers: dict[str, subprocess.Popen],
+        wdt: Any,
+        kingdee: Any,
+        logs: Path,
+        flower: tuple[str, tuple[str, str]],
+    ) -> None:
+        self.base, self.headers, self.workers, self.wdt, self.kingdee, self.logs = (
+            base,
+            headers,
+            workers,
+            wdt,
+            kingdee,
+            logs,
+        )
         self.flower = flower
 
     def get(self, path: str) -> Any:
@@ -110,18 +125,46 @@ def deployment(tmp_path_factory, redis_url) -> Iterator[Deployment]:
 
     with ExitStack() as stack:
         db = stack.enter_context(postgres_database("erpsync_deploy"))
-        wdt = stack.enter_context(serving(wdt_server(
-            "127.0.0.1", 0, **WDT, seed=SEED, orders=ORDERS, start=START, days=DAYS, throttle_per_minute=WDT_PER_MINUTE)))
-        kingdee = stack.enter_context(serving(kingdee_server(
-            "127.0.0.1", 0, **KINGDEE, data_dir=root / "kingdee", seed=SEED, per_bill_ms=150,
-            max_concurrent=KINGDEE_SLOTS)))
+        wdt = stack.enter_context(
+            serving(
+                wdt_server(
+                    "127.0.0.1",
+                    0,
+                    **WDT,
+                    seed=SEED,
+                    orders=ORDERS,
+                    start=START,
+                    days=DAYS,
+                    throttle_per_minute=WDT_PER_MINUTE,
+                )
+            )
+        )
+        kingdee = stack.enter_context(
+            serving(
+                kingdee_server(
+                    "127.0.0.1",
+                    0,
+                    **KINGDEE,
+                    data_dir=root / "kingdee",
+                    seed=SEED,
+                    per_bill_ms=150,
+                    max_concurrent=KINGDEE_SLOTS,
+                )
+            )
+        )
         password = uuid.uuid4().hex
-        sqlalchemy_url = db.replace("postgresql://", "postgresql+psycopg2://", 1)  # SQLAlchemy 2.1's default is psycopg 3
+        sqlalchemy_url = db.replace(
+            "postgresql://", "postgresql+psycopg2://", 1
+        )  # SQLAlchemy 2.1's default is psycopg 3
         staging = (root / "staging").as_uri()
         # docker-compose.yaml's settings, with this machine's services where its containers would be
-        compose = {"postgres:5432": "127.0.0.1:5432", "redis:6379": "127.0.0.1:6379",
-                   "airflow-apiserver:8080": f"localhost:{port}", "/opt/airflow/auth": str(home),
-                   "file:///opt/airflow/staging": staging}
+        compose = {
+            "postgres:5432": "127.0.0.1:5432",
+            "redis:6379": "127.0.0.1:6379",
+            "airflow-apiserver:8080": f"localhost:{port}",
+            "/opt/airflow/auth": str(home),
+            "file:///opt/airflow/staging": staging,
+        }
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
             **airflow_environment(compose, service="airflow-init"),
@@ -142,28 +185,48 @@ def deployment(tmp_path_factory, redis_url) -> Iterator[Deployment]:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             # the variables of .env that scripts/deploy_init.py turns into the login and the connections
             "AIRFLOW_UI_PASSWORDS": f"admin:{password}",
-            "WDT_GATEWAY_URL": wdt.url, "WDT_APP_KEY": WDT["app_key"], "WDT_APP_SECRET": WDT["app_secret"],
-            "WDT_SID": WDT["sid"], "WDT_TARGET_APP_KEY": WDT["target_app_key"],
+            "WDT_GATEWAY_URL": wdt.url,
+            "WDT_APP_KEY": WDT["app_key"],
+            "WDT_APP_SECRET": WDT["app_secret"],
+            "WDT_SID": WDT["sid"],
+            "WDT_TARGET_APP_KEY": WDT["target_app_key"],
             "WDT_MIN_INTERVAL_SECONDS": str(WDT_INTERVAL),
-            "KINGDEE_URL": kingdee.url, "KINGDEE_ACCT_ID": KINGDEE["acct_id"], "KINGDEE_USERNAME": KINGDEE["username"],
-            "KINGDEE_APP_ID": KINGDEE["app_id"], "KINGDEE_APP_SECRET": KINGDEE["app_secret"],
+            "KINGDEE_URL": kingdee.url,
+            "KINGDEE_ACCT_ID": KINGDEE["acct_id"],
+            "KINGDEE_USERNAME": KINGDEE["username"],
+            "KINGDEE_APP_ID": KINGDEE["app_id"],
+            "KINGDEE_APP_SECRET": KINGDEE["app_secret"],
             "ERPSYNC_POOLS_FILE": str(include / "pools.json"),
         }
         assert set(compose_keys := [k for k in env if k.startswith("AIRFLOW__")]) >= {
-            "AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__DEFAULT_TIMEZONE", "AIRFLOW__CORE__FERNET_KEY"}, compose_keys
+            "AIRFLOW__CORE__EXECUTOR",
+            "AIRFLOW__CORE__DEFAULT_TIMEZONE",
+            "AIRFLOW__CORE__FERNET_KEY",
+        }, compose_keys
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
 
-        init = subprocess.run(_argv(service_command("airflow-init")), env=env, cwd=REPO, capture_output=True,
-                              text=True, timeout=300)
+        init = subprocess.run(
+            _argv(service_command("airflow-init")), env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+        )
         (logs / "init.log").write_text(init.stdout + init.stderr)
         assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
-        assert WDT["app_secret"] not in init.stdout + init.stderr and KINGDEE["app_secret"] not in init.stdout + init.stderr
+        assert (
+            WDT["app_secret"] not in init.stdout + init.stderr
+            and KINGDEE["app_secret"] not in init.stdout + init.stderr
+        )
 
-        def start(name: str, service: str, extra_env: dict[str, str] | None = None,
-                  extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
+        def start(
+            name: str, service: str, extra_env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+        ) -> subprocess.Popen:
             log = stack.enter_context(open(logs / f"{name}.log", "w"))
-            process = subprocess.Popen([*_argv(service_command(service)), *extra_args], env={**env, **(extra_env or {})},
-                                       cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                [*_argv(service_command(service)), *extra_args],
+                env={**env, **(extra_env or {})},
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             stack.callback(stop_group, process, 30)
             return process
 
@@ -173,17 +236,29 @@ def deployment(tmp_path_factory, redis_url) -> Iterator[Deployment]:
         start("triggerer", "airflow-triggerer", {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())})
         flower = f"http://127.0.0.1:{free_port()}"
         # Flower's API answers only with a login (its UI does without)
-        start("flower", "flower", {"AIRFLOW__CELERY__FLOWER_HOST": "127.0.0.1",
-                                   "AIRFLOW__CELERY__FLOWER_PORT": flower.rsplit(":", 1)[1],
-                                   "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"admin:{password}"})
+        start(
+            "flower",
+            "flower",
+            {
+                "AIRFLOW__CELERY__FLOWER_HOST": "127.0.0.1",
+                "AIRFLOW__CELERY__FLOWER_PORT": flower.rsplit(":", 1)[1],
+                "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"admin:{password}",
+            },
+        )
         workers = {}
         for n in (1, 2):  # two hosts: each its own temp folder (no shared SQLite limiter) and log server port
             tmp = root / f"worker{n}-tmp"
             tmp.mkdir()
             # a Celery node name of its own, as each container's host name gives it under compose
-            workers[f"worker{n}"] = start(f"worker{n}", "airflow-worker", {
-                "TMPDIR": str(tmp), "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            }, ("--celery-hostname", f"worker{n}@%h"))
+            workers[f"worker{n}"] = start(
+                f"worker{n}",
+                "airflow-worker",
+                {
+                    "TMPDIR": str(tmp),
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                },
+                ("--celery-hostname", f"worker{n}@%h"),
+            )
         base = f"http://localhost:{port}"
         headers = airflow_headers(base, DAG_ID, lambda: ("admin", password), lambda: True, 180, logs)
         yield Deployment(base, headers, workers, wdt, kingdee, logs, (flower, ("admin", password)))
@@ -227,10 +302,17 @@ def test_a_backfill_survives_a_killed_worker_and_keeps_the_limits(deployment, da
     assert sorted(name.split("@")[0] for name in seen) == ["worker1", "worker2"], seen
     d.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
     began = time.monotonic()
-    backfill = d.call("POST", "/backfills", {
-        "dag_id": DAG_ID, "from_date": "2026-11-01T00:00:00+08:00", "to_date": f"2026-11-0{BACKFILL_DAYS}T00:00:00+08:00",
-        "max_active_runs": 3, "reprocess_behavior": "none",
-    })
+    backfill = d.call(
+        "POST",
+        "/backfills",
+        {
+            "dag_id": DAG_ID,
+            "from_date": "2026-11-01T00:00:00+08:00",
+            "to_date": f"2026-11-0{BACKFILL_DAYS}T00:00:00+08:00",
+            "max_active_runs": 3,
+            "reprocess_behavior": "none",
+        },
+    )
     runs = d.get(f"/dags/{DAG_ID}/dagRuns?run_type=backfill")["dag_runs"]
     assert len(runs) == BACKFILL_DAYS
 
@@ -269,8 +351,11 @@ def test_a_backfill_survives_a_killed_worker_and_keeps_the_limits(deployment, da
     from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
 
     client = K3CloudClient(K3CloudConfig(server_url=d.kingdee.url, **KINGDEE))
-    valid = {o["order_no"] for o in dataset_of_deployment.orders
-             if o["status"] == 110 and o["order_no"] not in dataset_of_deployment.defects}
+    valid = {
+        o["order_no"]
+        for o in dataset_of_deployment.orders
+        if o["status"] == 110 and o["order_no"] not in dataset_of_deployment.defects
+    }
     bills = _bills(client)
     assert set(bills) == valid and all(len(ids) == 1 for ids in bills.values())
 
@@ -280,10 +365,12 @@ def test_a_backfill_survives_a_killed_worker_and_keeps_the_limits(deployment, da
     assert max(throttle.peak.values()) <= WDT_PER_MINUTE
     faults = d.kingdee.emulator.faults
     assert faults.refused_busy == 0 and faults.peak_in_progress <= KINGDEE_SLOTS
-    print(f"\ndeployment figures: {BACKFILL_DAYS} daily windows in {took:.0f} s "
-          f"({BACKFILL_DAYS / took * 60:.1f} runs a minute, {took / BACKFILL_DAYS:.0f} s a window with 3 at a time); "
-          f"WDT peak {max(throttle.peak.values())} calls in 60 s (limit {WDT_PER_MINUTE}); "
-          f"Kingdee peak {faults.peak_in_progress} calls in flight (pool {KINGDEE_SLOTS}); killed {killed}")
+    print(
+        f"\ndeployment figures: {BACKFILL_DAYS} daily windows in {took:.0f} s "
+        f"({BACKFILL_DAYS / took * 60:.1f} runs a minute, {took / BACKFILL_DAYS:.0f} s a window with 3 at a time); "
+        f"WDT peak {max(throttle.peak.values())} calls in 60 s (limit {WDT_PER_MINUTE}); "
+        f"Kingdee peak {faults.peak_in_progress} calls in flight (pool {KINGDEE_SLOTS}); killed {killed}"
+    )
 
 
 def _bills(client: Any) -> dict[str, set]:

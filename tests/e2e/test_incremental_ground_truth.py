@@ -25,7 +25,7 @@ from erpsync.steps.extract import extract
 from erpsync.steps.load import load, read_report
 from erpsync.steps.transform import transform
 from erpsync.steps.validate import validate
-from erpsync.wdt.client import QimenClient, QimenConfig, WdtTransientError
+from erpsync.wdt.client import WdtClient, WdtConfig, WdtTransientError
 from erpsync.wdt.paging import PagingError
 from erpsync.windows import Window
 from tests.conftest import KINGDEE, WDT, serving
@@ -50,16 +50,40 @@ def test_a_day_under_every_fault_loads_exactly_the_completed_orders(seed, tmp_pa
         fake_epoch[0] += seconds
 
     first = pendulum.datetime(DAY.year, DAY.month, DAY.day, tz="Asia/Shanghai")
-    wdt = wdt_server(**WDT, seed=seed, orders=120, start=DAY - dt.timedelta(days=1), days=3, error_rate=0.1,
-                     throttle_per_minute=5, churn_rate=0.3, late_rate=0.5, renumber_rate=0.2,
-                     timestamp_tolerance_s=10**9, clock=lambda: fake_epoch[0], now=first)
-    kingdee = kingdee_server("127.0.0.1", 0, **KINGDEE, data_dir=tmp_path / "kd", seed=seed,
-                             lost_response_rate=0.1, error_rate=0.05)
+    wdt = wdt_server(
+        **WDT,
+        seed=seed,
+        orders=120,
+        start=DAY - dt.timedelta(days=1),
+        days=3,
+        error_rate=0.1,
+        throttle_per_minute=5,
+        churn_rate=0.3,
+        late_rate=0.5,
+        renumber_rate=0.2,
+        timestamp_tolerance_s=10**9,
+        clock=lambda: fake_epoch[0],
+        now=first,
+    )
+    kingdee = kingdee_server(
+        "127.0.0.1", 0, **KINGDEE, data_dir=tmp_path / "kd", seed=seed, lost_response_rate=0.1, error_rate=0.05
+    )
     with serving(wdt) as wdt, serving(kingdee) as kingdee:
-        reader = QimenClient(QimenConfig(**WDT, gateway_url=wdt.url, min_interval_seconds=0, backoff_seconds=0.01,
-                                         throttle_pause_seconds=20, rate_limit_url=str(tmp_path / "rate.sqlite")),
-                             clock=lambda: fake_epoch[0], sleep=sleep)
-        writer = K3CloudClient(K3CloudConfig(server_url=kingdee.url, **KINGDEE, backoff_seconds=0.01, max_backoff_seconds=0.02))
+        reader = WdtClient(
+            WdtConfig(
+                **WDT,
+                url=wdt.url,
+                min_interval_seconds=0,
+                backoff_seconds=0.01,
+                throttle_pause_seconds=20,
+                rate_limit_url=str(tmp_path / "rate.sqlite"),
+            ),
+            clock=lambda: fake_epoch[0],
+            sleep=sleep,
+        )
+        writer = K3CloudClient(
+            K3CloudConfig(server_url=kingdee.url, **KINGDEE, backoff_seconds=0.01, max_backoff_seconds=0.02)
+        )
         mapping = compile_mapping(SCHEME)
         root = ObjectStoragePath((tmp_path / "staging").as_uri())
         defective: set[str] = set()
@@ -81,7 +105,9 @@ def test_a_day_under_every_fault_loads_exactly_the_completed_orders(seed, tmp_pa
             else:
                 pytest.fail(f"window {window} never succeeded")
             report = read_report(files)
-            defective |= set(report.loc[report["outcome"].isin(["rejected", "held", "quarantined", "unmapped"]), "order_id"])
+            defective |= set(
+                report.loc[report["outcome"].isin(["rejected", "held", "quarantined", "unmapped"]), "order_id"]
+            )
             start = window.end
 
         assert reader.retries and reader.throttled_seconds  # the faults did happen

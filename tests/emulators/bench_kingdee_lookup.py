@@ -15,24 +15,37 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from emulators.kingdee import DEFAULT_CREDENTIALS, make_server
 from tests.conftest import serving
 from tests.emulators.test_kingdee_emulator import (
-    BATCH_SAVE, QUERY, VALIDATE_USER, batch_save, bill, row, sdk_for,
+    BATCH_SAVE,
+    QUERY,
+    VALIDATE_USER,
+    batch_save,
+    bill,
+    row,
+    sdk_for,
 )
 
 ROUNDS = 50
 
 
 def main(count: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp, serving(make_server(
-            "127.0.0.1", 0, data_dir=Path(tmp), seed=0, **DEFAULT_CREDENTIALS)) as srv:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serving(make_server("127.0.0.1", 0, data_dir=Path(tmp), seed=0, **DEFAULT_CREDENTIALS)) as srv,
+    ):
         http = requests.Session()
-        login = {"acctID": DEFAULT_CREDENTIALS["acct_id"], "username": DEFAULT_CREDENTIALS["username"],
-                 "password": DEFAULT_CREDENTIALS["app_secret"], "lcid": 2052}
+        login: dict[str, Any] = {
+            "acctID": DEFAULT_CREDENTIALS["acct_id"],
+            "username": DEFAULT_CREDENTIALS["username"],
+            "password": DEFAULT_CREDENTIALS["app_secret"],
+            "lcid": 2052,
+        }
         assert http.post(srv.url + VALIDATE_USER + ".common.kdsvc", json=login).json()["LoginResultType"] == 1
         for start in range(0, count, 200):
             numbers = range(start, min(count, start + 200))
@@ -64,9 +77,14 @@ def main(count: int) -> None:
 
 def concurrent_saves() -> None:
     """4 concurrent BatchSaves of 100 bills at --latency-ms 50 --per-bill-ms 10 (ideal: 1.05 s)."""
-    with tempfile.TemporaryDirectory() as tmp, serving(make_server(
-            "127.0.0.1", 0, data_dir=Path(tmp), seed=0, latency_ms=50, per_bill_ms=10,
-            **DEFAULT_CREDENTIALS)) as srv:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serving(
+            make_server(
+                "127.0.0.1", 0, data_dir=Path(tmp), seed=0, latency_ms=50, per_bill_ms=10, **DEFAULT_CREDENTIALS
+            )
+        ) as srv,
+    ):
         sdks = [sdk_for(srv.url) for _ in range(4)]
         for sdk in sdks:
             sdk.GetDataCenters()  # open the sessions first

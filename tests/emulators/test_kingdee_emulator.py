@@ -17,15 +17,21 @@ import requests
 from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
 from emulators.dataset import build_catalog
-from tests.conftest import serving
 from emulators.kingdee import DEFAULT_CREDENTIALS, KingdeeHTTPServer, make_server
 from emulators.kingdee.auth import (
-    Credentials, Verdict, api_signature, app_data_header, decode_app_secret, kd_signature, login_sign,
+    Credentials,
+    Verdict,
+    api_signature,
+    app_data_header,
+    decode_app_secret,
+    kd_signature,
+    login_sign,
     verify_signature,
 )
+from tests.conftest import serving
 
 ROOT = Path(__file__).resolve().parents[2]
-CREDS = dict(DEFAULT_CREDENTIALS)
+CREDS: dict[str, str] = {k: str(v) for k, v in DEFAULT_CREDENTIALS.items()}
 STUB = "Kingdee.BOS.WebApi.ServicesStub."
 BATCH_SAVE = STUB + "DynamicFormService.BatchSave"
 QUERY = STUB + "DynamicFormService.ExecuteBillQuery"
@@ -82,8 +88,9 @@ def logged_in(url: str) -> requests.Session:
     return http
 
 
-def bill(number: str | None = "CK2024120400001", *, rows: list[dict[str, Any]] | None = None,
-         **head: Any) -> dict[str, Any]:
+def bill(
+    number: str | None = "CK2024120400001", *, rows: list[dict[str, Any]] | None = None, **head: Any
+) -> dict[str, Any]:
     """A bill shaped like the user's mapping sends it."""
     model: dict[str, Any] = {
         "FBillTypeID": {"FNUMBER": "XSCKD001"},
@@ -150,15 +157,19 @@ def test_spec_test_vector_is_recomputed_by_the_verifier() -> None:
     appdata = app_data_header("5db25ac8d2b819", "webapi", 2052, 0)
     assert appdata == "NWRiMjVhYzhkMmI4MTksd2ViYXBpLDIwNTIsMA=="
     signature = kd_signature(app_id, "5db25ac8d2b819,webapi,2052,0", secret)
-    assert signature == ("OWQ2YWVhM2JmOGVlYWEzYjVlZGI0NzM3MjlmYzA4NTkyYjhiMTAwNTgxODk5MmQ5NWIxMzBj"
-                         "ZTQxNjk5ZWFiYg==")
+    assert signature == ("OWQ2YWVhM2JmOGVlYWEzYjVlZGI0NzM3MjlmYzA4NTkyYjhiMTAwNTgxODk5MmQ5NWIxMzBjZTQxNjk5ZWFiYg==")
     assert decode_app_secret("72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ") == "31ecfd13effe724e7e78fc17f8f94b66"
     api_sig = api_signature(path, "1700000000", "1700000000", app_id)
-    assert api_sig == ("NzBlNzhhYjEyYzc0MjJmYTBhNjUyYzliNGFmMGVmMjg2ZTYyNWYzOGQ0MDE4ODc4YWEwZGRh"
-                       "ZjRiNjc4YzVjMA==")
+    assert api_sig == ("NzBlNzhhYjEyYzc0MjJmYTBhNjUyYzliNGFmMGVmMjg2ZTYyNWYzOGQ0MDE4ODc4YWEwZGRhZjRiNjc4YzVjMA==")
     assert app_data_header("acct", "张三") == "YWNjdCzlvKDkuIksMjA1Miww"
-    headers = {"x-kd-appkey": app_id, "x-kd-appdata": appdata, "x-kd-signature": signature,
-               "x-api-timestamp": "1700000000", "x-api-nonce": "1700000000", "x-api-signature": api_sig}
+    headers = {
+        "x-kd-appkey": app_id,
+        "x-kd-appdata": appdata,
+        "x-kd-signature": signature,
+        "x-api-timestamp": "1700000000",
+        "x-api-nonce": "1700000000",
+        "x-api-signature": api_sig,
+    }
     creds = Credentials("5db25ac8d2b819", "webapi", app_id, secret, secret)
     assert verify_signature(headers, creds, path=path, verify_api_signature=True).verdict is Verdict.OK
     wrong_secret = Credentials("5db25ac8d2b819", "webapi", app_id, "x" * 32, "")
@@ -170,25 +181,43 @@ def test_spec_test_vector_is_recomputed_by_the_verifier() -> None:
 def test_official_sdk_saves_and_queries_end_to_end(tmp_path: Path) -> None:
     with _serve(tmp_path / "kd", verify_api_signature=True) as srv:  # the SDK's X-Api-Signature must verify too
         sdk = sdk_for(srv.url)
-        result = batch_save(sdk, bill(), NeedReturnFields=["FBillNo", "FEntity.FEntryID"],
-                            IsVerifyBaseDataField="false")
+        result = batch_save(
+            sdk, bill(), NeedReturnFields=["FBillNo", "FEntity.FEntryID"], IsVerifyBaseDataField="false"
+        )
         assert result["ResponseStatus"] == {
-            "IsSuccess": True, "Errors": [], "SuccessMessages": [], "MsgCode": 0,
-            "SuccessEntitys": [{"Id": 100001, "Number": "CK2024120400001", "DIndex": 0}]}
+            "IsSuccess": True,
+            "Errors": [],
+            "SuccessMessages": [],
+            "MsgCode": 0,
+            "SuccessEntitys": [{"Id": 100001, "Number": "CK2024120400001", "DIndex": 0}],
+        }
         assert result["NeedReturnData"] == [{"FBillNo": "CK2024120400001", "FEntity": [{"FEntryID": 100001}]}]
         assert sdk.cookiesStore.SID  # the session cookie was taken up
         sdk.identify.AppSecret = "wrong"  # a live session is served without looking at credentials
-        rows = query(sdk, "SAL_OUTSTOCK", "FID,FBillNo,FDate,FDocumentStatus,FCustomerID.FNumber,FRealQty,"
-                     "F_ora_Text_ysdh", "FBillNo = 'CK2024120400001'")
+        rows = query(
+            sdk,
+            "SAL_OUTSTOCK",
+            "FID,FBillNo,FDate,FDocumentStatus,FCustomerID.FNumber,FRealQty,F_ora_Text_ysdh",
+            "FBillNo = 'CK2024120400001'",
+        )
         assert rows == [[100001, "CK2024120400001", "2024-12-04T00:00:00", "A", SHOP, 2, "TB-778899"]]
 
 
 def test_wrong_secret_is_msgcode_1_and_wrong_acct_is_not_200(server: KingdeeHTTPServer) -> None:
     bad = sdk_for(server.url, app_secret="0" * 32)
     result = json.loads(bad.BatchSave("SAL_OUTSTOCK", {"Model": [bill()]}))
-    assert result == {"Result": {"ResponseStatus": {
-        "ErrorCode": 500, "IsSuccess": False, "SuccessEntitys": [], "SuccessMessages": [], "MsgCode": 1,
-        "Errors": [{"FieldName": None, "Message": SESSION_LOST, "DIndex": 0}]}}}
+    assert result == {
+        "Result": {
+            "ResponseStatus": {
+                "ErrorCode": 500,
+                "IsSuccess": False,
+                "SuccessEntitys": [],
+                "SuccessMessages": [],
+                "MsgCode": 1,
+                "Errors": [{"FieldName": None, "Message": SESSION_LOST, "DIndex": 0}],
+            }
+        }
+    }
     wrapped = json.loads(bad.ExecuteBillQuery({"FormId": "SAL_OUTSTOCK", "FieldKeys": "FBillNo"}))
     assert wrapped[0][0]["Result"]["ResponseStatus"]["MsgCode"] == 1
     other_user = sdk_for(server.url, username="nobody").BatchSave("SAL_OUTSTOCK", {"Model": [bill()]})
@@ -199,8 +228,11 @@ def test_wrong_secret_is_msgcode_1_and_wrong_acct_is_not_200(server: KingdeeHTTP
     unsigned = post(server.url, BATCH_SAVE, body)
     assert unsigned.status_code == 200 and unsigned.json()["Result"]["ResponseStatus"]["MsgCode"] == 1
     data = f"000000000000aa,{CREDS['username']},2052,0"
-    other_acct = {"X-Kd-Appkey": CREDS["app_id"], "X-Kd-Appdata": base64.b64encode(data.encode()).decode(),
-                  "X-Kd-Signature": kd_signature(CREDS["app_id"], data, CREDS["app_secret"])}
+    other_acct = {
+        "X-Kd-Appkey": CREDS["app_id"],
+        "X-Kd-Appdata": base64.b64encode(data.encode()).decode(),
+        "X-Kd-Signature": kd_signature(CREDS["app_id"], data, CREDS["app_secret"]),
+    }
     refused = post(server.url, BATCH_SAVE, body, headers=other_acct)
     assert refused.status_code != 200 and refused.text == "Fail to verify thirty passport"
 
@@ -213,8 +245,12 @@ def test_validate_user_session_cookie_and_header(server: KingdeeHTTPServer) -> N
     assert len(http.cookies.get("ASP.NET_SessionId") or "") == 24
     body = {"FormId": "SAL_OUTSTOCK", "Data": json.dumps({"Model": [bill()]})}  # data as a JSON string
     assert post(server.url, BATCH_SAVE, body, http).json()["Result"]["ResponseStatus"]["IsSuccess"] is True
-    by_header = post(server.url, QUERY, {"data": {"FormId": "SAL_OUTSTOCK", "FieldKeys": "FBillNo"}},
-                     headers={"kdservice-sessionid": login["KDSVCSessionId"]})
+    by_header = post(
+        server.url,
+        QUERY,
+        {"data": {"FormId": "SAL_OUTSTOCK", "FieldKeys": "FBillNo"}},
+        headers={"kdservice-sessionid": login["KDSVCSessionId"]},
+    )
     assert by_header.json() == [["CK2024120400001"]]
     wrong = post(server.url, VALIDATE_USER, [CREDS["acct_id"], CREDS["username"], "bad", 2052]).json()
     assert wrong["LoginResultType"] == 0 and wrong["Context"] is None and wrong["Message"]
@@ -236,8 +272,13 @@ def test_logout_and_expired_sessions_need_a_new_login(tmp_path: Path) -> None:
 @pytest.mark.parametrize("secret_key", ["appSecret", "appSec", "appsecret"])
 def test_login_by_app_secret_spellings(server: KingdeeHTTPServer, secret_key: str) -> None:
     http = requests.Session()
-    body = {"acctID": CREDS["acct_id"], "username": CREDS["username"], "appId": CREDS["app_id"],
-            secret_key: CREDS["app_secret"], "lcid": 2052}
+    body = {
+        "acctID": CREDS["acct_id"],
+        "username": CREDS["username"],
+        "appId": CREDS["app_id"],
+        secret_key: CREDS["app_secret"],
+        "lcid": 2052,
+    }
     assert post(server.url, LOGIN_BY_APP_SECRET, body, http).json()["LoginResultType"] == 1
     currencies = {"data": {"FormId": "BD_Currency", "FieldKeys": "FNumber,FName"}}
     assert post(server.url, QUERY, currencies, http).json() == [["PRE001", "人民币"], ["PRE002", "美元"]]
@@ -253,8 +294,14 @@ def test_login_by_sign_with_positional_parameters(server: KingdeeHTTPServer) -> 
     login = post(server.url, LOGIN_BY_SIGN, {"parameters": params}).json()
     assert login["LoginResultType"] == 1
     # Classic envelope: `parameters` is a JSON string; the SID travels as a header only.
-    envelope = {"format": 1, "useragent": "ApiClient", "rid": "1", "v": "1.0", "timestamp": "2024-12-04",
-                "parameters": json.dumps(["SAL_OUTSTOCK", json.dumps({"Model": [bill("CK-SIGN")]})])}
+    envelope = {
+        "format": 1,
+        "useragent": "ApiClient",
+        "rid": "1",
+        "v": "1.0",
+        "timestamp": "2024-12-04",
+        "parameters": json.dumps(["SAL_OUTSTOCK", json.dumps({"Model": [bill("CK-SIGN")]})]),
+    }
     reply = post(server.url, BATCH_SAVE, envelope, headers={"kdservice-sessionid": login["KDSVCSessionId"]})
     assert reply.json()["Result"]["ResponseStatus"]["SuccessEntitys"][0]["Number"] == "CK-SIGN"
     params[4] = "0" * 64
@@ -307,19 +354,24 @@ def test_required_fields_conversions_and_options(sdk: K3CloudApiSdk) -> None:
     empty = {"FBillTypeID": {"FNumber": "NOPE"}, "FEntity": [{"FMaterialID": {"FNumber": PLAIN_SKU}}]}
     assert [(f, m) for _, f, m in errors(batch_save(sdk, empty))] == [
         ("FBillTypeID", "字段“单据类型”是必填项"),  # an unknown type stays refused; FDate is defaulted
-        ("FSaleOrgId", "字段“销售组织”是必填项"), ("FCustomerID", "字段“客户”是必填项"),
-        ("FStockOrgId", "字段“发货组织”是必填项"), ("FOwnerIdHead", "字段“货主”是必填项"),
-        ("FSettleCurrID", "字段“结算币别”是必填项"), ("FSettleOrgID", "字段“结算组织”是必填项"),
-        ("FRealQty", must_input(1, "实发数量")), ("FStockID", must_input(1, "仓库")),
+        ("FSaleOrgId", "字段“销售组织”是必填项"),
+        ("FCustomerID", "字段“客户”是必填项"),
+        ("FStockOrgId", "字段“发货组织”是必填项"),
+        ("FOwnerIdHead", "字段“货主”是必填项"),
+        ("FSettleCurrID", "字段“结算币别”是必填项"),
+        ("FSettleOrgID", "字段“结算组织”是必填项"),
+        ("FRealQty", must_input(1, "实发数量")),
+        ("FStockID", must_input(1, "仓库")),
         ("FOwnerID", must_input(1, "货主")),
     ]
-    unit = batch_save(sdk, bill("CK-U", rows=[row(FUnitID={"FNumber": "BOX"}),
-                                              row(FStockStatusID={"FNumber": "?"})]))
-    assert errors(unit) == [(0, "FUnitID", must_input(1, "库存单位")),
-                            (0, "FStockStatusID", must_input(2, "库存状态"))]
+    unit = batch_save(sdk, bill("CK-U", rows=[row(FUnitID={"FNumber": "BOX"}), row(FStockStatusID={"FNumber": "?"})]))
+    assert errors(unit) == [(0, "FUnitID", must_input(1, "库存单位")), (0, "FStockStatusID", must_input(2, "库存状态"))]
     verified = batch_save(sdk, bill("CK-V", rows=[row(UNKNOWN_SKU)]), IsVerifyBaseDataField=True)
-    assert errors(verified)[0] == (0, "FMaterialID", f"{ROW.format(1)}字段“物料编码”(FMaterialID)的值"
-                                   f"“{UNKNOWN_SKU}”在系统中不存在，或者未审核、已禁用")
+    assert errors(verified)[0] == (
+        0,
+        "FMaterialID",
+        f"{ROW.format(1)}字段“物料编码”(FMaterialID)的值“{UNKNOWN_SKU}”在系统中不存在，或者未审核、已禁用",
+    )
     bad_date = batch_save(sdk, bill("CK-D", rows=[row(FProduceDate="0000-00-00 00:00:00")]))
     assert errors(bad_date)[0][1] == "FProduceDate" and "DateTime" in errors(bad_date)[0][2]
     audited = batch_save(sdk, bill(None), bill(None), IsAutoSubmitAndAudit="true", SubSystemId="21")
@@ -333,10 +385,14 @@ def test_required_fields_conversions_and_options(sdk: K3CloudApiSdk) -> None:
     assert single["Number"] == "CK-SINGLE" and single["NeedReturnData"] == [{}]
 
 
-def test_fentity_inside_subheadentity_gives_a_bill_without_rows(sdk: K3CloudApiSdk) -> None:
+def test_fentity_inside_subheadentity_is_not_a_subhead_field(sdk: K3CloudApiSdk) -> None:
     model = bill("CK-NESTED")
     model["SubHeadEntity"]["FEntity"] = model.pop("FEntity")
-    assert errors(batch_save(sdk, model)) == [(0, "FEntity", "单据体实体【明细信息】至少需要录入一行分录")]
+    result = batch_save(sdk, model)
+    assert errors(result) == [(0, "FEntity", "元数据中标识为FEntity的字段不存在")]
+    assert result["ResponseStatus"]["MsgCode"] == 9
+    no_rows = bill("CK-NOROWS", rows=[])
+    assert errors(batch_save(sdk, no_rows)) == [(0, "FEntity", "单据体实体【明细信息】至少需要录入一行分录")]
     assert query(sdk, "SAL_OUTSTOCK", "FBillNo") == []
 
 
@@ -348,8 +404,11 @@ def test_lot_rule_for_batch_managed_materials(sdk: K3CloudApiSdk) -> None:
     keys = "FEntity_FSeq,FMaterialID.FNumber,FLot,FLot.FNumber,FMaterialID.FIsBatchManage"
     rows = query(sdk, "SAL_OUTSTOCK", keys, "FBillNo = 'CK-LOT'")
     lot_id = rows[0][2]
-    assert rows == [[1, BATCH_SKU, lot_id, "20250822", True], [2, PLAIN_SKU, 0, None, False],
-                    [3, BATCH_SKU, lot_id, "20250822", True]]
+    assert rows == [
+        [1, BATCH_SKU, lot_id, "20250822", True],
+        [2, PLAIN_SKU, 0, None, False],
+        [3, BATCH_SKU, lot_id, "20250822", True],
+    ]
     lots = query(sdk, "BD_BatchMainFile", "FLOTID,FNumber,FMaterialID.FNumber")
     assert lots == [[lot_id, "20250822", BATCH_SKU]]
 
@@ -384,18 +443,28 @@ def test_amounts_are_computed_to_the_cent_with_exact_decimals(sdk: K3CloudApiSdk
 # ----------------------------------------------------------------------------------------- queries
 def test_execute_bill_query_filters_rows_paging_and_errors(sdk: K3CloudApiSdk) -> None:
     other_shop = CATALOG.shops[1].shop_no
-    batch_save(sdk, bill("CK-A", FDate="2024-12-01"), bill("CK-B", rows=[row(), row(BATCH_SKU, qty="5")]),
-               bill("CK-C", FDate="2024-12-06 08:00:00", FCustomerID={"FNumber": other_shop}))
+    batch_save(
+        sdk,
+        bill("CK-A", FDate="2024-12-01"),
+        bill("CK-B", rows=[row(), row(BATCH_SKU, qty="5")]),
+        bill(
+            "CK-C", FDate="2024-12-06 08:00:00", FCustomerID={"FNumber": other_shop}, FSaleOrgId={"FNumber": other_shop}
+        ),
+    )
     in_list = query(sdk, "SAL_OUTSTOCK", "FBillNo", "FBillNo in ('CK-A', 'ck-c', 'CK-X')")
     assert in_list == [["CK-A"], ["CK-C"]]
-    entry_rows = query(sdk, "SAL_OUTSTOCK", "FBillNo,FEntity_FEntryID,FMaterialID.FNumber,FRealQty",
-                       "FBillNo = 'CK-B'")
+    entry_rows = query(sdk, "SAL_OUTSTOCK", "FBillNo,FEntity_FEntryID,FMaterialID.FNumber,FRealQty", "FBillNo = 'CK-B'")
     assert [(r[0], r[2], r[3]) for r in entry_rows] == [("CK-B", PLAIN_SKU, 2), ("CK-B", BATCH_SKU, 5)]
     assert entry_rows[0][1] < entry_rows[1][1]
     dated = query(sdk, "SAL_OUTSTOCK", "FBillNo", "FDate >= '2024-12-02' AND FDate < '2024-12-06'")
     assert dated == [["CK-B"]]
-    mixed = query(sdk, "SAL_OUTSTOCK", "FBillNo", f"(FCustomerID.FNumber <> '{SHOP}' OR FBillNo = 'CK-A') "
-                  "and not FBillNo like '%B'", OrderString="FBillNo DESC")
+    mixed = query(
+        sdk,
+        "SAL_OUTSTOCK",
+        "FBillNo",
+        f"(FCustomerID.FNumber <> '{SHOP}' OR FBillNo = 'CK-A') and not FBillNo like '%B'",
+        OrderString="FBillNo DESC",
+    )
     assert mixed == [["CK-C"], ["CK-A"]]
     assert query(sdk, "SAL_OUTSTOCK", "FBillNo", "FRealQty > 4") == [["CK-B"]]  # a row filter joins the rows
     array = [
@@ -405,8 +474,11 @@ def test_execute_bill_query_filters_rows_paging_and_errors(sdk: K3CloudApiSdk) -
     assert query(sdk, "SAL_OUTSTOCK", "FBillNo", array) == [["CK-A"], ["CK-C"]]
     assert query(sdk, "SAL_OUTSTOCK", "FBillNo", StartRow=1, Limit=1) == [["CK-B"]]
     assert query(sdk, "SAL_OUTSTOCK", "FBillNo", TopRowCount=2, StartRow=1) == [["CK-B"]]
-    objects = json.loads(sdk.BillQuery({"FormId": "SAL_OUTSTOCK", "FieldKeys": "FBillNo,FSettleCurrID.FName",
-                                        "FilterString": "FBillNo='CK-A'"}))
+    objects = json.loads(
+        sdk.BillQuery(
+            {"FormId": "SAL_OUTSTOCK", "FieldKeys": "FBillNo,FSettleCurrID.FName", "FilterString": "FBillNo='CK-A'"}
+        )
+    )
     assert objects == [{"FBillNo": "CK-A", "FSettleCurrID.FName": "人民币"}]
 
     def error(form: str, keys: str, filter_: str = "") -> tuple[int, str]:
@@ -421,12 +493,24 @@ def test_execute_bill_query_filters_rows_paging_and_errors(sdk: K3CloudApiSdk) -
 
 
 def test_master_data_queries(sdk: K3CloudApiSdk) -> None:
-    materials = query(sdk, "BD_MATERIAL", "FMATERIALID,FNumber,FName,FIsBatchManage,FBaseUnitId.FNumber",
-                      f"FNumber in ('{BATCH_SKU}', '{PLAIN_SKU}', '{UNKNOWN_SKU}')", OrderString="FNumber")
-    expected = sorted([(BATCH_SKU, True, "Pcs"), (PLAIN_SKU, False, "Pcs")])
-    assert [(m[1], m[3], m[4]) for m in materials] == expected
-    customers = query(sdk, "BD_Customer", "FNumber,FName", f"FNumber = '{SHOP}'")
-    assert customers == [[SHOP, CATALOG.shops[0].shop_name]]
+    keys = "FMATERIALID,FNumber,FName,FIsBatchManage,FBaseUnitId.FNumber,FUseOrgId.FNumber,FMasterId"
+    materials = query(
+        sdk,
+        "BD_MATERIAL",
+        keys,
+        f"FNumber in ('{BATCH_SKU}', '{PLAIN_SKU}', '{UNKNOWN_SKU}')",
+        OrderString="FNumber,FMATERIALID",
+    )
+    warehouses = [w.warehouse_no for w in CATALOG.warehouses]
+    expected = [
+        (n, batch, "Pcs", org) for n, batch in sorted([(BATCH_SKU, True), (PLAIN_SKU, False)]) for org in warehouses
+    ]  # one record per use organisation: created in WH001, allocated
+    assert [(m[1], m[3], m[4], m[5]) for m in materials] == expected
+    assert {m[6] for m in materials if m[1] == PLAIN_SKU} == {materials[3][0]}  # one FMasterId
+    customers = query(
+        sdk, "BD_Customer", "FNumber,FName,FCreateOrgId.FNumber,FUseOrgId.FNumber,FForbidStatus", f"FNumber = '{SHOP}'"
+    )
+    assert customers == [[SHOP, CATALOG.shops[0].shop_name, SHOP, SHOP, "A"]]
     orgs = {o[0] for o in query(sdk, "ORG_Organizations", "FNumber")}
     assert orgs == {s.shop_no for s in CATALOG.shops} | {w.warehouse_no for w in CATALOG.warehouses}
     stock = query(sdk, "BD_STOCK", "FStockId,FNumber,FName", "FNumber = 'WH002'")
@@ -460,8 +544,13 @@ def test_cli_prints_url_first_and_stops_on_sigterm(tmp_path: Path) -> None:
     try:
         url = (proc.stdout.readline() if proc.stdout else "").rstrip("\n")
         assert url.startswith("http://127.0.0.1:") and url.endswith("/k3cloud/")
-        body = {"acctid": CREDS["acct_id"], "username": CREDS["username"], "appid": CREDS["app_id"],
-                "appsecret": CREDS["app_secret"], "lcid": 2052}
+        body = {
+            "acctid": CREDS["acct_id"],
+            "username": CREDS["username"],
+            "appid": CREDS["app_id"],
+            "appsecret": CREDS["app_secret"],
+            "lcid": 2052,
+        }
         assert post(url, LOGIN_BY_APP_SECRET, body).json()["LoginResultType"] == 1
         proc.terminate()
         assert proc.wait(timeout=10) == 0

@@ -14,8 +14,19 @@ import requests
 from emulators.kingdee.__main__ import parse_args
 from emulators.kingdee.faults import FaultConfig
 from tests.emulators.test_kingdee_emulator import (
-    BATCH_SAVE, QUERY, SESSION_LOST, STUB, VALIDATE_USER, _serve, batch_save, bill, logged_in, login_body,
-    post, query, sdk_for,
+    BATCH_SAVE,
+    QUERY,
+    SESSION_LOST,
+    STUB,
+    VALIDATE_USER,
+    _serve,
+    batch_save,
+    bill,
+    logged_in,
+    login_body,
+    post,
+    query,
+    sdk_for,
 )
 
 AUDIT = STUB + "DynamicFormService.Audit"
@@ -107,6 +118,7 @@ def test_session_ttl_ends_login_sessions_and_renews_signed_ones(tmp_path: Path) 
 
 def test_max_concurrent_answers_busy_at_once(tmp_path: Path) -> None:
     with _serve(tmp_path / "kd", max_concurrent=2, latency_ms=300) as srv:
+
         def call(i: int) -> tuple[int, float, str]:
             begun = time.perf_counter()
             reply = post(srv.url, VALIDATE_USER, login_body())
@@ -170,13 +182,39 @@ def test_the_same_seed_gives_the_same_faults(tmp_path: Path) -> None:
 
 
 def test_cli_takes_every_fault_flag() -> None:
-    args = parse_args(["--latency-ms", "50", "--per-bill-ms", "10", "--error-rate", "0.1",
-                       "--lost-response-rate", "0.2", "--session-ttl-s", "30", "--max-concurrent", "4",
-                       "--network-control-rate", "0.05", "--call-limit-per-minute", "600",
-                       "--response-error-rate", "0.01"])
-    assert (args.latency_ms, args.per_bill_ms, args.error_rate, args.lost_response_rate, args.session_ttl_s,
-            args.max_concurrent, args.network_control_rate, args.call_limit_per_minute,
-            args.response_error_rate) == (50, 10, 0.1, 0.2, 30, 4, 0.05, 600, 0.01)
+    args = parse_args(
+        [
+            "--latency-ms",
+            "50",
+            "--per-bill-ms",
+            "10",
+            "--error-rate",
+            "0.1",
+            "--lost-response-rate",
+            "0.2",
+            "--session-ttl-s",
+            "30",
+            "--max-concurrent",
+            "4",
+            "--network-control-rate",
+            "0.05",
+            "--call-limit-per-minute",
+            "600",
+            "--response-error-rate",
+            "0.01",
+        ]
+    )
+    assert (
+        args.latency_ms,
+        args.per_bill_ms,
+        args.error_rate,
+        args.lost_response_rate,
+        args.session_ttl_s,
+        args.max_concurrent,
+        args.network_control_rate,
+        args.call_limit_per_minute,
+        args.response_error_rate,
+    ) == (50, 10, 0.1, 0.2, 30, 4, 0.05, 600, 0.01)
     defaults = parse_args([])
     assert defaults.max_concurrent is defaults.call_limit_per_minute is defaults.session_ttl_s is None
     with pytest.raises(SystemExit):

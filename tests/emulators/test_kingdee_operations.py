@@ -15,8 +15,24 @@ from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
 from emulators.kingdee import KingdeeHTTPServer
 from tests.emulators.test_kingdee_emulator import (
-    BATCH_SAVE, CREDS, PLAIN_SKU, QUERY, STUB, UNKNOWN_SKU, WAREHOUSE, _serve, batch_save, bill, errors,
-    login_body, must_input, post, query, row, saved, sdk_for,
+    BATCH_SAVE,
+    CREDS,
+    PLAIN_SKU,
+    QUERY,
+    STUB,
+    UNKNOWN_SKU,
+    WAREHOUSE,
+    _serve,
+    batch_save,
+    bill,
+    errors,
+    login_body,
+    must_input,
+    post,
+    query,
+    row,
+    saved,
+    sdk_for,
 )
 
 NEGATIVE = "更新库存时出现可以忽略的异常数据，是否继续？"
@@ -35,6 +51,7 @@ def status_of(sdk: K3CloudApiSdk, number: str) -> list[list[Any]]:
 def level(srv: KingdeeHTTPServer, material: str, stock: str = WAREHOUSE) -> Decimal:
     master = srv.emulator.master
     m, s = master.find("BD_MATERIAL", material), master.find("BD_STOCK", stock)
+    assert m is not None and s is not None
     return srv.emulator.inventory.level(m["FMATERIALID"], s["FSTOCKID"])
 
 
@@ -46,12 +63,20 @@ def test_sdk_signature_flow_view_submit_audit_unaudit_delete(tmp_path: Path) -> 
         assert view["ResponseStatus"]["IsSuccess"] is True
         doc = view["Result"]
         assert (doc["Id"], doc["BillNo"], doc["DocumentStatus"], doc["F_ora_Text_ysdh"]) == (
-            100001, "CK-1", "A", "TB-778899")
+            100001,
+            "CK-1",
+            "A",
+            "TB-778899",
+        )
         assert doc["CustomerID"]["Number"] == bill()["FCustomerID"]["FNumber"]
         assert doc["SAL_OUTSTOCKFIN"][0]["SettleCurrID"]["Name"] == [{"Key": 2052, "Value": "人民币"}]
         entry = doc["SAL_OUTSTOCKENTRY"][0]
         assert (entry["Seq"], entry["MaterialID"]["Number"], entry["RealQty"], entry["AllAmount"]) == (
-            1, PLAIN_SKU, 2, 39.8)
+            1,
+            PLAIN_SKU,
+            2,
+            39.8,
+        )
         by_id = json.loads(sdk.View("SAL_OUTSTOCK", {"Id": "100002", "Number": "CK-1"}))["Result"]["Result"]
         assert by_id["BillNo"] == "CK-2"  # Id wins over Number
         missing = json.loads(sdk.View("SAL_OUTSTOCK", {"Number": "NOPE"}))["Result"]["ResponseStatus"]
@@ -65,12 +90,14 @@ def test_sdk_signature_flow_view_submit_audit_unaudit_delete(tmp_path: Path) -> 
         assert status_of(sdk, "CK-1") == [["B"]]
         audited = op(sdk, "Audit", Ids="100001", Numbers=["CK-3"])  # Ids win over Numbers
         assert audited["IsSuccess"] is True and audited["SuccessEntitys"] == [
-            {"Id": 100001, "Number": "CK-1", "DIndex": 0}]
+            {"Id": 100001, "Number": "CK-1", "DIndex": 0}
+        ]
         assert level(srv, PLAIN_SKU) == stock_before - 2
         again = op(sdk, "Audit", Numbers=["CK-1", "CK-3"])
         assert again["MsgCode"] == 11 and [(e["DIndex"], e["Message"]) for e in again["Errors"]] == [
             (0, "单据编号为“CK-1”的销售出库单，单据已经审核！"),
-            (1, "单据编号为“CK-3”的销售出库单，单据未提交，不允许审核！")]
+            (1, "单据编号为“CK-3”的销售出库单，单据未提交，不允许审核！"),
+        ]
         refused = op(sdk, "Delete", Numbers=["CK-1"])
         assert refused["MsgCode"] == 11 and "不允许删除" in refused["Errors"][0]["Message"]
         assert op(sdk, "UnAudit", Numbers=["CK-1"])["IsSuccess"] is True
@@ -124,9 +151,12 @@ def test_master_data_save_lets_a_refused_bill_through_and_persists(tmp_path: Pat
         sdk = sdk_for(srv.url)
         refused = batch_save(sdk, bill("CK-NEW", rows=[row(UNKNOWN_SKU)]))
         assert errors(refused) == [(0, "FMaterialID", must_input(1, "物料编码"))]
-        material = {"FNumber": UNKNOWN_SKU, "FName": "新品试销礼盒 标准装",
-                    "FCreateOrgId": {"FNumber": WAREHOUSE},
-                    "SubHeadEntity": {"FBaseUnitId": {"FNumber": "Pcs"}}}
+        material = {
+            "FNumber": UNKNOWN_SKU,
+            "FName": "新品试销礼盒 标准装",
+            "FCreateOrgId": {"FNumber": WAREHOUSE},
+            "SubHeadEntity": {"FBaseUnitId": {"FNumber": "Pcs"}},
+        }
         created = json.loads(sdk.Save("BD_MATERIAL", {"Model": material}))["Result"]
         assert created["ResponseStatus"]["IsSuccess"] is True and created["Number"] == UNKNOWN_SKU
         duplicate = json.loads(sdk.Save("BD_MATERIAL", {"Model": material}))["Result"]
@@ -150,24 +180,38 @@ def test_session_logins_carry_only_the_session_id(tmp_path: Path) -> None:
     with _serve(tmp_path / "kd", per_bill_ms=300) as srv:
         validated = requests.Session()
         login = post(srv.url, STUB + "AuthService.ValidateUser", login_body(), validated).json()
-        by_cookie = post(srv.url, BATCH_SAVE, {"formid": "SAL_OUTSTOCK", "data": {"Model": [bill("CK-S1")]}},
-                         validated).json()
+        by_cookie = post(
+            srv.url, BATCH_SAVE, {"formid": "SAL_OUTSTOCK", "data": {"Model": [bill("CK-S1")]}}, validated
+        ).json()
         assert by_cookie["Result"]["ResponseStatus"]["IsSuccess"] is True
         by_header = {"kdservice-sessionid": login["KDSVCSessionId"]}
         view_body = {"formid": "SAL_OUTSTOCK", "data": {"Number": "CK-S1"}}
         view = post(srv.url, STUB + "DynamicFormService.View", view_body, headers=by_header)
         assert view.json()["Result"]["Result"]["BillNo"] == "CK-S1"
         app_secret = requests.Session()
-        body = {"acctID": CREDS["acct_id"], "username": CREDS["username"], "appId": CREDS["app_id"],
-                "appSecret": CREDS["app_secret"], "lcid": 2052}
+        body = {
+            "acctID": CREDS["acct_id"],
+            "username": CREDS["username"],
+            "appId": CREDS["app_id"],
+            "appSecret": CREDS["app_secret"],
+            "lcid": 2052,
+        }
         assert post(srv.url, LOGIN_BY_APP_SECRET, body, app_secret).json()["LoginResultType"] == 1
         submit = {"formid": "SAL_OUTSTOCK", "data": {"Numbers": ["CK-S1"]}}
-        assert post(srv.url, STUB + "DynamicFormService.Submit", submit, app_secret).json()[
-            "Result"]["ResponseStatus"]["IsSuccess"] is True
+        assert (
+            post(srv.url, STUB + "DynamicFormService.Submit", submit, app_secret).json()["Result"]["ResponseStatus"][
+                "IsSuccess"
+            ]
+            is True
+        )
 
         # BatchSaveQuery by hand: the task really runs in the background (300 ms per bill).
-        task = {"formid": "SAL_OUTSTOCK", "data": {"Model": [bill("CK-T1")]}, "beginmethod": "BeginQueryImpl",
-                "querymethod": "QueryAsyncResult"}
+        task = {
+            "formid": "SAL_OUTSTOCK",
+            "data": {"Model": [bill("CK-T1")]},
+            "beginmethod": "BeginQueryImpl",
+            "querymethod": "QueryAsyncResult",
+        }
         first = post(srv.url, BATCH_SAVE, task, validated).json()
         assert first["Status"] in (0, 1) and first["Result"] is None and first["TaskId"]
         info = {"queryInfo": json.dumps({"TaskId": first["TaskId"], "Cancelled": False})}
@@ -179,8 +223,9 @@ def test_session_logins_carry_only_the_session_id(tmp_path: Path) -> None:
         entities = polled["Result"]["ResponseStatus"]["SuccessEntitys"]
         assert [s["Number"] for s in entities] == ["CK-T2", "CK-T3"]
         done = post(srv.url, QUERY_ASYNC, info, validated).json()
-        assert done["Status"] == 2 and done["Result"]["Result"]["ResponseStatus"]["SuccessEntitys"][0][
-            "Number"] == "CK-T1"
+        assert (
+            done["Status"] == 2 and done["Result"]["Result"]["ResponseStatus"]["SuccessEntitys"][0]["Number"] == "CK-T1"
+        )
 
 
 def test_number_index_keeps_the_query_semantics(tmp_path: Path) -> None:
@@ -188,17 +233,23 @@ def test_number_index_keeps_the_query_semantics(tmp_path: Path) -> None:
         sdk = sdk_for(srv.url)
         assert saved(batch_save(sdk, *[bill(f"CK-IX{n}", rows=[row(), row()]) for n in range(5)]))
         assert query(sdk, "SAL_OUTSTOCK", "FBillNo", "FBillNo in ('ck-ix3 ', 'CK-IX1', 'nope')") == [
-            ["CK-IX1"], ["CK-IX3"]]
+            ["CK-IX1"],
+            ["CK-IX3"],
+        ]
         rows = query(sdk, "SAL_OUTSTOCK", "FBillNo,FEntity_FSeq", "FBillNo = 'CK-IX2' AND FEntity_FSeq = 2")
         assert rows == [["CK-IX2", 2]]
         either = "FBillNo = 'CK-IX0' OR (FBillNo = 'CK-IX4' AND FRealQty > 1)"
         assert query(sdk, "SAL_OUTSTOCK", "FBillNo", either, OrderString="FBillNo DESC") == [
-            ["CK-IX4"], ["CK-IX4"], ["CK-IX0"], ["CK-IX0"]]
+            ["CK-IX4"],
+            ["CK-IX4"],
+            ["CK-IX0"],
+            ["CK-IX0"],
+        ]
         unpinned = "FBillNo = 'CK-IX0' OR FBillNo LIKE '%4'"  # one branch is not pinned: a scan
         assert query(sdk, "SAL_OUTSTOCK", "FBillNo", unpinned) == [["CK-IX0"], ["CK-IX4"]]
         negated = "NOT FBillNo = 'CK-IX0' AND FBillNo NOT IN ('CK-IX1')"
         assert query(sdk, "SAL_OUTSTOCK", "FBillNo", negated) == [["CK-IX2"], ["CK-IX3"], ["CK-IX4"]]
-        assert query(sdk, "BD_MATERIAL", "FNumber", f"FNumber = '{PLAIN_SKU.lower()}'") == [[PLAIN_SKU]]
+        assert query(sdk, "BD_MATERIAL", "FNumber", f"FNumber = '{PLAIN_SKU.lower()}'") == [[PLAIN_SKU]] * 3
 
 
 def test_sixteen_threads_never_corrupt_the_store(tmp_path: Path) -> None:
@@ -209,13 +260,13 @@ def test_sixteen_threads_never_corrupt_the_store(tmp_path: Path) -> None:
         def worker(i: int) -> None:
             try:
                 http = requests.Session()
-                assert post(srv.url, STUB + "AuthService.ValidateUser", login_body(), http).json()[
-                    "LoginResultType"] == 1
+                assert (
+                    post(srv.url, STUB + "AuthService.ValidateUser", login_body(), http).json()["LoginResultType"] == 1
+                )
                 sdk = sdk_for(srv.url)
                 for round_ in range(3):
                     # auto-numbered bills, plus numbers that every thread tries to take
-                    models = [bill(None), bill(None), bill(f"CK-SHARED-{round_}"),
-                              bill(f"CK-OWN-{i}-{round_}")]
+                    models = [bill(None), bill(None), bill(f"CK-SHARED-{round_}"), bill(f"CK-OWN-{i}-{round_}")]
                     body = {"formid": "SAL_OUTSTOCK", "data": {"Model": models}}
                     if i % 2:  # half the threads on a login session, half signing with the SDK
                         result = post(srv.url, BATCH_SAVE, body, http).json()

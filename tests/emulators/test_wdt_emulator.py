@@ -12,6 +12,8 @@ import hmac
 import json
 import subprocess
 import sys
+import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,9 +23,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.conftest import serving
 from emulators.dataset import UNKNOWN_SKU, build_dataset
 from emulators.wdt import make_server, verify_signature
+from tests.conftest import serving
 
 APP_KEY, SECRET, TARGET, SID = "emu-app", "emu-secret", "21363512", "emu-sid"
 SEED, ORDERS, START, DAYS = 11, 120, dt.date(2026, 11, 1), 5
@@ -111,12 +113,17 @@ def call(
         r = requests.post(url, data=everything, timeout=5)
     elif how == "multipart":
         r = requests.post(url, files={k: (None, v) for k, v in everything.items()}, timeout=5)
-    elif how == "json":  # a JSON body is read when the URL carries nothing signed
-        r = requests.post(url, json=everything, timeout=5)
+    elif how == "query_json":  # everything in the URL and a JSON copy in the body (one real client)
+        r = requests.post(url, params=everything, json=everything, timeout=5)
     elif how == "chunked":
         body = urlencode(biz).encode()
-        r = requests.post(url, params=sys_params, data=iter([body[:10], body[10:]]), timeout=5,
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = requests.post(
+            url,
+            params=sys_params,
+            data=iter([body[:10], body[10:]]),
+            timeout=5,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
     else:
         raise AssertionError(how)
     assert r.status_code == 200
@@ -138,10 +145,21 @@ def fetch_all(url: str, business: dict[str, Any], page_size: int) -> tuple[list[
 
 # -- fixtures ------------------------------------------------------------------------------------------
 def _serve(**options: Any) -> Any:
-    return serving(make_server(
-        "127.0.0.1", 0, app_key=APP_KEY, app_secret=SECRET, target_app_key=TARGET, sid=SID,
-        seed=SEED, orders=ORDERS, start=START, days=DAYS, **options,
-    ))
+    return serving(
+        make_server(
+            "127.0.0.1",
+            0,
+            app_key=APP_KEY,
+            app_secret=SECRET,
+            target_app_key=TARGET,
+            sid=SID,
+            seed=SEED,
+            orders=ORDERS,
+            start=START,
+            days=DAYS,
+            **options,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -182,10 +200,18 @@ def expected_ids(
 # -- signature -----------------------------------------------------------------------------------------
 def test_spec_worked_signature_example_is_accepted_by_the_checker() -> None:
     params = {
-        "app_key": "12345678", "end_time": "2024-01-01 23:59:59", "format": "json", "method": METHOD,
-        "page_no": "0", "page_size": "100", "sid": "test2", "sign_method": "md5",
-        "start_time": "2024-01-01 00:00:00", "target_app_key": "21363512",
-        "timestamp": "2024-01-01 12:00:00", "v": "2.0",
+        "app_key": "12345678",
+        "end_time": "2024-01-01 23:59:59",
+        "format": "json",
+        "method": METHOD,
+        "page_no": "0",
+        "page_size": "100",
+        "sid": "test2",
+        "sign_method": "md5",
+        "start_time": "2024-01-01 00:00:00",
+        "target_app_key": "21363512",
+        "timestamp": "2024-01-01 12:00:00",
+        "v": "2.0",
     }
     assert md5_sign(params, "secret") == "8986B1DEF92E8705472D6F1ACE96FD13"
     assert verify_signature({**params, "sign": "8986B1DEF92E8705472D6F1ACE96FD13"}, "secret")
@@ -198,8 +224,9 @@ def test_spec_worked_signature_example_is_accepted_by_the_checker() -> None:
 def test_hmac_sign_methods(url: str, sign_method: str, digest: str) -> None:
     business = {**window(0, 0), "page_size": 1}
     params = {**system_params(sign_method=sign_method), **{k: str(v) for k, v in business.items()}}
-    body = call(url, business, sign=hmac_sign(params, SECRET, digest), sign_method=sign_method,
-                timestamp=params["timestamp"])
+    body = call(
+        url, business, sign=hmac_sign(params, SECRET, digest), sign_method=sign_method, timestamp=params["timestamp"]
+    )
     assert body["flag"] == "success", body
 
 
@@ -215,15 +242,13 @@ def test_empty_values_may_be_signed_or_not(url: str) -> None:
 
 
 # -- transport -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("how", ["post", "get", "query_post", "form", "multipart", "json", "chunked"])
+@pytest.mark.parametrize("how", ["post", "get", "query_post", "form", "multipart", "query_json", "chunked"])
 def test_transport_layouts_give_the_same_answer(url: str, how: str) -> None:
     body = call(url, {**window(0, 1), "page_size": 100}, how=how)
     assert body["flag"] == "success" and body["errorcode"] == 0 and body["code"] == 0
     assert body["message"] == "" and body["request_id"]
     reference = call(url, {**window(0, 1), "page_size": 100})
-    assert [o["stockout_id"] for o in body["stockout_list"]] == [
-        o["stockout_id"] for o in reference["stockout_list"]
-    ]
+    assert [o["stockout_id"] for o in body["stockout_list"]] == [o["stockout_id"] for o in reference["stockout_list"]]
 
 
 def test_qmtest_path_and_prefixed_method(url: str) -> None:
@@ -254,6 +279,73 @@ def test_gateway_errors(url: str, overrides: dict[str, str], code: int, message:
     body = call(url, window(0, 0), **overrides)
     assert body["flag"] == "failure" and body["code"] == code and body["message"] == message
     assert "errorcode" not in body and body["request_id"] and "stockout_list" not in body
+
+
+# -- strictness: each leniency the gateway once had, with a request it used to accept -------------------
+def signed_request(
+    url: str, business: dict[str, Any], *, drop: tuple[str, ...] = (), **system: str
+) -> requests.Response:
+    """The official layout (system parameters in the URL, business ones as a form body), md5-signed
+    over what is sent; `drop` leaves system parameters out."""
+    sys_params = {k: v for k, v in system_params(**system).items() if k not in drop}
+    biz = {k: str(v) for k, v in business.items()}
+    sys_params["sign"] = md5_sign({**sys_params, **biz}, SECRET)
+    return requests.post(url, params=sys_params, data=biz, timeout=5)
+
+
+def xml_code(r: requests.Response) -> str | None:
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/xml")
+    return ET.fromstring(r.content).findtext("code")
+
+
+def test_a_json_body_is_never_read(url: str) -> None:
+    everything = {**system_params(), **window(0, 0)}
+    everything["sign"] = md5_sign(everything, SECRET)
+    # all parameters as JSON (accepted before): no app_key as far as the gateway can see
+    body = requests.post(url, params={"format": "json"}, json=everything, timeout=5).json()["response"]
+    assert body["flag"] == "failure" and body["code"] == 28 and body["message"] == "Missing App Key"
+    assert xml_code(requests.post(url, json=everything, timeout=5)) == "28"  # no format: XML
+    # nor can a JSON body override what the query says
+    copy = requests.post(url, params=everything, json={**everything, "page_size": "0"}, timeout=5)
+    assert copy.json()["response"]["flag"] == "success"
+
+
+def test_sign_method_is_required(url: str) -> None:
+    body = signed_request(url, window(0, 0), drop=("sign_method",)).json()["response"]  # was taken as md5
+    assert body["flag"] == "failure" and body["code"] == 40 and body["message"] == "Missing Required Arguments"
+    assert body["sub_code"] == "isv.missing-parameter:sign_method"
+    assert signed_request(url, window(0, 0)).json()["response"]["flag"] == "success"
+
+
+@pytest.mark.parametrize("sign_method", ["MD5", "Md5", "HMAC", "sha1"])
+def test_sign_method_values_are_case_sensitive(url: str, sign_method: str) -> None:
+    body = signed_request(url, window(0, 0), sign_method=sign_method).json()["response"]  # MD5 was accepted
+    assert body["flag"] == "failure" and body["code"] == 25 and body["message"] == "Invalid signature"
+
+
+@pytest.mark.parametrize("fmt", ["JSON", "Json", "XML"])
+def test_format_values_are_case_sensitive(url: str, fmt: str) -> None:
+    assert xml_code(signed_request(url, window(0, 0), format=fmt)) == "23"  # JSON was answered in JSON
+
+
+def test_epoch_seconds_are_not_a_gateway_timestamp(url: str) -> None:
+    seconds = str(int(time.time()))  # accepted before; the openapi2 format, not TOP's
+    body = signed_request(url, window(0, 0), timestamp=seconds).json()["response"]
+    assert body["flag"] == "failure" and body["code"] == 31 and body["message"] == "Invalid Timestamp"
+    millis = str(int(time.time() * 1000))
+    assert signed_request(url, window(0, 0), timestamp=millis).json()["response"]["flag"] == "success"
+
+
+@pytest.mark.parametrize("status", ["7", "0", "100", "95,110", "-1"])
+def test_only_the_documented_statuses_are_valid(url: str, status: str) -> None:
+    body = call(url, {**window(0, 0), "status": status})  # 7 was accepted (an empty list)
+    assert body["flag"] == "failure" and body["errorcode"] == body["code"] == 100
+    assert body["sub_code"] == "isv.invalid-parameter:status" and "status" in body["message"]
+
+
+@pytest.mark.parametrize("status", [5, 55, 95, 105, 110, 113])
+def test_documented_statuses_are_served(url: str, status: int) -> None:
+    assert call(url, {**window(0, 4), "status": status})["flag"] == "success"
 
 
 def test_stale_timestamp_just_outside_ten_minutes(url: str) -> None:
@@ -350,12 +442,36 @@ def test_both_ends_are_inclusive(url: str, orders: list[dict[str, Any]]) -> None
     assert target["stockout_id"] not in [o["stockout_id"] for o in body["stockout_list"]]
 
 
+PRIVACY_FIELDS = {
+    "receiver_name",
+    "receiver_address",
+    "receiver_mobile",
+    "receiver_telno",
+    "nick_name",
+    "customer_name",
+}
+
+
+def strict_shape(order: dict[str, Any]) -> dict[str, Any]:
+    """An order as the default gateway hands it out: no line batch fields (unconfirmed for 企业版) and,
+    on 淘系 orders, no buyer's personal data ("not provided" via Qimen)."""
+    hidden = PRIVACY_FIELDS if order["platform_id"] == 1 else set()
+    shaped = {k: v for k, v in order.items() if k not in hidden}
+    shaped["details_list"] = [
+        {k: v for k, v in line.items() if k not in {"batch_no", "product_date", "expire_date"}}
+        for line in order["details_list"]
+    ]
+    return shaped
+
+
 def test_document_numbers_alone(url: str, orders: list[dict[str, Any]]) -> None:
     target = orders[len(orders) // 2]
-    for key in ("stockout_no", "src_order_no"):
-        body = call(url, {key: target[key]})
-        assert [o["stockout_id"] for o in body["stockout_list"]] == [target["stockout_id"]]
-        assert body["stockout_list"][0] == target
+    taobao = next(o for o in orders if o["platform_id"] == 1)
+    for order in (target, taobao):
+        for key in ("stockout_no", "src_order_no"):
+            body = call(url, {key: order[key]})
+            assert [o["stockout_id"] for o in body["stockout_list"]] == [order["stockout_id"]]
+            assert body["stockout_list"][0] == strict_shape(order)
     merged = next(o for o in orders if "," in o["src_tids"])
     second_tid = merged["src_tids"].split(",")[1]
     body = call(url, {"src_tid": second_tid})
@@ -369,7 +485,8 @@ def test_shop_and_warehouse_filters(url: str, orders: list[dict[str, Any]]) -> N
     w = window(0, 4)
     rows, _ = fetch_all(url, {**w, "shop_no": "JD002", "warehouse_no": "WH001"}, page_size=100)
     expected = [
-        i for i in expected_ids(orders, w["start_time"], w["end_time"], "consign_time", {95, 110})
+        i
+        for i in expected_ids(orders, w["start_time"], w["end_time"], "consign_time", {95, 110})
         if next(o for o in orders if o["stockout_id"] == i)["shop_no"] == "JD002"
         and next(o for o in orders if o["stockout_id"] == i)["warehouse_no"] == "WH001"
     ]
@@ -465,10 +582,35 @@ def test_orders_are_realistic_and_complete(orders: list[dict[str, Any]]) -> None
 # -- command line ----------------------------------------------------------------------------------------
 def test_cli_prints_url_and_serves() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulators.wdt", "--host", "127.0.0.1", "--port", "0",
-         "--app-key", APP_KEY, "--app-secret", SECRET, "--target-app-key", TARGET, "--sid", SID,
-         "--seed", str(SEED), "--orders", "30", "--start", str(START), "--days", "2"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "emulators.wdt",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--app-key",
+            APP_KEY,
+            "--app-secret",
+            SECRET,
+            "--target-app-key",
+            TARGET,
+            "--sid",
+            SID,
+            "--seed",
+            str(SEED),
+            "--orders",
+            "30",
+            "--start",
+            str(START),
+            "--days",
+            "2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None

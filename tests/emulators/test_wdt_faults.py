@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import subprocess
 import sys
 import threading
@@ -13,12 +14,24 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import serving
-from tests.emulators.test_wdt_emulator import (
-    APP_KEY, DAYS, ORDERS, ROOT, SECRET, SEED, SID, START, TARGET, call, md5_sign, system_params, window,
-)
 from emulators.wdt import make_server
 from emulators.wdt.__main__ import _parse_args, server_options
+from tests.conftest import serving
+from tests.emulators.test_wdt_emulator import (
+    APP_KEY,
+    DAYS,
+    ORDERS,
+    ROOT,
+    SECRET,
+    SEED,
+    SID,
+    START,
+    TARGET,
+    call,
+    md5_sign,
+    system_params,
+    window,
+)
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 PRIVATE = ("receiver_name", "receiver_address", "receiver_mobile", "receiver_telno", "nick_name", "customer_name")
@@ -26,8 +39,9 @@ PRIVATE = ("receiver_name", "receiver_address", "receiver_mobile", "receiver_tel
 
 def serve(**options: Any) -> Any:
     options = {"seed": SEED, "orders": ORDERS, "start": START, "days": DAYS, **options}
-    return serving(make_server("127.0.0.1", 0, app_key=APP_KEY, app_secret=SECRET, target_app_key=TARGET,
-                               sid=SID, **options))
+    return serving(
+        make_server("127.0.0.1", 0, app_key=APP_KEY, app_secret=SECRET, target_app_key=TARGET, sid=SID, **options)
+    )
 
 
 def raw(url: str, business: dict[str, Any], **system: str | None) -> requests.Response:
@@ -148,17 +162,23 @@ def test_top_error_shape() -> None:
         assert business["flag"] == "failure" and business["errorcode"] == 100
 
 
-def test_line_batch_fields_can_be_absent() -> None:
-    with serve(batch_fields=False) as srv:
+@pytest.mark.parametrize(
+    ("options", "present"), [({}, False), ({"batch_fields": False}, False), ({"batch_fields": True}, True)]
+)
+def test_line_batch_fields_absent_by_default_or_present(options: dict[str, Any], present: bool) -> None:
+    with serve(**options) as srv:
         orders = call(srv.url, {**window(0, 1), "page_size": 100})["stockout_list"]
     lines = [line for o in orders for line in o["details_list"]]
-    assert lines and not any({"batch_no", "product_date", "expire_date"} & set(line) for line in lines)
+    batch = {"batch_no", "product_date", "expire_date"}
+    assert lines and all((batch <= set(line)) == present and (batch & set(line) != set()) == present for line in lines)
     assert all("batch_no" in o for o in orders)  # the order's print batch stays
 
 
-@pytest.mark.parametrize("privacy", ["masked", "absent"])
-def test_privacy_fields_masked_or_absent(privacy: str) -> None:
-    with serve(privacy=privacy) as srv:
+@pytest.mark.parametrize(
+    ("options", "privacy"), [({}, "absent"), ({"privacy": "absent"}, "absent"), ({"privacy": "masked"}, "masked")]
+)
+def test_privacy_fields_absent_by_default_or_masked(options: dict[str, Any], privacy: str) -> None:
+    with serve(**options) as srv:
         orders = call(srv.url, {**window(0, 4), "page_size": 100})["stockout_list"]
     taobao = [o for o in orders if o["platform_id"] == 1]
     others = [o for o in orders if o["platform_id"] != 1]
@@ -173,39 +193,113 @@ def test_privacy_fields_masked_or_absent(privacy: str) -> None:
 
 # -- command line ----------------------------------------------------------------------------------------
 def test_every_flag_reaches_make_server() -> None:
-    args = _parse_args([
-        "--now", "2026-11-02 12:00:00", "--latency-ms", "5", "--error-rate", "0.1", "--throttle-per-minute", "7",
-        "--max-span-minutes", "90", "--timestamp-tolerance-s", "30", "--churn-rate", "0.2", "--late-rate", "0.3",
-        "--renumber-rate", "0.4", "--top-error-shape", "--no-batch-fields", "--privacy", "absent",
-    ])
+    args = _parse_args(
+        [
+            "--now",
+            "2026-11-02 12:00:00",
+            "--latency-ms",
+            "5",
+            "--error-rate",
+            "0.1",
+            "--throttle-per-minute",
+            "7",
+            "--max-span-minutes",
+            "90",
+            "--timestamp-tolerance-s",
+            "30",
+            "--churn-rate",
+            "0.2",
+            "--late-rate",
+            "0.3",
+            "--renumber-rate",
+            "0.4",
+            "--top-error-shape",
+            "--batch-fields",
+            "--privacy",
+            "masked",
+            "--openapi2-appkey",
+            "direct-key",
+            "--openapi2-appsecret",
+            "direct-secret",
+            "--openapi2-timestamp-tolerance-s",
+            "45",
+        ]
+    )
     options = server_options(args)
     assert options["now"] == dt.datetime(2026, 11, 2, 12, tzinfo=SHANGHAI)
     assert (options["latency_ms"], options["error_rate"], options["throttle_per_minute"]) == (5, 0.1, 7)
     assert (options["max_span_minutes"], options["timestamp_tolerance_s"]) == (90, 30)
     assert (options["churn_rate"], options["late_rate"], options["renumber_rate"]) == (0.2, 0.3, 0.4)
-    assert options["top_error_shape"] is True and options["batch_fields"] is False and options["privacy"] == "absent"
+    assert options["top_error_shape"] is True and options["batch_fields"] is True and options["privacy"] == "masked"
+    assert (options["openapi2_appkey"], options["openapi2_appsecret"]) == ("direct-key", "direct-secret")
+    assert options["openapi2_timestamp_tolerance_s"] == 45
     srv = make_server("127.0.0.1", 0, **{**options, "orders": 10, "days": 1})
     try:
         assert abs(srv.emulator.now() - options["now"]) < dt.timedelta(seconds=5)
     finally:
         srv.server_close()
     defaults = server_options(_parse_args([]))
-    assert defaults["late_rate"] == 1.0 and defaults["batch_fields"] is True and defaults["now"] is None
+    assert defaults["late_rate"] == 1.0 and defaults["now"] is None
+    # the strict side of each shape switch; the observed Qimen error shape
+    assert (
+        defaults["batch_fields"] is False and defaults["privacy"] == "absent" and defaults["top_error_shape"] is False
+    )
     assert defaults["max_span_minutes"] == 43200 and defaults["timestamp_tolerance_s"] == 600
+    assert (defaults["openapi2_appkey"], defaults["openapi2_appsecret"], defaults["sid"]) == (
+        "test2-xx",
+        "12345",
+        "test2",
+    )
+    assert defaults["openapi2_timestamp_tolerance_s"] == 300
+    # the command line's defaults are make_server's
+    keywords = inspect.signature(make_server).parameters
+    assert {k: keywords[k].default for k in defaults} == defaults
 
 
 def test_cli_now_shows_the_data_as_it_was() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulators.wdt", "--port", "0", "--app-key", APP_KEY, "--app-secret", SECRET,
-         "--target-app-key", TARGET, "--sid", SID, "--seed", str(SEED), "--orders", "30", "--start", str(START),
-         "--days", "2", "--now", f"{START} 12:00:00"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "emulators.wdt",
+            "--port",
+            "0",
+            "--app-key",
+            APP_KEY,
+            "--app-secret",
+            SECRET,
+            "--target-app-key",
+            TARGET,
+            "--sid",
+            SID,
+            "--seed",
+            str(SEED),
+            "--orders",
+            "30",
+            "--start",
+            str(START),
+            "--days",
+            "2",
+            "--now",
+            f"{START} 12:00:00",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None
         cli_url = proc.stdout.readline().strip()
-        body = call(cli_url, {"start_time": f"{START} 00:00:00", "end_time": f"{START + dt.timedelta(days=3)} 00:00:00",
-                              "is_by_modified": 1, "page_size": 100})
+        body = call(
+            cli_url,
+            {
+                "start_time": f"{START} 00:00:00",
+                "end_time": f"{START + dt.timedelta(days=3)} 00:00:00",
+                "is_by_modified": 1,
+                "page_size": 100,
+            },
+        )
         assert body["flag"] == "success" and body["stockout_list"]
         assert max(o["modified"] for o in body["stockout_list"]) < f"{START} 12:01:00"
     finally:

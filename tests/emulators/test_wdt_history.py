@@ -13,12 +13,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import serving
-from tests.emulators.test_wdt_emulator import (
-    APP_KEY, DAYS, ORDERS, SECRET, SEED, SID, START, TARGET, call,
-)
 from emulators.dataset import build_dataset
 from emulators.wdt import make_server
+from tests.conftest import serving
+from tests.emulators.test_wdt_emulator import (
+    APP_KEY,
+    DAYS,
+    ORDERS,
+    SECRET,
+    SEED,
+    SID,
+    START,
+    TARGET,
+    call,
+)
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -26,10 +34,25 @@ WHOLE_DATA = {"start_time": f"{START} 00:00:00", "end_time": f"{START + dt.timed
 
 
 def serve(**options: Any) -> Any:
-    return serving(make_server(
-        "127.0.0.1", 0, app_key=APP_KEY, app_secret=SECRET, target_app_key=TARGET, sid=SID,
-        seed=SEED, orders=ORDERS, start=START, days=DAYS, **options,
-    ))
+    # The shape switches at the side that hands out every field the data set holds, so that answers
+    # compare with the data set as built (the strict defaults drop some: tests/emulators/test_wdt_faults.py).
+    return serving(
+        make_server(
+            "127.0.0.1",
+            0,
+            app_key=APP_KEY,
+            app_secret=SECRET,
+            target_app_key=TARGET,
+            sid=SID,
+            seed=SEED,
+            orders=ORDERS,
+            start=START,
+            days=DAYS,
+            batch_fields=True,
+            privacy="masked",
+            **options,
+        )
+    )
 
 
 def at(text: str) -> dt.datetime:
@@ -109,12 +132,15 @@ def test_nothing_is_modified_after_the_clock(server: Any) -> None:
     assert rows and max(o["modified"] for o in rows) <= text(now)
     assert all(line["modified"] == o["modified"] for o in rows for line in o["details_list"])
     assert {o["status"] for o in rows} >= {55, 95, 110}
-    later = read_all(server.url, {"start_time": text(now), "end_time": text(now + dt.timedelta(days=9)),
-                                  "is_by_modified": 1})
+    later = read_all(
+        server.url, {"start_time": text(now), "end_time": text(now + dt.timedelta(days=9)), "is_by_modified": 1}
+    )
     assert all(o["modified"] == text(now) for o in later)
 
 
-def test_statuses_55_and_105_exist_and_cancellations_follow_the_clock(server: Any, final_orders: list[dict[str, Any]]) -> None:
+def test_statuses_55_and_105_exist_and_cancellations_follow_the_clock(
+    server: Any, final_orders: list[dict[str, Any]]
+) -> None:
     server.emulator.set_now(at(f"{START + dt.timedelta(days=3)} 20:00:00"))
     approved = read_all(server.url, {**WHOLE_DATA, "status": 55})
     assert approved and all(o["consign_time"] == "0000-00-00 00:00:00" for o in approved)
@@ -131,8 +157,9 @@ def test_a_client_reading_everything_gets_the_ground_truth(server: Any) -> None:
     now = at(f"{START + dt.timedelta(days=2)} 12:00:00")
     server.emulator.set_now(now)
     start = at(f"{START} 00:00:00")
-    rows = read_all(server.url, {"start_time": text(start), "end_time": text(now - dt.timedelta(seconds=1)),
-                                 "status": 110}, size=7)
+    rows = read_all(
+        server.url, {"start_time": text(start), "end_time": text(now - dt.timedelta(seconds=1)), "status": 110}, size=7
+    )
     truth = server.emulator.ground_truth(start, now)
     assert truth and {str(o["stockout_id"]): o["order_no"] for o in rows} == truth
 
@@ -166,8 +193,7 @@ def test_renumbered_orders_change_number_before_shipping_only(final_orders: list
         assert srv.emulator.orders() == final_orders  # the data set's numbers are the final ones
         order = final_orders[10]
         srv.emulator.set_now(at(order["created"]))
-        [early] = read_all(srv.url, {"start_time": order["created"], "end_time": order["created"],
-                                     "status": 55})
+        [early] = read_all(srv.url, {"start_time": order["created"], "end_time": order["created"], "status": 55})
         assert early["stockout_id"] == order["stockout_id"] and early["status"] == 55
         old = early["order_no"]
         assert old != order["order_no"] and early["stockout_no"] == old and old.startswith("CK")
@@ -185,15 +211,17 @@ def test_renumbered_orders_change_number_before_shipping_only(final_orders: list
 # -- churn ---------------------------------------------------------------------------------------------
 CHURN_NOW = at(f"{START + dt.timedelta(days=2)} 20:00:00")
 CHURN_START = at(f"{START} 00:00:00")
-CHURN_WINDOW = {"start_time": text(CHURN_START), "end_time": text(CHURN_NOW - dt.timedelta(seconds=1)),
-                "status": 110}
+CHURN_WINDOW = {"start_time": text(CHURN_START), "end_time": text(CHURN_NOW - dt.timedelta(seconds=1)), "status": 110}
 
 
 def read_forwards(url: str, size: int) -> list[str]:
     first = call(url, {**CHURN_WINDOW, "page_no": 0, "page_size": size})
     ids = [str(o["stockout_id"]) for o in first["stockout_list"]]
     for page in range(1, -(-first["total_count"] // size)):
-        ids += [str(o["stockout_id"]) for o in call(url, {**CHURN_WINDOW, "page_no": page, "page_size": size})["stockout_list"]]
+        ids += [
+            str(o["stockout_id"])
+            for o in call(url, {**CHURN_WINDOW, "page_no": page, "page_size": size})["stockout_list"]
+        ]
     return ids
 
 
@@ -237,7 +265,8 @@ def test_churn_also_inserts_late_recorded_shipments() -> None:
     with serve(churn_rate=1.0) as srv:
         # just after a shipment whose recording (up to 30 min late) is still pending
         pending = [
-            o for o in build_dataset(SEED, ORDERS, START, DAYS).orders
+            o
+            for o in build_dataset(SEED, ORDERS, START, DAYS).orders
             if o["status"] == 95 and at(o["modified"]) - at(o["consign_time"]) > dt.timedelta(minutes=5)
         ]
         target = pending[0]

@@ -41,8 +41,18 @@ FEISHU_TOKEN = "fe1shu-h00k-8e2f-41aa"
 FEISHU_SECRET = "fe1shu-s3cret-77ab"
 SECRETS = (DING_TOKEN, DING_SECRET, WECOM_KEY, FEISHU_TOKEN, FEISHU_SECRET)
 
-COUNTS = {"orders": 41, "bills": 40, "created": 35, "existing": 2, "rejected": 1, "held": 2, "quarantined": 1,
-          "unmapped": 0, "problems": 4, "dry_run": False}
+COUNTS = {
+    "orders": 41,
+    "bills": 40,
+    "created": 35,
+    "existing": 2,
+    "rejected": 1,
+    "held": 2,
+    "quarantined": 1,
+    "unmapped": 0,
+    "problems": 4,
+    "dry_run": False,
+}
 PROBLEMS = [
     Problem("1001", "CK2026110101", "rejected", "[FCustId] 客户编码 C-77 不存在"),
     Problem("1002", "CK2026110102", "held", "BD_MATERIAL has no number 'SKU-9' (FMaterialId, FEntity row 1)"),
@@ -62,13 +72,21 @@ def _ok(path: str) -> dict[str, Any]:
 
 
 class _Robot(BaseHTTPRequestHandler):
+    server: Receiver
+
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         parts = urlsplit(self.path)
-        self.server.received.append({
-            "path": parts.path, "query": parse_qs(parts.query), "target": self.path,
-            "content_type": self.headers.get("Content-Type"), "raw": raw, "json": json.loads(raw),
-        })
+        self.server.received.append(
+            {
+                "path": parts.path,
+                "query": parse_qs(parts.query),
+                "target": self.path,
+                "content_type": self.headers.get("Content-Type"),
+                "raw": raw,
+                "json": json.loads(raw),
+            }
+        )
         status, reply = self.server.script.pop(0) if self.server.script else (200, _ok(parts.path))
         body = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
         self.send_response(status)
@@ -114,11 +132,23 @@ def robots(receiver, monkeypatch):
     """alert_dingtalk and alert_feishu sign their messages; alert_wecom cannot."""
     monkeypatch.setattr(alerts, "RETRY_PAUSE_SECONDS", 0)
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
-    _connection(monkeypatch, "alert_dingtalk", conn_type="dingding", host=receiver.url, password=DING_TOKEN,
-                extra={"secret": DING_SECRET})
+    _connection(
+        monkeypatch,
+        "alert_dingtalk",
+        conn_type="dingding",
+        host=receiver.url,
+        password=DING_TOKEN,
+        extra={"secret": DING_SECRET},
+    )
     _connection(monkeypatch, "alert_wecom", conn_type="wecom", host=receiver.url, password=WECOM_KEY)
-    _connection(monkeypatch, "alert_feishu", conn_type="feishu", host=receiver.url, password=FEISHU_TOKEN,
-                extra={"secret": FEISHU_SECRET})
+    _connection(
+        monkeypatch,
+        "alert_feishu",
+        conn_type="feishu",
+        host=receiver.url,
+        password=FEISHU_TOKEN,
+        extra={"secret": FEISHU_SECRET},
+    )
     return receiver
 
 
@@ -147,24 +177,29 @@ def _closed_port() -> int:
 def test_the_text_names_the_dag_window_counts_problem_orders_and_the_report(monkeypatch):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL + "/")
     text = alert_text(DAG_ID, WINDOW, COUNTS, PROBLEMS, report_url(DAG_ID, RUN_ID))
-    assert text == "\n".join([
-        f"【erpsync 告警】{DAG_ID} 已完成，但 4 张订单未进入金蝶",
-        "窗口：[2026-11-01 00:00:00, 2026-11-02 00:00:00) Asia/Shanghai",
-        "计数：订单 41 · 单据 40 · 新建 35 · 已在金蝶 2 · 被拒 1 · 暂挂 2 · 隔离 1 · 未映射 0",
-        "未进入金蝶的订单（4）：",
-        "- 被拒 CK2026110101：[FCustId] 客户编码 C-77 不存在",
-        "- 暂挂 CK2026110102：BD_MATERIAL has no number 'SKU-9' (FMaterialId, FEntity row 1)",
-        "- 暂挂 CK2026110103：BD_MATERIAL has no number 'SKU-9' (FMaterialId, FEntity row 2)",
-        "- 隔离 CK2026110104：goods_count='0.0000' breaks 'goods_count > 0' (line 7)",
-        f"报告：{LINK}",
-    ])
+    assert text == "\n".join(
+        [
+            f"【erpsync 告警】{DAG_ID} 已完成，但 4 张订单未进入金蝶",
+            "窗口：[2026-11-01 00:00:00, 2026-11-02 00:00:00) Asia/Shanghai",
+            "计数：订单 41 · 单据 40 · 新建 35 · 已在金蝶 2 · 被拒 1 · 暂挂 2 · 隔离 1 · 未映射 0",
+            "未进入金蝶的订单（4）：",
+            "- 被拒 CK2026110101：[FCustId] 客户编码 C-77 不存在",
+            "- 暂挂 CK2026110102：BD_MATERIAL has no number 'SKU-9' (FMaterialId, FEntity row 1)",
+            "- 暂挂 CK2026110103：BD_MATERIAL has no number 'SKU-9' (FMaterialId, FEntity row 2)",
+            "- 隔离 CK2026110104：goods_count='0.0000' breaks 'goods_count > 0' (line 7)",
+            f"报告：{LINK}",
+        ]
+    )
 
 
 def test_a_failed_run_says_which_task_failed_or_why():
-    text = alert_text(DAG_ID, None, {}, [], "http://x/r", failed=True, failed_task="extract",
-                      reason="task_failure")
+    text = alert_text(DAG_ID, None, {}, [], "http://x/r", failed=True, failed_task="extract", reason="task_failure")
     assert text.split("\n") == [
-        f"【erpsync 告警】{DAG_ID} 运行失败", "窗口：未知", "失败任务：extract", "计数：无", "报告：http://x/r",
+        f"【erpsync 告警】{DAG_ID} 运行失败",
+        "窗口：未知",
+        "失败任务：extract",
+        "计数：无",
+        "报告：http://x/r",
     ]
     text = alert_text(DAG_ID, WINDOW, {}, [], "http://x/r", failed=True, reason="timed_out")
     assert "失败原因：timed_out" in text.split("\n")
@@ -183,7 +218,8 @@ def test_the_text_names_a_few_problem_orders_and_stays_short():
 def test_the_report_link_has_airflows_base_url_and_an_escaped_run_id(monkeypatch):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://erp.example.com/airflow/")
     assert report_url("d", "scheduled__2026-11-01T16:00:00+00:00") == (
-        "https://erp.example.com/airflow/erpsync/dags/d/runs/scheduled__2026-11-01T16%3A00%3A00%2B00%3A00")
+        "https://erp.example.com/airflow/erpsync/dags/d/runs/scheduled__2026-11-01T16%3A00%3A00%2B00%3A00"
+    )
     monkeypatch.delenv("AIRFLOW__API__BASE_URL")
     assert report_url("d", "r").startswith("http://localhost:8080/erpsync/dags/d/runs/r")
 
@@ -203,7 +239,9 @@ def test_each_robot_gets_its_own_body_signed_and_no_secret_in_it_or_in_the_logs(
     # DingTalk (the provider's message format): token and 加签 signature in the query
     ding = robots.one("/robot/send")
     assert ding["json"] == {
-        "msgtype": "text", "text": {"content": text}, "at": {"atMobiles": None, "isAtAll": False},
+        "msgtype": "text",
+        "text": {"content": text},
+        "at": {"atMobiles": None, "isAtAll": False},
     }
     assert ding["query"]["access_token"] == [DING_TOKEN]
     timestamp = ding["query"]["timestamp"][0]
@@ -239,18 +277,17 @@ def test_each_robot_gets_its_own_body_signed_and_no_secret_in_it_or_in_the_logs(
 
 
 def test_robots_without_a_secret_get_no_signature(receiver, monkeypatch):
-    _connection(monkeypatch, "plain_dingtalk", conn_type="dingding", host=receiver.url + "/",
-                password=DING_TOKEN)
-    _connection(monkeypatch, "plain_feishu", conn_type="feishu", host=receiver.url, password=FEISHU_TOKEN,
-                extra={})
+    _connection(monkeypatch, "plain_dingtalk", conn_type="dingding", host=receiver.url + "/", password=DING_TOKEN)
+    _connection(monkeypatch, "plain_feishu", conn_type="feishu", host=receiver.url, password=FEISHU_TOKEN, extra={})
     send_alert(["plain_dingtalk", "plain_feishu"], "hello")
     assert receiver.one("/robot/send")["query"] == {"access_token": [DING_TOKEN]}
     assert receiver.one("/open-apis/")["json"] == {"msg_type": "text", "content": {"text": "hello"}}
 
 
 def test_a_generic_connection_names_its_robot_in_extra(receiver, monkeypatch):
-    _connection(monkeypatch, "generic_wecom", conn_type="http", host=receiver.url, password=WECOM_KEY,
-                extra={"robot": "wecom"})
+    _connection(
+        monkeypatch, "generic_wecom", conn_type="http", host=receiver.url, password=WECOM_KEY, extra={"robot": "wecom"}
+    )
     send_alert(["generic_wecom"], "hello")
     assert receiver.one("/cgi-bin/webhook/send")["query"] == {"key": [WECOM_KEY]}
 
@@ -262,16 +299,26 @@ def test_a_generic_connection_names_its_robot_in_extra(receiver, monkeypatch):
 @pytest.mark.parametrize(
     ("conn_id", "reply", "message"),
     [
-        ("alert_dingtalk",
-         {"errcode": 310000, "errmsg": "sign not match, more: [https://ding-doc.dingtalk.com]"},
-         "robot 'alert_dingtalk' (dingding) refused the message: code 310000: sign not match"),
-        ("alert_wecom", {"errcode": 93000, "errmsg": f"invalid webhook url, hint: key={WECOM_KEY}"},
-         "robot 'alert_wecom' (wecom) refused the message: code 93000: invalid webhook url, hint: key=***"),
-        ("alert_feishu",
-         {"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"},
-         "robot 'alert_feishu' (feishu) refused the message: code 19021: sign match fail"),
-        ("alert_feishu", {"StatusCode": 9499, "StatusMessage": "Bad Request"},
-         "robot 'alert_feishu' (feishu) refused the message: code 9499: Bad Request"),
+        (
+            "alert_dingtalk",
+            {"errcode": 310000, "errmsg": "sign not match, more: [https://ding-doc.dingtalk.com]"},
+            "robot 'alert_dingtalk' (dingding) refused the message: code 310000: sign not match",
+        ),
+        (
+            "alert_wecom",
+            {"errcode": 93000, "errmsg": f"invalid webhook url, hint: key={WECOM_KEY}"},
+            "robot 'alert_wecom' (wecom) refused the message: code 93000: invalid webhook url, hint: key=***",
+        ),
+        (
+            "alert_feishu",
+            {"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"},
+            "robot 'alert_feishu' (feishu) refused the message: code 19021: sign match fail",
+        ),
+        (
+            "alert_feishu",
+            {"StatusCode": 9499, "StatusMessage": "Bad Request"},
+            "robot 'alert_feishu' (feishu) refused the message: code 9499: Bad Request",
+        ),
     ],
 )
 def test_a_refusal_is_a_clear_error_without_the_token(robots, logs, conn_id, reply, message):
@@ -288,7 +335,7 @@ def test_a_5xx_is_tried_once_more(robots, logs):
     robots.script.append((502, b"<html>bad gateway</html>"))
     send_alert(["alert_wecom"], "hello")
     assert len(robots.received) == 2
-    assert f"Robot 'alert_wecom' (wecom): {robots.url} answered HTTP 502; trying once more" in logs.text
+    assert f"Robot 'alert_wecom' (wecom): attempt 1 of 2 failed ({robots.url} answered HTTP 502); retrying" in logs.text
 
     robots.received.clear()
     robots.script += [(500, b"oops"), (503, b"busy")]
@@ -317,8 +364,14 @@ def test_a_reply_that_is_not_json_is_an_error(robots):
 def test_no_connection_is_tried_once_more_and_the_error_has_no_token(monkeypatch, logs):
     monkeypatch.setattr(alerts, "RETRY_PAUSE_SECONDS", 0)
     down = f"http://127.0.0.1:{_closed_port()}"
-    _connection(monkeypatch, "down_dingtalk", conn_type="dingding", host=down, password=DING_TOKEN,
-                extra={"secret": DING_SECRET})
+    _connection(
+        monkeypatch,
+        "down_dingtalk",
+        conn_type="dingding",
+        host=down,
+        password=DING_TOKEN,
+        extra={"secret": DING_SECRET},
+    )
     _connection(monkeypatch, "down_feishu", conn_type="feishu", host=down, password=FEISHU_TOKEN)
     with pytest.raises(AlertError) as caught:
         send_alert(["down_dingtalk", "down_feishu"], "hello")
@@ -327,7 +380,7 @@ def test_no_connection_is_tried_once_more_and_the_error_has_no_token(monkeypatch
         f"robot 'down_dingtalk' (dingding): could not reach {down} (ConnectionError), twice; "
         f"robot 'down_feishu' (feishu): could not reach {down} (ConnectionError), twice"
     )
-    assert logs.text.count("trying once more") == 2
+    assert logs.text.count("attempt 1 of 2 failed (could not reach") == 2
     _no_secret_in(str(caught.value), logs.text)
 
 
@@ -347,19 +400,26 @@ def test_one_robot_failing_does_not_keep_the_others_from_their_message(robots, m
     ("fields", "message"),
     [
         ({"conn_type": "wecom"}, r"connection 'bad_robot': password \(the robot's key\) is empty"),
-        ({"conn_type": "wecom",
-          "password": f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={WECOM_KEY}"},
-         "connection 'bad_robot': password must be only the robot's key, not the webhook URL"),
-        ({"conn_type": "feishu", "password": FEISHU_TOKEN, "host": "open.feishu.cn"},
-         "connection 'bad_robot': host must be the robot's base URL, like https://open.feishu.cn"),
-        ({"conn_type": "dingding", "password": DING_TOKEN,
-          "host": f"https://oapi.dingtalk.com/robot/send?access_token={DING_TOKEN}"},
-         "connection 'bad_robot': host must be the base URL only, like https://oapi.dingtalk.com; "
-         "the key goes in password"),
+        (
+            {"conn_type": "wecom", "password": f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={WECOM_KEY}"},
+            "connection 'bad_robot': password must be only the robot's key, not the webhook URL",
+        ),
+        (
+            {"conn_type": "feishu", "password": FEISHU_TOKEN, "host": "open.feishu.cn"},
+            "connection 'bad_robot': host must be the robot's base URL, like https://open.feishu.cn",
+        ),
+        (
+            {
+                "conn_type": "dingding",
+                "password": DING_TOKEN,
+                "host": f"https://oapi.dingtalk.com/robot/send?access_token={DING_TOKEN}",
+            },
+            "connection 'bad_robot': host must be the base URL only, like https://oapi.dingtalk.com; "
+            "the key goes in password",
+        ),
     ],
 )
-def test_a_misconfigured_connection_names_the_field_and_never_the_secret(receiver, monkeypatch, fields,
-                                                                         message):
+def test_a_misconfigured_connection_names_the_field_and_never_the_secret(receiver, monkeypatch, fields, message):
     _connection(monkeypatch, "bad_robot", **fields)
     with pytest.raises(AlertError, match=message) as caught:
         send_alert(["bad_robot"], "hello")
@@ -372,21 +432,28 @@ def test_a_misconfigured_connection_names_the_field_and_never_the_secret(receive
 
 
 def test_notify_problems_tells_every_robot_and_never_raises(robots, logs):
-    assert notify_problems(["alert_dingtalk", "alert_feishu"], dag_id=DAG_ID, run_id=RUN_ID, window=WINDOW,
-                           counts=COUNTS, problems=PROBLEMS)
+    assert notify_problems(
+        ["alert_dingtalk", "alert_feishu"],
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        window=WINDOW,
+        counts=COUNTS,
+        problems=PROBLEMS,
+    )
     text = robots.one("/robot/send")["json"]["text"]["content"]
     assert text.startswith(f"【erpsync 告警】{DAG_ID} 已完成，但 4 张订单未进入金蝶\n") and text.endswith(LINK)
     assert robots.one("/open-apis/")["json"]["content"]["text"] == text
 
     robots.received.clear()
     robots.script.append((200, {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}))
-    assert not notify_problems(["alert_dingtalk", "alert_wecom"], dag_id=DAG_ID, run_id=RUN_ID, window=WINDOW,
-                               counts=COUNTS, problems=PROBLEMS)
-    assert ("alert not delivered to 1 of 2 robots: "
-            "robot 'alert_dingtalk' (dingding) refused the message: code 130101") in logs.text
+    assert not notify_problems(
+        ["alert_dingtalk", "alert_wecom"], dag_id=DAG_ID, run_id=RUN_ID, window=WINDOW, counts=COUNTS, problems=PROBLEMS
+    )
+    assert (
+        "alert not delivered to 1 of 2 robots: robot 'alert_dingtalk' (dingding) refused the message: code 130101"
+    ) in logs.text
     assert len(robots.received) == 2  # WeCom still told
-    assert notify_problems(["alert_dingtalk"], dag_id=DAG_ID, run_id=RUN_ID, window=WINDOW, counts=COUNTS,
-                           problems=[])
+    assert notify_problems(["alert_dingtalk"], dag_id=DAG_ID, run_id=RUN_ID, window=WINDOW, counts=COUNTS, problems=[])
     assert notify_problems([], dag_id=DAG_ID, run_id=RUN_ID, window=WINDOW, counts=COUNTS, problems=PROBLEMS)
     assert len(robots.received) == 2
     _no_secret_in(logs.text)
@@ -411,9 +478,19 @@ def _context(ti: _TaskInstance, **changes: Any) -> dict[str, Any]:
 
     dag = DAG(dag_id=DAG_ID, schedule=None)
     dag_run = SimpleNamespace(dag_id=DAG_ID, run_id=RUN_ID, run_after=datetime(2026, 11, 2, 1, 30), conf={})
-    return {"dag": dag, "dag_run": dag_run, "run_id": RUN_ID, "ti": ti, "task_instance": ti,
-            "params": {"window_start": None, "window_end": None, "filters": {}}, "data_interval_start": None,
-            "data_interval_end": None, "ds": "2026-11-02", "reason": "task_failure", **changes}
+    return {
+        "dag": dag,
+        "dag_run": dag_run,
+        "run_id": RUN_ID,
+        "ti": ti,
+        "task_instance": ti,
+        "params": {"window_start": None, "window_end": None, "filters": {}},
+        "data_interval_start": None,
+        "data_interval_end": None,
+        "ds": "2026-11-02",
+        "reason": "task_failure",
+        **changes,
+    }
 
 
 def _manifest(**counts: Any) -> dict[str, Any]:
@@ -429,35 +506,44 @@ def test_the_notifier_called_as_airflow_calls_it_reads_the_failed_loads_report(r
 
     root = ObjectStoragePath(tmp_path.as_uri())
     files = RunFiles(root, DAG_ID, WINDOW)
+
     def row(n: int, outcome: str, **values: str) -> dict[str, Any]:
         return {"bill_no": f"B{n}", "order_id": str(n), "order_no": f"CK{n}", "outcome": outcome, **values}
 
-    rows = [row(1, "created"), row(2, "created"), row(3, "existing"),
-            row(4, "rejected", field="FCustId", message="客户不存在"),
-            row(5, "held", message="BD_MATERIAL has no number 'X'"),
-            row(6, "quarantined", bill_no=None, message="goods_count='0' breaks")]
+    rows = [
+        row(1, "created"),
+        row(2, "created"),
+        row(3, "existing"),
+        row(4, "rejected", field="FCustId", message="客户不存在"),
+        row(5, "held", message="BD_MATERIAL has no number 'X'"),
+        row(6, "quarantined", bill_no=None, message="goods_count='0' breaks"),
+    ]
     append_part(pd.DataFrame(rows, columns=REPORT_COLUMNS).astype("string"), files.load_report, 0)
 
     def files_of(manifest):
         return RunFiles(root, DAG_ID, Window.from_dict(manifest["window"]), manifest.get("filters"))
 
     notifier = RobotNotifier(["alert_wecom", "alert_feishu"], files_of=files_of)
-    ti = _TaskInstance("load", {"transform": _manifest(orders=6, bills=5, unmapped=0, quarantined_orders=1),
-                                "extract": _manifest(orders=6)})
+    ti = _TaskInstance(
+        "load",
+        {"transform": _manifest(orders=6, bills=5, unmapped=0, quarantined_orders=1), "extract": _manifest(orders=6)},
+    )
     notifier(_context(ti))  # BaseNotifier.__call__, as the DAG processor calls a callback
 
     text = robots.one("/open-apis/")["json"]["content"]["text"]
-    assert text == "\n".join([
-        f"【erpsync 告警】{DAG_ID} 运行失败",
-        "窗口：[2026-11-01 00:00:00, 2026-11-02 00:00:00) Asia/Shanghai",
-        "失败任务：load",
-        "计数：订单 6 · 单据 5 · 新建 2 · 已在金蝶 1 · 被拒 1 · 暂挂 1 · 隔离 1 · 未映射 0",
-        "未进入金蝶的订单（3）：",
-        "- 被拒 CK4：[FCustId] 客户不存在",
-        "- 暂挂 CK5：BD_MATERIAL has no number 'X'",
-        "- 隔离 CK6：goods_count='0' breaks",
-        f"报告：{LINK}",
-    ])
+    assert text == "\n".join(
+        [
+            f"【erpsync 告警】{DAG_ID} 运行失败",
+            "窗口：[2026-11-01 00:00:00, 2026-11-02 00:00:00) Asia/Shanghai",
+            "失败任务：load",
+            "计数：订单 6 · 单据 5 · 新建 2 · 已在金蝶 1 · 被拒 1 · 暂挂 1 · 隔离 1 · 未映射 0",
+            "未进入金蝶的订单（3）：",
+            "- 被拒 CK4：[FCustId] 客户不存在",
+            "- 暂挂 CK5：BD_MATERIAL has no number 'X'",
+            "- 隔离 CK6：goods_count='0' breaks",
+            f"报告：{LINK}",
+        ]
+    )
     assert robots.one("/cgi-bin/")["json"]["markdown"]["content"].endswith(f"[{LINK}]({LINK})")
     _no_secret_in(logs.text)
 
@@ -474,14 +560,17 @@ def test_a_run_that_failed_before_load_says_which_task_and_finds_its_window(robo
     notifier(_context(_TaskInstance("extract", {})))
     text = robots.one("/robot/send")["json"]["text"]["content"]
     assert text.split("\n")[1:4] == [
-        "窗口：[2026-11-01 00:00:00, 2026-11-02 00:00:00) Asia/Shanghai", "失败任务：extract", "计数：无",
+        "窗口：[2026-11-01 00:00:00, 2026-11-02 00:00:00) Asia/Shanghai",
+        "失败任务：extract",
+        "计数：无",
     ]
     assert asked == [{"window_start": None, "window_end": None, "filters": {}}]
 
     # transform failed: the window and counts of validate's manifest
     robots.received.clear()
-    ti = _TaskInstance("transform", {"validate": _manifest(orders=6, quarantined_orders=2),
-                                     "extract": _manifest(orders=6)})
+    ti = _TaskInstance(
+        "transform", {"validate": _manifest(orders=6, quarantined_orders=2), "extract": _manifest(orders=6)}
+    )
     RobotNotifier(["alert_dingtalk"], window_of=pytest.fail)(_context(ti))
     lines = robots.one("/robot/send")["json"]["text"]["content"].split("\n")
     assert lines[2:4] == ["失败任务：transform", "计数：订单 6 · 隔离 2"]
@@ -498,7 +587,11 @@ def test_a_minimal_callback_context_still_gives_an_alert(robots, logs):
     notifier({"dag": DAG(dag_id=DAG_ID, schedule=None), "run_id": RUN_ID, "reason": "task_failure"})
     lines = robots.one("/open-apis/")["json"]["content"]["text"].split("\n")
     assert lines == [
-        f"【erpsync 告警】{DAG_ID} 运行失败", "窗口：未知", "失败原因：task_failure", "计数：无", f"报告：{LINK}",
+        f"【erpsync 告警】{DAG_ID} 运行失败",
+        "窗口：未知",
+        "失败原因：task_failure",
+        "计数：无",
+        f"报告：{LINK}",
     ]
 
 
@@ -512,30 +605,47 @@ def test_the_notifier_raises_when_a_robot_was_not_told_without_a_secret(robots, 
 
 
 @pytest.mark.e2e
-def test_a_red_run_of_the_real_dag_tells_the_robots(airflow_db, wdt_emulator, kingdee_emulator, robots,
-                                                    tmp_path, monkeypatch, logs, capsys):
+def test_a_red_run_of_the_real_dag_tells_the_robots(
+    airflow_db, wdt_emulator, kingdee_emulator, robots, tmp_path, monkeypatch, logs, capsys
+):
     """The sales stock-out DAG under ``dag.test()``, red as its data set makes it (held and quarantined
     orders, ``on_problem: fail``): Airflow calls the notifier with its own callback context."""
     from erpsync.dag_factory import build_dags
-    from erpsync.staging import staging_root
-    from erpsync.staging import RunFiles
+    from erpsync.staging import RunFiles, staging_root
     from erpsync.steps.load import read_report
     from erpsync.windows import resolve_window
     from tests.conftest import KINGDEE, WDT
 
     monkeypatch.setenv("AIRFLOW__ERPSYNC__STAGING_ROOT", (tmp_path / "staging").as_uri())
-    _connection(monkeypatch, "wdt_default", conn_type="generic", host=wdt_emulator.url, login=WDT["app_key"],
-                password=WDT["app_secret"], extra={"target_app_key": WDT["target_app_key"], "sid": WDT["sid"],
-                                                   "min_interval_seconds": 0})
-    _connection(monkeypatch, "kingdee_default", conn_type="generic", host=kingdee_emulator.url,
-                login=KINGDEE["username"], password=KINGDEE["app_secret"],
-                extra={"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "backoff_seconds": 0.01})
+    _connection(
+        monkeypatch,
+        "wdt_default",
+        conn_type="generic",
+        host=wdt_emulator.url,
+        login=WDT["app_key"],
+        password=WDT["app_secret"],
+        extra={"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
+    )
+    _connection(
+        monkeypatch,
+        "kingdee_default",
+        conn_type="generic",
+        host=kingdee_emulator.url,
+        login=KINGDEE["username"],
+        password=KINGDEE["app_secret"],
+        extra={"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "backoff_seconds": 0.01},
+    )
 
     def window_of(context):  # what the DAG factory's run_window does
         params = context["params"]
-        return resolve_window(window_start=params.get("window_start"), window_end=params.get("window_end"),
-                              data_interval_start=None, data_interval_end=None, run_after=None,
-                              cron="0 1 * * *")
+        return resolve_window(
+            window_start=params.get("window_start"),
+            window_end=params.get("window_end"),
+            data_interval_start=None,
+            data_interval_end=None,
+            run_after=None,
+            cron="0 1 * * *",
+        )
 
     def files_of(manifest):  # what the DAG factory's _files does
         return RunFiles(staging_root(), DAG_ID, Window.from_dict(manifest["window"]), manifest.get("filters"))
@@ -543,8 +653,7 @@ def test_a_red_run_of_the_real_dag_tells_the_robots(airflow_db, wdt_emulator, ki
     # DAG(on_failure_callback=...) as the DAG factory will pass it (set afterwards, the flag Airflow
     # computes from it in DAG() needs setting too)
     dag = build_dags()[DAG_ID]
-    dag.on_failure_callback = RobotNotifier(["alert_wecom", "alert_dingtalk"], window_of=window_of,
-                                            files_of=files_of)
+    dag.on_failure_callback = RobotNotifier(["alert_wecom", "alert_dingtalk"], window_of=window_of, files_of=files_of)
     dag.has_on_failure_callback = True
     run = dag.test(run_conf={"window_start": "2026-11-01T00:00:00", "window_end": "2026-11-06T00:00:00"})
     assert run.state == "failed"

@@ -18,14 +18,24 @@ async def echo(request: Request) -> JSONResponse:
 
 
 def _client() -> TestClient:
-    app = Starlette(routes=[Route("/api/v2/connections/test", echo, methods=["POST"]),
-                            Route("/api/v2/connections", echo, methods=["POST"])])
+    app = Starlette(
+        routes=[
+            Route("/api/v2/connections/test", echo, methods=["POST"]),
+            Route("/api/v2/connections", echo, methods=["POST"]),
+        ]
+    )
     app.add_middleware(PortlessConnectionTest)
     return TestClient(app)
 
 
 def test_the_list_buttons_port_zero_is_dropped_from_a_test_request():
-    sent = {"connection_id": "wdt_default", "conn_type": "wdt", "host": "http://gw/router/qm", "password": "***", "port": 0}
+    sent = {
+        "connection_id": "wdt_default",
+        "conn_type": "wdt",
+        "host": "http://gw/router/qm",
+        "password": "***",
+        "port": 0,
+    }
     answer = _client().post("/api/v2/connections/test", json=sent).json()
     assert answer["body"] == {k: v for k, v in sent.items() if k != "port"}
     assert int(answer["length"]) == len(json.dumps(answer["body"]).encode())

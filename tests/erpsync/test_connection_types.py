@@ -60,13 +60,18 @@ def test_providers_manager_discovers_both_types():
         info = hooks[conn_type]
         assert info.hook_class_name == f"{hook.__module__}.{hook.__name__}"
         assert (info.connection_type, info.connection_id_attribute_name, info.hook_name) == (
-            hook.conn_type, hook.conn_name_attr, hook.hook_name)
+            hook.conn_type,
+            hook.conn_name_attr,
+            hook.hook_name,
+        )
         assert info.connection_testable
         # declared in the provider info: no deprecated form methods on the hooks
         assert not {"get_connection_form_widgets", "get_ui_field_behaviour"} & set(vars(hook))
         assert metadata[conn_type].field_behaviour["hidden_fields"] == ["schema", "port"]
     assert metadata["kingdee"].field_behaviour["relabeling"]["host"] == "Server URL"
-    assert metadata["wdt"].field_behaviour["placeholders"]["host"] == "http://hu3cgwt0tc.api.taobao.com/router/qm"
+    assert metadata["wdt"].field_behaviour["placeholders"]["host"] == (
+        "Qimen: http://hu3cgwt0tc.api.taobao.com/router/qm; openapi2: http://api.wangdian.cn/openapi2/"
+    )
     sensitive = {k for k, w in pm._connection_form_widgets_from_metadata.items() if w.is_sensitive}
     assert {"extra__kingdee__app_id"} <= sensitive and not {k for k in sensitive if "__wdt__" in k}
 
@@ -84,10 +89,26 @@ def test_the_chat_robots_are_connection_types_too():
 
 def test_every_extra_the_hooks_read_is_a_form_field():
     fields = {c["connection-type"]: set(c.get("conn-fields", {})) for c in get_provider_info()["connection-types"]}
-    assert fields["wdt"] == {"target_app_key", "sid", "min_interval_seconds", "timeout_seconds", "max_attempts",
-                             "throttle_pause_seconds", "max_throttle_seconds"}
-    assert fields["kingdee"] == {"acct_id", "app_id", "auth", "lcid", "timeout_seconds", "attempts",
-                                 "backoff_seconds", "poll_seconds"}
+    assert fields["wdt"] == {
+        "transport",
+        "target_app_key",
+        "sid",
+        "min_interval_seconds",
+        "timeout_seconds",
+        "max_attempts",
+        "throttle_pause_seconds",
+        "max_throttle_seconds",
+    }
+    assert fields["kingdee"] == {
+        "acct_id",
+        "app_id",
+        "auth",
+        "lcid",
+        "timeout_seconds",
+        "attempts",
+        "backoff_seconds",
+        "poll_seconds",
+    }
 
 
 def test_the_hook_masks_the_app_id_in_task_logs(monkeypatch):
@@ -95,10 +116,18 @@ def test_the_hook_masks_the_app_id_in_task_logs(monkeypatch):
 
     # a fresh app id: no earlier test has registered it with the process-wide masker
     app_id = f"{secrets.randbelow(10**6):06d}_{base64.b64encode(secrets.token_bytes(24)).decode('ascii')}"
-    monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_MASKED", json.dumps({
-        "conn_type": "kingdee", "host": "http://127.0.0.1:1/k3cloud/", "login": KINGDEE["username"],
-        "password": KINGDEE["app_secret"], "extra": {"acct_id": KINGDEE["acct_id"], "app_id": app_id},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KINGDEE_MASKED",
+        json.dumps(
+            {
+                "conn_type": "kingdee",
+                "host": "http://127.0.0.1:1/k3cloud/",
+                "login": KINGDEE["username"],
+                "password": KINGDEE["app_secret"],
+                "extra": {"acct_id": KINGDEE["acct_id"], "app_id": app_id},
+            }
+        ),
+    )
     line = {"event": f"signing with {app_id}"}
     assert mask_logs(None, "info", dict(line)) == line  # extra is masked by key name, and app_id is no such name
     KingdeeHook("kingdee_masked").config()
@@ -108,15 +137,21 @@ def test_the_hook_masks_the_app_id_in_task_logs(monkeypatch):
 @pytest.mark.parametrize("setting", ["Enabled", None])
 def test_airflow_cli_tests_a_connection_when_enabled(wdt_emulator, airflow_db, setting):
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__TEST_CONNECTION"}
-    env["AIRFLOW_CONN_WDT_CLI"] = json.dumps({
-        "conn_type": "wdt", "host": wdt_emulator.url, "login": WDT["app_key"], "password": WDT["app_secret"],
-        "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
-    })
+    env["AIRFLOW_CONN_WDT_CLI"] = json.dumps(
+        {
+            "conn_type": "wdt",
+            "host": wdt_emulator.url,
+            "login": WDT["app_key"],
+            "password": WDT["app_secret"],
+            "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
+        }
+    )
     if setting:
         env["AIRFLOW__CORE__TEST_CONNECTION"] = setting
     airflow = Path(sys.executable).parent / "airflow"
-    result = subprocess.run([str(airflow), "connections", "test", "wdt_cli"], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(airflow), "connections", "test", "wdt_cli"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     if setting:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Connection success!" in result.stdout
@@ -127,11 +162,11 @@ def test_airflow_cli_tests_a_connection_when_enabled(wdt_emulator, airflow_db, s
 
 # -- the REST API the React UI uses ----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def api(airflow_db):
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
@@ -148,9 +183,14 @@ def test_the_connection_form_metadata_lists_both_types(api):
     kingdee, wdt = meta["kingdee"], meta["wdt"]
     assert kingdee["hook_name"] == KingdeeHook.hook_name and wdt["hook_name"] == WdtHook.hook_name
     assert kingdee["standard_fields"]["host"] == {
-        "hidden": False, "title": "Server URL", "placeholder": "https://erp.example.com/k3cloud/"}
+        "hidden": False,
+        "title": "Server URL",
+        "placeholder": "https://erp.example.com/k3cloud/",
+    }
     assert kingdee["standard_fields"]["port"]["hidden"] and kingdee["standard_fields"]["url_schema"]["hidden"]
-    assert wdt["standard_fields"]["login"]["title"] == "App key (app_key)"
+    assert wdt["standard_fields"]["login"]["title"] == "App key (app_key / appkey)"
+    assert wdt["extra_fields"]["transport"]["value"] == "qimen"
+    assert wdt["extra_fields"]["transport"]["schema"]["enum"] == ["qimen", "openapi2"]
     app_id = kingdee["extra_fields"]["app_id"]
     assert app_id["schema"] == {"type": ["string", "null"], "format": "password", "title": "App id (app_id)"}
     assert kingdee["extra_fields"]["auth"]["value"] == "signature"
@@ -165,17 +205,24 @@ def test_the_ui_test_button_reaches_kingdee_and_the_app_id_stays_hidden(api, kin
     # what `AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES=app_id` does when Airflow starts
     monkeypatch.setenv("AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES", "app_id")
     settings._configure_secrets_masker()
-    body = {"connection_id": "kingdee_api", "conn_type": "kingdee", "host": kingdee_emulator.url,
-            "login": KINGDEE["username"], "password": KINGDEE["app_secret"],
-            "extra": json.dumps({"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "auth": "signature"})}
+    body = {
+        "connection_id": "kingdee_api",
+        "conn_type": "kingdee",
+        "host": kingdee_emulator.url,
+        "login": KINGDEE["username"],
+        "password": KINGDEE["app_secret"],
+        "extra": json.dumps({"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "auth": "signature"}),
+    }
     try:
         assert api.post("/api/v2/connections", json=body).status_code == 201
         shown = api.get("/api/v2/connections/kingdee_api").json()
         assert shown["password"] == "***"
         assert json.loads(shown["extra"]) == {"acct_id": KINGDEE["acct_id"], "app_id": "***", "auth": "signature"}
         # the button sends the listed (masked) fields back; the API fills the stored secrets in
-        listed = {k: shown[k] or "" for k in ("connection_id", "conn_type", "description", "host", "login",
-                                              "password", "schema", "extra")}
+        listed = {
+            k: shown[k] or ""
+            for k in ("connection_id", "conn_type", "description", "host", "login", "password", "schema", "extra")
+        }
         result = api.post("/api/v2/connections/test", json=listed).json()
         assert result["status"] is True, result
         wrong = api.post("/api/v2/connections/test", json={**body, "password": "0" * 32}).json()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from erpsync.mapping.expressions import Expression, ExpressionError, compile_expression
+from erpsync.mapping.expressions import Expression, ExpressionError, Resolver, compile_expression
 
 FISFREE = "case '{{batch_details.sell_price}}' when '0' then true else false end"  # seed row FIsFree
 
@@ -142,7 +142,7 @@ def test_null_placeholder_bare_vs_quoted() -> None:
 
 def test_placeholder_mixed_with_literal_text_and_escapes() -> None:
     assert ev("'a\\'{{v}}\\n'", {"v": "\\n"}) == "a'\\n\n"  # escapes in the literal only
-    assert ev("\"{{v}}\"\"\"", {"v": "x"}) == 'x"'
+    assert ev('"{{v}}"""', {"v": "x"}) == 'x"'
     assert ev("'\\{{v}}'") == "{{v}}"  # escaped brace: no placeholder
     assert compile_expression("'\\{{v}}'").placeholders == ()
 
@@ -619,5 +619,9 @@ def test_deep_nesting_is_rejected_not_crashing() -> None:
 
 def test_compiled_expression_is_reusable() -> None:
     expression = compile_expression(FISFREE)
-    results = [expression.evaluate(lambda _, p=price: p) for price in ("0", "1", "0.0000", None)]
+
+    def price_of(price: str | None) -> Resolver:
+        return lambda _: price
+
+    results = [expression.evaluate(price_of(price)) for price in ("0", "1", "0.0000", None)]
     assert results == [True, False, True, False]

@@ -53,7 +53,13 @@ def _model(bill_no: str, material: str = "GT1001-01", qty: str = "2", price: str
 def _files(tmp_path, bills: list[dict]) -> RunFiles:
     window = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02", "e"))
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), "test_dag", window)
-    write_jsonl([{"bill_no": m["FBillNo"], "order_id": str(i), "order_no": m["FBillNo"], "model": m} for i, m in enumerate(bills)], files.bills)
+    write_jsonl(
+        [
+            {"bill_no": m["FBillNo"], "order_id": str(i), "order_no": m["FBillNo"], "model": m}
+            for i, m in enumerate(bills)
+        ],
+        files.bills,
+    )
     write_json({"form_id": FORM, "service": "BatchSave", "options": OPTIONS}, files.request)
     return files
 
@@ -84,7 +90,9 @@ def test_load_creates_each_bill_once_and_reports_rejections(kingdee_emulator, tm
     assert report.loc["CK-L-2", "outcome"] == "rejected"
     assert "FMaterialID" in report.loc["CK-L-2", "field"].split("; ")
     assert "物料编码" in report.loc["CK-L-2", "message"] and "第【1】行" in report.loc["CK-L-2", "message"]
-    assert "(the bill sent FMaterialID = 'NEW-SKU-999')" in report.loc["CK-L-2", "message"]  # the value, not only the field
+    assert (
+        "(the bill sent FMaterialID = 'NEW-SKU-999')" in report.loc["CK-L-2", "message"]
+    )  # the value, not only the field
     assert report.loc["CK-L-1", "kingdee_id"] and report.loc["CK-L-1", "kingdee_number"] == "CK-L-1"
 
     again = load(client, files, LoadSettings(chunk_size=3))
@@ -100,7 +108,11 @@ def test_a_dry_run_looks_up_and_sends_nothing(kingdee_emulator, tmp_path):
     files = _files(tmp_path, [_model("CK-Y-1"), _model("CK-Y-2"), _model("CK-Y-3")])
     result = load(client, files, LoadSettings(chunk_size=2), dry_run=True)
     assert (result.existing, result.would_create, result.created) == (1, 2, 0)
-    assert dict(read_report(files)[["bill_no", "outcome"]].values) == {"CK-Y-1": "existing", "CK-Y-2": "would_create", "CK-Y-3": "would_create"}
+    assert dict(read_report(files)[["bill_no", "outcome"]].values) == {
+        "CK-Y-1": "existing",
+        "CK-Y-2": "would_create",
+        "CK-Y-3": "would_create",
+    }
     assert [r[0] for r in client.execute_bill_query(FORM, ["FBillNo"], "FBillNo like 'CK-Y-%'")] == ["CK-Y-1"]
 
 

@@ -86,19 +86,53 @@ def test_faults_kills_and_reruns_leave_exactly_one_bill_per_valid_order(tmp_path
 
     files = _window_files(tmp_path / "faulty")
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "emulators.kingdee", "--port", "0", "--data-dir", str(tmp_path / "kd-faulty"),
-         "--seed", str(SEED), "--acct-id", KINGDEE["acct_id"], "--username", KINGDEE["username"],
-         "--app-id", KINGDEE["app_id"], "--app-secret", KINGDEE["app_secret"],
-         "--lost-response-rate", "0.2", "--error-rate", "0.1", "--per-bill-ms", "15"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "emulators.kingdee",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "kd-faulty"),
+            "--seed",
+            str(SEED),
+            "--acct-id",
+            KINGDEE["acct_id"],
+            "--username",
+            KINGDEE["username"],
+            "--app-id",
+            KINGDEE["app_id"],
+            "--app-secret",
+            KINGDEE["app_secret"],
+            "--lost-response-rate",
+            "0.2",
+            "--error-rate",
+            "0.1",
+            "--per-bill-ms",
+            "15",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = emulator.stdout.readline().strip()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
         loader = subprocess.Popen(
-            [sys.executable, "-c", LOADER, url, (tmp_path / "faulty").as_uri(), json.dumps(WINDOW.as_dict()),
-             KINGDEE["acct_id"], KINGDEE["username"], KINGDEE["app_id"], KINGDEE["app_secret"]],
-            cwd=REPO, env=env,
+            [
+                sys.executable,
+                "-c",
+                LOADER,
+                url,
+                (tmp_path / "faulty").as_uri(),
+                json.dumps(WINDOW.as_dict()),
+                KINGDEE["acct_id"],
+                KINGDEE["username"],
+                KINGDEE["app_id"],
+                KINGDEE["app_secret"],
+            ],
+            cwd=REPO,
+            env=env,
         )
         deadline = time.monotonic() + 60
         while not (files.load_report.exists() and any(files.load_report.iterdir())):  # one chunk done, others in flight

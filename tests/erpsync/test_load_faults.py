@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,9 +17,9 @@ import pytest
 
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeConfigError, KingdeeTransientError
 from erpsync.scheme import LoadSettings
+from erpsync.staging import write_json
 from erpsync.steps.load import _ChunkLoader, load, read_report
 from tests.conftest import KINGDEE, SEED, serving
-from erpsync.staging import write_json
 from tests.erpsync.test_kingdee_client import FORM, OPTIONS, _files, _model
 
 
@@ -96,12 +96,14 @@ def test_an_unknown_form_is_a_configuration_error(tmp_path):
 
 # -- retries of reads --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "faults", [{"error_rate": 0.5}, {"response_error_rate": 0.5}, {"max_concurrent": 1, "latency_ms": 20}],
+    "faults",
+    [{"error_rate": 0.5}, {"response_error_rate": 0.5}, {"max_concurrent": 1, "latency_ms": 20}],
     ids=["5xx", "response_error", "busy"],
 )
 def test_reads_are_retried_through_transient_faults(tmp_path, caplog, faults):
     def look_up(c: K3CloudClient) -> list[Any]:
         """12 look-ups from 3 threads; each one's result or fault."""
+
         def one(number: str) -> Any:
             try:
                 return c.find_bills(FORM, [number])
@@ -144,7 +146,9 @@ def test_lost_replies_are_settled_by_looking_the_bills_up(tmp_path, caplog):
 
 
 def test_faults_before_the_write_resend_only_the_missing_bills(tmp_path):
-    with kingdee(tmp_path, error_rate=0.2, lost_response_rate=0.2, network_control_rate=0.2, response_error_rate=0.1) as server:
+    with kingdee(
+        tmp_path, error_rate=0.2, lost_response_rate=0.2, network_control_rate=0.2, response_error_rate=0.1
+    ) as server:
         c = client(server, attempts=10)
         files = _files(tmp_path, bills("CK-MIX", 40))
         result = load(c, files, LoadSettings(chunk_size=4, concurrency=3, rounds=10))
@@ -202,15 +206,19 @@ def test_a_whole_call_refusal_is_not_pinned_on_the_first_bill(tmp_path):
         c = client(server)
         models = [_model(f"CK-REP-{i}", material="NEW-SKU-999") for i in range(2)] + [_model("CK-REP-2")]
         files = _files(tmp_path, models)
-        write_json({"form_id": FORM, "service": "BatchSave", "options": {**OPTIONS, "ValidateRepeatJson": True}}, files.request)
+        write_json(
+            {"form_id": FORM, "service": "BatchSave", "options": {**OPTIONS, "ValidateRepeatJson": True}}, files.request
+        )
         c.batch_save(FORM, {**OPTIONS, "ValidateRepeatJson": True, "Model": models})  # the same packet, long ago
-        c._call("Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.Delete",
-                {"formid": FORM, "data": {"Numbers": ["CK-REP-2"]}}, write=True)  # its one saved bill, deleted since
+        c._call(
+            "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.Delete",
+            {"formid": FORM, "data": {"Numbers": ["CK-REP-2"]}},
+            write=True,
+        )  # its one saved bill, deleted since
         result = load(c, files, LoadSettings(chunk_size=3))
         report = read_report(files).set_index("bill_no")
         assert (result.created, result.rejected) == (1, 2), report[["outcome", "message"]]
         assert all("物料编码" in report.loc[f"CK-REP-{i}", "message"] for i in range(2))
-
 
 
 class _Unattributed:
@@ -233,13 +241,21 @@ class _Unattributed:
         models = data["Model"]
         self.calls.append(len(models))
         if len(models) > 1:
-            return {"IsSuccess": False, "Errors": [{"FieldName": None, "Message": "批量保存失败", "DIndex": None}],
-                    "SuccessEntitys": [], "MsgCode": 4}
+            return {
+                "IsSuccess": False,
+                "Errors": [{"FieldName": None, "Message": "批量保存失败", "DIndex": None}],
+                "SuccessEntitys": [],
+                "MsgCode": 4,
+            }
         number = models[0]["FBillNo"]
         if number.endswith("X"):
             return {"IsSuccess": False, "Errors": [{"FieldName": "FStockID", "Message": "仓库字段必录"}], "MsgCode": 11}
         self.saved[number] = len(self.saved) + 1
-        return {"IsSuccess": True, "Errors": [], "SuccessEntitys": [{"Id": self.saved[number], "Number": number, "DIndex": 0}]}
+        return {
+            "IsSuccess": True,
+            "Errors": [],
+            "SuccessEntitys": [{"Id": self.saved[number], "Number": number, "DIndex": 0}],
+        }
 
 
 def test_errors_without_a_usable_dindex_send_each_bill_alone(tmp_path):
@@ -253,7 +269,6 @@ def test_errors_without_a_usable_dindex_send_each_bill_alone(tmp_path):
     assert report.loc["CK-U-2X", "message"] == "仓库字段必录 (the bill sent FStockID = 'WH001')"
 
 
-
 # -- base data checked before posting -----------------------------------------------------------------
 def test_bills_naming_base_data_kingdee_lacks_are_held_back_before_posting(tmp_path):
     with kingdee(tmp_path) as server:
@@ -261,16 +276,26 @@ def test_bills_naming_base_data_kingdee_lacks_are_held_back_before_posting(tmp_p
         good, bad_sku, bad_customer = _model("CK-BD-1"), _model("CK-BD-2", material="NO-SUCH-SKU"), _model("CK-BD-3")
         bad_customer["FCustomerID"] = {"FNumber": "NO-SUCH-SHOP"}
         files = _files(tmp_path, [good, bad_sku, bad_customer])
-        write_json({"form_id": FORM, "service": "BatchSave", "options": OPTIONS,
-                    "base_data": {"FCustomerID": "BD_Customer", "FMaterialID": "BD_MATERIAL", "FStockID": "BD_STOCK"}},
-                   files.request)
+        write_json(
+            {
+                "form_id": FORM,
+                "service": "BatchSave",
+                "options": OPTIONS,
+                "base_data": {"FCustomerID": "BD_Customer", "FMaterialID": "BD_MATERIAL", "FStockID": "BD_STOCK"},
+            },
+            files.request,
+        )
         queries: list[str] = []
         original = c.execute_bill_query
-        c.execute_bill_query = lambda form, keys, where="", order="": queries.append(form) or original(form, keys, where, order)
+        c.execute_bill_query = lambda form, keys, where="", order="": (
+            queries.append(form) or original(form, keys, where, order)
+        )
         result = load(c, files, LoadSettings(chunk_size=10))
         assert (result.created, result.held, result.rejected) == (1, 2, 0)
         report = read_report(files).set_index("bill_no")
-        assert report.loc["CK-BD-2", "message"] == "BD_MATERIAL has no number 'NO-SUCH-SKU' (FMaterialID, FEntity row 1)"
+        assert (
+            report.loc["CK-BD-2", "message"] == "BD_MATERIAL has no number 'NO-SUCH-SKU' (FMaterialID, FEntity row 1)"
+        )
         assert report.loc["CK-BD-3", "field"] == "FCustomerID"
         assert "BD_Customer has no number 'NO-SUCH-SHOP'" in report.loc["CK-BD-3", "message"]
         assert sorted(q for q in queries if q != FORM) == ["BD_Customer", "BD_MATERIAL", "BD_STOCK"]  # one query a form

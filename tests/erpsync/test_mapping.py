@@ -17,12 +17,33 @@ ORDER = {
     "src_tids": "P1001,P1002",
 }
 LINES = [
-    {"rec_id": "1", "spec_no": "GT1001-01", "goods_count": "2.0000", "sell_price": "19.9000",
-     "product_date": "2026-03-01 00:00:00", "batch_no": "B1", "src_tid": "P1001"},
-    {"rec_id": "2", "spec_no": "HW3001-02", "goods_count": "1.0000", "sell_price": "0.0000",
-     "product_date": "0000-00-00 00:00:00", "batch_no": "", "src_tid": "P1002"},
-    {"rec_id": "3", "spec_no": "AP4001-01", "goods_count": "3.0000", "sell_price": "79.0000",
-     "product_date": "0000-00-00 00:00:00", "batch_no": "", "src_tid": "P1001"},
+    {
+        "rec_id": "1",
+        "spec_no": "GT1001-01",
+        "goods_count": "2.0000",
+        "sell_price": "19.9000",
+        "product_date": "2026-03-01 00:00:00",
+        "batch_no": "B1",
+        "src_tid": "P1001",
+    },
+    {
+        "rec_id": "2",
+        "spec_no": "HW3001-02",
+        "goods_count": "1.0000",
+        "sell_price": "0.0000",
+        "product_date": "0000-00-00 00:00:00",
+        "batch_no": "",
+        "src_tid": "P1002",
+    },
+    {
+        "rec_id": "3",
+        "spec_no": "AP4001-01",
+        "goods_count": "3.0000",
+        "sell_price": "79.0000",
+        "product_date": "0000-00-00 00:00:00",
+        "batch_no": "",
+        "src_tid": "P1001",
+    },
 ]
 
 
@@ -49,8 +70,18 @@ def test_subhead_and_entry_placement():
     assert "FEntity" not in model["SubHeadEntity"]
     assert len(model["FEntity"]) == 3
     assert list(model) == [
-        "FBillTypeID", "FBillNo", "FDate", "FSaleOrgId", "FCustomerID", "FSaleDeptID", "FStockOrgId",
-        "F_ora_Text_ysdh", "F_ora_Text_ckdh", "FOwnerIdHead", "SubHeadEntity", "FEntity",
+        "FBillTypeID",
+        "FBillNo",
+        "FDate",
+        "FSaleOrgId",
+        "FCustomerID",
+        "FSaleDeptID",
+        "FStockOrgId",
+        "F_ora_Text_ysdh",
+        "F_ora_Text_ckdh",
+        "FOwnerIdHead",
+        "SubHeadEntity",
+        "FEntity",
     ]
 
 
@@ -75,14 +106,27 @@ def test_entry_rows():
     assert "FProduceDate" not in gift
     assert third["FRealQty"] == "3" and third["FTaxPrice"] == "79"
     for entry in (first, gift, third):
-        for absent in ("FPrice", "FExpiryDate", "FEntryTaxRate", "FEntryTaxAmount", "FAmount", "FAllAmount", "FMtoNo", "FEntrynote"):
+        for absent in (
+            "FPrice",
+            "FExpiryDate",
+            "FEntryTaxRate",
+            "FEntryTaxAmount",
+            "FAmount",
+            "FAllAmount",
+            "FMtoNo",
+            "FEntrynote",
+        ):
             assert absent not in entry
 
 
 def test_request_options_go_to_the_request():
     assert MAPPING.request.form_id == "SAL_OUTSTOCK"
     assert MAPPING.request.service == "BatchSave"
-    assert MAPPING.request.options == {"IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21"}
+    assert MAPPING.request.options == {
+        "IsAutoSubmitAndAudit": False,
+        "IsVerifyBaseDataField": False,
+        "SubSystemId": "21",
+    }
     entry = MAPPING.build(ORDER, LINES).model["FEntity"][0]
     for option in ("FormId", "Operation", "IsAutoSubmitAndAudit", "IsVerifyBaseDataField", "SubSystemId"):
         assert option not in entry
@@ -145,11 +189,15 @@ CHANNEL = "batch_details.spec_no,aux\nGT1001-01,03\nHW3001-02,010\nAP4001-01,07\
 
 
 def test_value_maps_give_kingdee_s_numbers_for_wdt_s_codes(edited_scheme):
-    mapping = _with_maps(edited_scheme, {"shop_org.csv": SHOP_ORG, "channel.csv": CHANNEL}, {
-        "FSaleOrgId": "{{maps.shop_org.sale_org}}",
-        "FCustomerID": "_function CONCAT('K-', {{maps.shop_org.customer}})",
-        "SubHeadEntity.FEntity.FAuxPropId": "{{maps.channel.aux}}",
-    })
+    mapping = _with_maps(
+        edited_scheme,
+        {"shop_org.csv": SHOP_ORG, "channel.csv": CHANNEL},
+        {
+            "FSaleOrgId": "{{maps.shop_org.sale_org}}",
+            "FCustomerID": "_function CONCAT('K-', {{maps.shop_org.customer}})",
+            "SubHeadEntity.FEntity.FAuxPropId": "{{maps.channel.aux}}",
+        },
+    )
     model = mapping.build(ORDER, LINES).model
     assert model["FSaleOrgId"] == {"FNumber": "100"} and model["FCustomerID"] == {"FNumber": "K-C0004"}
     assert [e["FAuxPropId"] for e in model["FEntity"]] == [{"FNumber": "03"}, {"FNumber": "010"}, {"FNumber": "07"}]
@@ -159,18 +207,40 @@ def test_value_maps_give_kingdee_s_numbers_for_wdt_s_codes(edited_scheme):
 
 def test_a_value_the_map_lacks_stops_the_order_naming_map_and_value(edited_scheme):
     mapping = _with_maps(edited_scheme, {"shop_org.csv": SHOP_ORG}, {"FSaleOrgId": "{{maps.shop_org.sale_org}}"})
-    with pytest.raises(MappingError, match=r"FSaleOrgId: map 'shop_org' \(shop_org.csv\) has no row for shop_no 'JD002'"):
+    with pytest.raises(
+        MappingError, match=r"FSaleOrgId: map 'shop_org' \(shop_org.csv\) has no row for shop_no 'JD002'"
+    ):
         mapping.build({**ORDER, "shop_no": "JD002"}, LINES)
 
 
 @pytest.mark.parametrize(
     ("files", "value", "message"),
     [
-        ({"shop_org.csv": SHOP_ORG}, "{{maps.shop_orgs.sale_org}}", r"no map 'shop_orgs' in include/maps/ \(known: shop_org\)"),
-        ({"shop_org.csv": SHOP_ORG}, "{{maps.shop_org.org}}", r"map 'shop_org' has no column 'org' \(sale_org, customer\)"),
-        ({"shop_org.csv": "shop_nr,sale_org\nX,1\n"}, "{{maps.shop_org.sale_org}}", r"map 'shop_org' key: \{\{shop_nr\}\} is not a response field"),
-        ({"shop_org.csv": "shop_no,sale_org\nX,1\nX,2\n"}, "{{maps.shop_org.sale_org}}", r"shop_org.csv:3: shop_no 'X' has a row already"),
-        ({"shop_org.csv": "shop_no,sale_org\nX,1,2\n"}, "{{maps.shop_org.sale_org}}", r"shop_org.csv:2: 3 cells, the header has 2"),
+        (
+            {"shop_org.csv": SHOP_ORG},
+            "{{maps.shop_orgs.sale_org}}",
+            r"no map 'shop_orgs' in include/maps/ \(known: shop_org\)",
+        ),
+        (
+            {"shop_org.csv": SHOP_ORG},
+            "{{maps.shop_org.org}}",
+            r"map 'shop_org' has no column 'org' \(sale_org, customer\)",
+        ),
+        (
+            {"shop_org.csv": "shop_nr,sale_org\nX,1\n"},
+            "{{maps.shop_org.sale_org}}",
+            r"map 'shop_org' key: \{\{shop_nr\}\} is not a response field",
+        ),
+        (
+            {"shop_org.csv": "shop_no,sale_org\nX,1\nX,2\n"},
+            "{{maps.shop_org.sale_org}}",
+            r"shop_org.csv:3: shop_no 'X' has a row already",
+        ),
+        (
+            {"shop_org.csv": "shop_no,sale_org\nX,1,2\n"},
+            "{{maps.shop_org.sale_org}}",
+            r"shop_org.csv:2: 3 cells, the header has 2",
+        ),
     ],
 )
 def test_a_bad_map_or_map_reference_fails_when_the_scheme_loads(edited_scheme, files, value, message):

@@ -18,8 +18,27 @@ NULLS = ("", "0000-00-00 00:00:00", "0000-00-00")
 TEXT = st.one_of(
     st.none(),
     st.text(max_size=20),
-    st.sampled_from(["0", "0.0000", "-1", "1e3", "NaN", "Infinity", "0' or '1'='1", "') end --", "{{order_no}}",
-                     "2026-11-01 10:00:00", "0000-00-00 00:00:00", "  7.50 ", "１２", "\u3000", "0e5", "-0", " 0 "]),
+    st.sampled_from(
+        [
+            "0",
+            "0.0000",
+            "-1",
+            "1e3",
+            "NaN",
+            "Infinity",
+            "0' or '1'='1",
+            "') end --",
+            "{{order_no}}",
+            "2026-11-01 10:00:00",
+            "0000-00-00 00:00:00",
+            "  7.50 ",
+            "１２",
+            "\u3000",
+            "0e5",
+            "-0",
+            " 0 ",
+        ]
+    ),
 )
 
 
@@ -31,8 +50,14 @@ def _sent(value: str | None) -> str | None:
 @settings(max_examples=300, deadline=None, database=None)
 @given(order_no=TEXT, shop_no=TEXT, consign_time=TEXT, spec_no=TEXT, count=TEXT, price=TEXT)
 def test_any_values_build_a_faithful_bill_or_a_mapping_error(order_no, shop_no, consign_time, spec_no, count, price):
-    order = {"stockout_id": "1", "order_no": order_no, "stockout_no": order_no, "consign_time": consign_time,
-             "shop_no": shop_no, "warehouse_no": "WH1"}
+    order = {
+        "stockout_id": "1",
+        "order_no": order_no,
+        "stockout_no": order_no,
+        "consign_time": consign_time,
+        "shop_no": shop_no,
+        "warehouse_no": "WH1",
+    }
     line = {"rec_id": "1", "spec_no": spec_no, "goods_count": count, "sell_price": price, "src_tid": order_no}
     try:
         model = MAPPING.build(order, [line]).model
@@ -50,5 +75,7 @@ def test_any_values_build_a_faithful_bill_or_a_mapping_error(order_no, shop_no, 
             assert Decimal(entry[key]) == Decimal(text.strip())
     # the gift flag is decided by the price alone (a plain decimal equal to 0; the comparison does not
     # read exponents): text that looks like SQL is just text
-    is_zero = price is not None and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", price) is not None and Decimal(price.strip()) == 0
+    is_zero = (
+        price is not None and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", price) is not None and Decimal(price.strip()) == 0
+    )
     assert entry["FIsFree"] is is_zero

@@ -55,7 +55,9 @@ def two_schemes(tmp_path):
     sales = include / "schemes" / "sales_outstock.yaml"
     text = sales.read_text(encoding="utf-8")
     (include / "schemes" / "materials.yaml").write_text(
-        text.replace("dag_id: wdt_kingdee_sales_outstock", "dag_id: upstream_sync").replace("name: sales_outstock", "name: materials"),
+        text.replace("dag_id: wdt_kingdee_sales_outstock", "dag_id: upstream_sync").replace(
+            "name: sales_outstock", "name: materials"
+        ),
         encoding="utf-8",
     )
     sales.write_text(text.replace("  preconditions: []", "  preconditions: [upstream_sync]"), encoding="utf-8")

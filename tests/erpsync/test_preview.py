@@ -13,13 +13,29 @@ from tests.conftest import WDT
 
 SCHEME = str(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 ORDER = {
-    "stockout_id": 9001, "order_no": "CK2026110100012", "stockout_no": "CK2026110100012",
-    "consign_time": "2026-11-01 10:23:45", "shop_no": "FENXIAO004", "warehouse_no": "WH002",
+    "stockout_id": 9001,
+    "order_no": "CK2026110100012",
+    "stockout_no": "CK2026110100012",
+    "consign_time": "2026-11-01 10:23:45",
+    "shop_no": "FENXIAO004",
+    "warehouse_no": "WH002",
     "details_list": [
-        {"rec_id": 10, "spec_no": "GT1001-01", "goods_count": "2.0000", "sell_price": "19.9000",
-         "product_date": "2026-03-01 00:00:00", "src_tid": "P1001"},
-        {"rec_id": 9, "spec_no": "HW3001-02", "goods_count": "1.0000", "sell_price": "0.0000",
-         "product_date": "0000-00-00 00:00:00", "src_tid": "P1002"},
+        {
+            "rec_id": 10,
+            "spec_no": "GT1001-01",
+            "goods_count": "2.0000",
+            "sell_price": "19.9000",
+            "product_date": "2026-03-01 00:00:00",
+            "src_tid": "P1001",
+        },
+        {
+            "rec_id": 9,
+            "spec_no": "HW3001-02",
+            "goods_count": "1.0000",
+            "sell_price": "0.0000",
+            "product_date": "0000-00-00 00:00:00",
+            "src_tid": "P1002",
+        },
     ],
 }
 
@@ -39,8 +55,10 @@ def test_preview_of_an_order_file_shows_each_field_its_value_and_source(tmp_path
     code, text = _run("--order", str(path), "--now", "2026-11-02")
     assert code == 0
     assert "order CK2026110100012 (id 9001, 2 lines)" in text
-    assert 'FBillNo                      "CK2026110100012"  <- {{order_no}}  [order_no=\'CK2026110100012\']' in text
-    assert "FEntity[0].FIsFree           true  <- _function case" in text and "[batch_details.sell_price='0.0000']" in text
+    assert "FBillNo                      \"CK2026110100012\"  <- {{order_no}}  [order_no='CK2026110100012']" in text
+    assert (
+        "FEntity[0].FIsFree           true  <- _function case" in text and "[batch_details.sell_price='0.0000']" in text
+    )
     assert "  FEntity[0].FProduceDate      <- {{batch_details.product_date}}" in text  # WDT's zero date: not sent
     model = _payload(text)["data"]["Model"][0]
     # lines in line-id order, 9 before 10, as a run builds the bill
@@ -64,17 +82,32 @@ def test_preview_reads_the_staging_and_else_asks_wdt(wdt_emulator, monkeypatch, 
     from erpsync.steps.extract import extract
     from erpsync.wdt.hook import WdtHook
 
-    monkeypatch.setenv("AIRFLOW_CONN_WDT_PREVIEW", json.dumps({
-        "conn_type": "generic", "host": wdt_emulator.url, "login": WDT["app_key"], "password": WDT["app_secret"],
-        "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WDT_PREVIEW",
+        json.dumps(
+            {
+                "conn_type": "generic",
+                "host": wdt_emulator.url,
+                "login": WDT["app_key"],
+                "password": WDT["app_secret"],
+                "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
+            }
+        ),
+    )
     scheme = load_scheme(SCHEME)
     window = Window.of(parse_datetime("2026-11-01", "start"), parse_datetime("2026-11-04", "end"))
     root = ObjectStoragePath((tmp_path / "staging").as_uri())
     with closing(WdtHook("wdt_preview").get_conn()) as client:
         extract(scheme, window, client, RunFiles(root, scheme.dag_id, window))
-        number = client.call(scheme.source.api.method, {"start_time": "2026-11-01 00:00:00", "end_time": "2026-11-03 23:59:59",
-                                                         "status": "110", "is_by_modified": "1"})["stockout_list"][0]["order_no"]
+        number = client.call(
+            scheme.source.api.method,
+            {
+                "start_time": "2026-11-01 00:00:00",
+                "end_time": "2026-11-03 23:59:59",
+                "status": "110",
+                "is_by_modified": "1",
+            },
+        )["stockout_list"][0]["order_no"]
 
     code, staged = _run("--stockout-no", number, "--staging-root", str(tmp_path / "staging"))
     assert code == 0 and f"order {number}" in staged and "window=20261101T000000_20261104T000000" in staged
@@ -82,7 +115,16 @@ def test_preview_reads_the_staging_and_else_asks_wdt(wdt_emulator, monkeypatch, 
     code, missing = _run("--stockout-no", number, "--staging-root", str(tmp_path / "empty"))
     assert code == 1 and "give --window START END to ask WDT" in missing
 
-    code, asked = _run("--stockout-no", number, "--staging-root", str(tmp_path / "empty"),
-                       "--window", "2026-11-01", "2026-11-04", "--connection", "wdt_preview")
+    code, asked = _run(
+        "--stockout-no",
+        number,
+        "--staging-root",
+        str(tmp_path / "empty"),
+        "--window",
+        "2026-11-01",
+        "2026-11-04",
+        "--connection",
+        "wdt_preview",
+    )
     assert code == 0 and "from WDT" in asked
     assert _payload(asked) == _payload(staged)  # the same bill whichever way the order came

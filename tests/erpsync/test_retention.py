@@ -11,8 +11,7 @@ from airflow.sdk import ObjectStoragePath
 
 from erpsync.preconditions import completed_windows, mark_complete
 from erpsync.retention import keep_days, prune
-from erpsync.staging import parse_folder, window_folders
-from erpsync.staging import RunFiles, write_json
+from erpsync.staging import RunFiles, parse_folder, window_folders, write_json
 from erpsync.windows import Window
 
 DAG = "wdt_kingdee_sales_outstock"

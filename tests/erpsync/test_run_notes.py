@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pendulum
 from airflow.timetables.interval import CronDataIntervalTimetable
@@ -10,14 +11,20 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from erpsync.run_notes import on_dag_run_running
 
 SHANGHAI = pendulum.timezone("Asia/Shanghai")
-PARAMS = {"window_start": None, "window_end": None, "filters": {}, "dry_run": False}
+PARAMS: dict[str, Any] = {"window_start": None, "window_end": None, "filters": {}, "dry_run": False}
 
 
 def _run(conf=None, start=None, end=None, run_after=None, note=None, params=PARAMS):
     """A started run as the scheduler holds it: its serialized DAG with the core timetable."""
     dag = SimpleNamespace(params=params, timetable=CronDataIntervalTimetable("0 * * * *", SHANGHAI))
-    return SimpleNamespace(dag=dag, conf=conf or {}, data_interval_start=start, data_interval_end=end,
-                           run_after=run_after or pendulum.datetime(2026, 11, 30, 1, 30, tz="UTC"), note=note)
+    return SimpleNamespace(
+        dag=dag,
+        conf=conf or {},
+        data_interval_start=start,
+        data_interval_end=end,
+        run_after=run_after or pendulum.datetime(2026, 11, 30, 1, 30, tz="UTC"),
+        note=note,
+    )
 
 
 def _noted(run) -> str | None:
@@ -31,8 +38,11 @@ def test_a_backfill_run_is_noted_with_its_interval_in_shanghai():
 
 
 def test_a_run_with_window_params_is_noted_with_them_not_its_interval():
-    run = _run(conf={"window_start": "2026-11-01T16:00:00.000Z", "window_end": "2026-11-03"},
-               start=pendulum.datetime(2026, 11, 30, 0, tz="UTC"), end=pendulum.datetime(2026, 11, 30, 1, tz="UTC"))
+    run = _run(
+        conf={"window_start": "2026-11-01T16:00:00.000Z", "window_end": "2026-11-03"},
+        start=pendulum.datetime(2026, 11, 30, 0, tz="UTC"),
+        end=pendulum.datetime(2026, 11, 30, 1, tz="UTC"),
+    )
     assert _noted(run) == "window [2026-11-02 00:00:00, 2026-11-03 00:00:00) Asia/Shanghai"
 
 

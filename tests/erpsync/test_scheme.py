@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from erpsync.mapping.compile import compile_mapping
 from erpsync.scheme import INCLUDE_DIR, LoadSettings, SchemeError, load_scheme
 
@@ -40,7 +41,9 @@ def test_the_scheme_loads_with_its_settings():
     assert scheme.source.page_size == 100 and scheme.source.start_page == 0
     assert scheme.settings.enabled is True and scheme.settings.retries == 3
     assert scheme.settings.timezone == "Asia/Shanghai"
-    assert scheme.settings.load == LoadSettings(chunk_size=100, concurrency=4, rounds=5, on_problem="fail", asynchronous=False)
+    assert scheme.settings.load == LoadSettings(
+        chunk_size=100, concurrency=4, rounds=5, on_problem="fail", asynchronous=False
+    )
 
 
 def test_the_base_data_check_is_on_by_default_and_can_be_switched_off(edited_scheme):
@@ -52,13 +55,19 @@ def test_the_base_data_check_is_on_by_default_and_can_be_switched_off(edited_sch
 
 
 def test_more_request_options_reach_the_request(edited_scheme):
-    rows = [{"field": "BatchCount", "label": "服务端线程数", "type": "int", "value": "4"},
-            {"field": "ValidateRepeatJson", "label": "校验重复", "type": "bool", "value": "true"},
-            {"field": "InterationFlags", "label": "交互标志", "type": "string", "value": "STK_InvCheckResult"}]
+    rows = [
+        {"field": "BatchCount", "label": "服务端线程数", "type": "int", "value": "4"},
+        {"field": "ValidateRepeatJson", "label": "校验重复", "type": "bool", "value": "true"},
+        {"field": "InterationFlags", "label": "交互标志", "type": "string", "value": "STK_InvCheckResult"},
+    ]
     scheme = edited_scheme(lambda d: d["target"]["mapping"].extend(rows))
     assert compile_mapping(scheme).request.options == {
-        "IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21",
-        "BatchCount": 4, "ValidateRepeatJson": True, "InterationFlags": "STK_InvCheckResult",
+        "IsAutoSubmitAndAudit": False,
+        "IsVerifyBaseDataField": False,
+        "SubSystemId": "21",
+        "BatchCount": 4,
+        "ValidateRepeatJson": True,
+        "InterationFlags": "STK_InvCheckResult",
     }
 
 
@@ -69,16 +78,31 @@ def _row(data, field):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: _row(d, "FBillNo").update(value="{{order_nr}}"), r"FBillNo.*\{\{order_nr\}\} is not a response field"),
-        (lambda d: _row(d, "SubHeadEntity.FEntity.FMaterialID").update(value="{{batch_details.sku}}"), r"'sku' is not a line field"),
+        (
+            lambda d: _row(d, "FBillNo").update(value="{{order_nr}}"),
+            r"FBillNo.*\{\{order_nr\}\} is not a response field",
+        ),
+        (
+            lambda d: _row(d, "SubHeadEntity.FEntity.FMaterialID").update(value="{{batch_details.sku}}"),
+            r"'sku' is not a line field",
+        ),
         (lambda d: _row(d, "FDate").update(field="FDatum"), r"SAL_OUTSTOCK has no field 'FDatum'"),
-        (lambda d: _row(d, "FNote").update(field="SubHeadEntity.FNote"), r"FNote belongs to header, not to SubHeadEntity"),
-        (lambda d: _row(d, "SubHeadEntity.FEntity.FIsFree").update(value="_function case when then"), r"FIsFree.*unexpected"),
+        (
+            lambda d: _row(d, "FNote").update(field="SubHeadEntity.FNote"),
+            r"FNote belongs to header, not to SubHeadEntity",
+        ),
+        (
+            lambda d: _row(d, "SubHeadEntity.FEntity.FIsFree").update(value="_function case when then"),
+            r"FIsFree.*unexpected",
+        ),
         (lambda d: _row(d, "SubHeadEntity.FEntity.Operation").update(value="Delete"), r"'Delete' is not supported"),
         (lambda d: _row(d, "SubHeadEntity.FEntity.FormId").update(value="SAL_SALEORDER"), r"does not match the form"),
         (lambda d: _row(d, "SubHeadEntity.FEntity").update(value="gifts"), r"entry list 'gifts'"),
         (lambda d: d["target"]["mapping"].append({"field": "FBillNo", "value": "x"}), r"FBillNo is mapped twice"),
-        (lambda d: _row(d, "SubHeadEntity.FEntity.IsAutoSubmitAndAudit").update(value="maybe"), r"expected true or false"),
+        (
+            lambda d: _row(d, "SubHeadEntity.FEntity.IsAutoSubmitAndAudit").update(value="maybe"),
+            r"expected true or false",
+        ),
         (lambda d: d["target"]["mapping"].append({"field": "BatchCount", "value": "four"}), r"expected a whole number"),
     ],
 )
@@ -91,15 +115,27 @@ def test_a_malformed_mapping_names_the_row(edited_scheme, change, message):
     ("change", "message"),
     [
         (lambda d: d["source"]["pagination"].update(page_size=500), r"page_size: must be 1..100"),
-        (lambda d: d["source"]["request"].append({"field": "buyer_nick", "value": "x"}), r"'buyer_nick' is not a request parameter"),
+        (
+            lambda d: d["source"]["request"].append({"field": "buyer_nick", "value": "x"}),
+            r"'buyer_nick' is not a request parameter",
+        ),
         (lambda d: d["settings"]["schedule"].update(cron="every hour"), r"not a valid cron"),
         (lambda d: d["settings"].update(retries="three"), r"settings.retries: Input should be a valid integer"),
         (lambda d: d["settings"].pop("enabled"), r"settings.enabled: missing"),
         (lambda d: d["target"].update(form="SAL_NOPE"), r"kingdee.SAL_NOPE.yaml: file not found"),
-        (lambda d: d["target"]["collections"]["batch_details"]["aliases"].update(num="qty"), r"'qty' is not a line field"),
-        (lambda d: d["settings"]["load"].update(concurrency=0), r"settings.load.concurrency: Input should be greater than or equal to 1"),
+        (
+            lambda d: d["target"]["collections"]["batch_details"]["aliases"].update(num="qty"),
+            r"'qty' is not a line field",
+        ),
+        (
+            lambda d: d["settings"]["load"].update(concurrency=0),
+            r"settings.load.concurrency: Input should be greater than or equal to 1",
+        ),
         (lambda d: d["settings"]["load"].update(on_problem="ignore"), r"on_problem: Input should be 'fail' or 'warn'"),
-        (lambda d: d["settings"]["load"].update(asynchronous="perhaps"), r"asynchronous: Input should be a valid boolean"),
+        (
+            lambda d: d["settings"]["load"].update(asynchronous="perhaps"),
+            r"asynchronous: Input should be a valid boolean",
+        ),
     ],
 )
 def test_a_malformed_scheme_names_the_setting(edited_scheme, change, message):

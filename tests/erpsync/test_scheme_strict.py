@@ -7,6 +7,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
 from erpsync.cli import main
 from erpsync.mapping.compile import compile_mapping
 from erpsync.scheme import INCLUDE_DIR, SCHEMA_FILE, SchemeError, load_scheme, load_schemes, scheme_json_schema
@@ -39,24 +40,54 @@ def _error(path: Path, include: Path) -> str:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("  retry_delay_seconds: 60", "  retry_delay_second: 60",
-         "settings.retry_delay_second: unknown key; did you mean 'retry_delay_seconds'?"),
-        ("  max_active_runs: 1", "  max_active_run: 1", "settings.max_active_run: unknown key; did you mean 'max_active_runs'?"),
-        ("    chunk_size: 100", "    chunk_sise: 100", "settings.load.chunk_sise: unknown key; did you mean 'chunk_size'?"),
-        ("label: 销售组织, type: string", "label: 销售组织, typ: string", "target.mapping[3].typ: unknown key; did you mean 'type'?"),
+        (
+            "  retry_delay_seconds: 60",
+            "  retry_delay_second: 60",
+            "settings.retry_delay_second: unknown key; did you mean 'retry_delay_seconds'?",
+        ),
+        (
+            "  max_active_runs: 1",
+            "  max_active_run: 1",
+            "settings.max_active_run: unknown key; did you mean 'max_active_runs'?",
+        ),
+        (
+            "    chunk_size: 100",
+            "    chunk_sise: 100",
+            "settings.load.chunk_sise: unknown key; did you mean 'chunk_size'?",
+        ),
+        (
+            "label: 销售组织, type: string",
+            "label: 销售组织, typ: string",
+            "target.mapping[3].typ: unknown key; did you mean 'type'?",
+        ),
         ("  retries: 3", "  retries: three", "settings.retries: Input should be a valid integer"),
         ("  lookback: 2h", "  lookback: 2 hours", "source.lookback: expected a duration such as 30m, 2h or 2d"),
         ("  by_modified: true", "  by_modified: true\n  by_modified: false", "source.by_modified: written twice"),
         ("  system: wdt", "  system: wdt2", "source.system: Input should be 'wdt'"),
         ("timezone: Asia/Shanghai}", "timezone: Asia/Shanghia}", "settings.schedule.timezone: not a time zone"),
-        ("aliases: {num: goods_count}", "aliases: {num: qty}",
-         "target.collections.batch_details.aliases.num: 'qty' is not a line field"),
+        (
+            "aliases: {num: goods_count}",
+            "aliases: {num: qty}",
+            "target.collections.batch_details.aliases.num: 'qty' is not a line field",
+        ),
         ('value: "{{order_no}}"}', 'value: "{{order_nr}}"}', "{{order_nr}} is not a response field"),
         ('value: "{{batch_details.spec_no}}"}', 'value: "{{batch_details.sku}}"}', "'sku' is not a line field"),
         ("when '0' then true else false end", "when '0' then true else end", "unexpected"),
-        ("type: string, value: PRE001}", "type: object, value: PRE001}", "FSettleCurrID is a basedata field, not an entity"),
-        ("value: \"{{consign_time}}\"}", "value: \"{{goods_total_amount}}\"}", "{{goods_total_amount}} is a decimal field; FDate takes a date"),
-        ('label: 提交并审核, type: bool, value: "false"}', 'label: 提交并审核, type: bool, value: "nope"}', "expected true or false"),
+        (
+            "type: string, value: PRE001}",
+            "type: object, value: PRE001}",
+            "FSettleCurrID is a basedata field, not an entity",
+        ),
+        (
+            'value: "{{consign_time}}"}',
+            'value: "{{goods_total_amount}}"}',
+            "{{goods_total_amount}} is a decimal field; FDate takes a date",
+        ),
+        (
+            'label: 提交并审核, type: bool, value: "false"}',
+            'label: 提交并审核, type: bool, value: "nope"}',
+            "expected true or false",
+        ),
     ],
 )
 def test_each_problem_names_file_line_and_key(include, old, new, message):
@@ -78,7 +109,9 @@ def test_a_code_is_kept_as_written_never_read_as_a_number(include):
         row = next(r for r in scheme.target.mapping if r.field.endswith("FAuxPropId"))
         assert row.value == kept
         line = {"rec_id": "1", "spec_no": "A", "goods_count": "1", "sell_price": "1"}
-        bill = compile_mapping(scheme).build({"stockout_id": "1", "order_no": "CK1", "consign_time": "2026-11-01 00:00:00"}, [line])
+        bill = compile_mapping(scheme).build(
+            {"stockout_id": "1", "order_no": "CK1", "consign_time": "2026-11-01 00:00:00"}, [line]
+        )
         assert bill.model["FEntity"][0]["FAuxPropId"] == {"FNumber": kept}
 
 
@@ -117,7 +150,11 @@ def test_a_yaml_syntax_error_names_the_line(include):
 def test_a_missing_map_value_names_the_map_file_and_line(include):
     (include / "maps").mkdir(exist_ok=True)
     (include / "maps" / "shop_org.csv").write_text("shop_no,sale_org\nFENXIAO004,100\nFENXIAO005\n", encoding="utf-8")
-    path, _ = _edit(include, 'label: 销售组织, type: string, value: "{{shop_no}}"}', 'label: 销售组织, type: string, value: "{{maps.shop_org.sale_org}}"}')
+    path, _ = _edit(
+        include,
+        'label: 销售组织, type: string, value: "{{shop_no}}"}',
+        'label: 销售组织, type: string, value: "{{maps.shop_org.sale_org}}"}',
+    )
     with pytest.raises(SchemeError, match=r"shop_org.csv:3: 1 cells, the header has 2"):
         compile_mapping(load_scheme(path, include))
 
@@ -126,7 +163,9 @@ def test_preconditions_name_schemes_and_dag_ids_are_unique(include):
     path, line = _edit(include, "  preconditions: []", "  preconditions: [wdt_kingdee_materials]")
     with pytest.raises(SchemeError) as caught:
         load_schemes(include)
-    assert f"{path}:{line}: settings.preconditions[0]: 'wdt_kingdee_materials' is not the dag_id of a scheme" in str(caught.value)
+    assert f"{path}:{line}: settings.preconditions[0]: 'wdt_kingdee_materials' is not the dag_id of a scheme" in str(
+        caught.value
+    )
     shutil.copy(path, include / "schemes" / "copy.yaml")
     path.write_text(path.read_text(encoding="utf-8").replace("[wdt_kingdee_materials]", "[]"), encoding="utf-8")
     with pytest.raises(SchemeError, match="is also the dag_id of"):
@@ -174,12 +213,23 @@ def test_schema_command_checks_the_published_file(include, capsys):
 def test_validate_looks_base_data_constants_up_in_kingdee(include, kingdee_emulator, monkeypatch, capsys):
     from tests.conftest import KINGDEE
 
-    monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_CHECK", json.dumps({
-        "conn_type": "generic", "host": kingdee_emulator.url, "login": KINGDEE["username"], "password": KINGDEE["app_secret"],
-        "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"]},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KINGDEE_CHECK",
+        json.dumps(
+            {
+                "conn_type": "generic",
+                "host": kingdee_emulator.url,
+                "login": KINGDEE["username"],
+                "password": KINGDEE["app_secret"],
+                "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"]},
+            }
+        ),
+    )
     assert main(["--include", str(include), "validate", "--kingdee", "kingdee_check"]) == 0
     path, line = _edit(include, "type: string, value: BM000175}", "type: string, value: BM999999}")
     assert main(["--include", str(include), "validate", "--kingdee", "kingdee_check"]) == 1
     out = capsys.readouterr().out
-    assert f"{path}:{line}: target.mapping[5] (FSaleDeptID 销售部门): Kingdee has no BD_Department numbered 'BM999999'" in out
+    assert (
+        f"{path}:{line}: target.mapping[5] (FSaleDeptID 销售部门): Kingdee has no BD_Department numbered 'BM999999'"
+        in out
+    )

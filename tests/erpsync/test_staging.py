@@ -35,4 +35,6 @@ def test_replace_tree_drops_files_of_the_previous_run(tmp_path):
     (second / "index.html").write_text("new")
     replace_tree(first, target)
     replace_tree(second, target)
-    assert sorted(str(p.relative_to(tmp_path / "stage" / "docs")) for p in (tmp_path / "stage" / "docs").rglob("*") if p.is_file()) == ["index.html"]
+    assert sorted(
+        str(p.relative_to(tmp_path / "stage" / "docs")) for p in (tmp_path / "stage" / "docs").rglob("*") if p.is_file()
+    ) == ["index.html"]

@@ -33,13 +33,27 @@ UNREADABLE = pa.array([253402300800 * 10**6], pa.timestamp("us"))
 
 
 def _order(n: int, **fields: str | None) -> dict[str, str | None]:
-    return {"stockout_id": str(5000 + n), "order_no": f"CK{n:04d}", "stockout_no": f"CK{n:04d}",
-            "consign_time": "2026-11-01 10:00:00", "shop_no": ["TMALL001", "JD002"][n % 2], "warehouse_no": "WH001", **fields}
+    return {
+        "stockout_id": str(5000 + n),
+        "order_no": f"CK{n:04d}",
+        "stockout_no": f"CK{n:04d}",
+        "consign_time": "2026-11-01 10:00:00",
+        "shop_no": ["TMALL001", "JD002"][n % 2],
+        "warehouse_no": "WH001",
+        **fields,
+    }
 
 
 def _line(rec_id: str, order: dict, count: str = "1.0000", price: str = "10.0000") -> dict[str, str | None]:
-    return {"rec_id": rec_id, "stockout_id": order["stockout_id"], "spec_no": f"SKU-{rec_id}", "goods_count": count,
-            "sell_price": price, "src_tid": "T" + order["stockout_id"], "product_date": "0000-00-00 00:00:00"}
+    return {
+        "rec_id": rec_id,
+        "stockout_id": order["stockout_id"],
+        "spec_no": f"SKU-{rec_id}",
+        "goods_count": count,
+        "sell_price": price,
+        "src_tid": "T" + order["stockout_id"],
+        "product_date": "0000-00-00 00:00:00",
+    }
 
 
 def _write(rows: list[dict], fields: list[str], path, unreadable: str) -> None:
@@ -57,7 +71,9 @@ def _stage(root, orders: list[dict], lines: list[dict], quarantined: list[str]) 
     files = RunFiles(ObjectStoragePath(root.as_uri()), SCHEME.dag_id, WINDOW)
     files.dir.mkdir(parents=True, exist_ok=True)
     _write(orders, list(API.order_fields), files.orders, unreadable="receiver_name")
-    _write(lines, [API.order_key, *[f for f in API.line_fields if f != API.order_key]], files.lines, unreadable="barcode")
+    _write(
+        lines, [API.order_key, *[f for f in API.line_fields if f != API.order_key]], files.lines, unreadable="barcode"
+    )
     report = pd.DataFrame({"order_id": quarantined}, columns=QUARANTINE_COLUMNS).astype("string")
     write_parquet(report, files.quarantine)
     return files
@@ -105,7 +121,11 @@ def test_small_chunks_give_the_same_files_as_one_chunk(window):
         {"order_id": "5033", "order_no": None, "field": "FBillNo", "message": "the bill number is empty"},
     ]
     bills = read_jsonl(files.bills)
-    expected = [o["stockout_id"] for o in orders if o["stockout_id"] not in quarantined and o["stockout_id"] not in unmapped["order_id"].tolist()]
+    expected = [
+        o["stockout_id"]
+        for o in orders
+        if o["stockout_id"] not in quarantined and o["stockout_id"] not in unmapped["order_id"].tolist()
+    ]
     assert [b["order_id"] for b in bills] == expected and result.bills == len(expected) == 48
     assert set(bills[0]) == {"bill_no", "order_id", "order_no", "model"}
     by_id = {b["order_id"]: b for b in bills}
@@ -142,8 +162,11 @@ def test_the_transform_reads_only_the_columns_the_mapping_uses(edited_scheme):
     )
 
     def change(data):
-        values = {"FSaleOrgId": "{{maps.shop_org.sale_org}}", "SubHeadEntity.FEntity.FAuxPropId": "{{maps.channel.aux}}",
-                  "FNote": "_function CONCAT({{receiver_name}}, '-', {{details_list.barcode}})"}
+        values = {
+            "FSaleOrgId": "{{maps.shop_org.sale_org}}",
+            "SubHeadEntity.FEntity.FAuxPropId": "{{maps.channel.aux}}",
+            "FNote": "_function CONCAT({{receiver_name}}, '-', {{details_list.barcode}})",
+        }
         for row in data["target"]["mapping"]:
             row["value"] = values.get(row["field"], row["value"])
 
@@ -163,9 +186,42 @@ def _pandas_line_order(ids: list[str | None], dtype: str) -> list[int]:
     return lines.assign(_sort=numeric).sort_values(["_sort", "rec_id"], kind="stable").index.tolist()
 
 
-ODD_IDS = ["1", "2", "9", "10", "010", "1.0", "1e1", "1E+1", " 3", "3 ", "\t4\n", "-1", "+2", "-0", "0", ".5", "5.",
-           "inf", "-Infinity", "ınf", "nan", "NaN", "abc", "A1", "", " ", "1_0", "１", "0x1", "²", "1,0", "9007199254740993",
-           "9007199254740992", None]
+ODD_IDS = [
+    "1",
+    "2",
+    "9",
+    "10",
+    "010",
+    "1.0",
+    "1e1",
+    "1E+1",
+    " 3",
+    "3 ",
+    "\t4\n",
+    "-1",
+    "+2",
+    "-0",
+    "0",
+    ".5",
+    "5.",
+    "inf",
+    "-Infinity",
+    "ınf",
+    "nan",
+    "NaN",
+    "abc",
+    "A1",
+    "",
+    " ",
+    "1_0",
+    "１",
+    "0x1",
+    "²",
+    "1,0",
+    "9007199254740993",
+    "9007199254740992",
+    None,
+]
 
 
 @given(st.lists(st.sampled_from(ODD_IDS) | st.integers(0, 10**6).map(str), max_size=12))
@@ -199,9 +255,14 @@ def _rule_by_rule(mapping, order, lines, now):
     return model
 
 
-def _outcome(build):
+def _built_model(mapping, order, lines, now):
+    return mapping.build(order, lines, now).model
+
+
+def _outcome(build, *args):
+    """``build(*args)``, or the field and message of the MappingError it raises."""
     try:
-        return build()
+        return build(*args)
     except MappingError as exc:
         return (exc.field, exc.message)
 
@@ -224,11 +285,17 @@ def test_bills_equal_rule_by_rule_evaluation(edited_scheme, dataset):
     maps = variant.path.parent.parent / "maps"
     maps.mkdir(exist_ok=True)
     shops = sorted({o["shop_no"] for o in dataset.orders})
-    (maps / "shop_org.csv").write_text("shop_no,sale_org,customer\n" + "".join(
-        f"{s},{100 + i},{'C' + s if i % 2 else ''}\n" for i, s in enumerate(shops[:-1])), encoding="utf-8")
+    (maps / "shop_org.csv").write_text(
+        "shop_no,sale_org,customer\n"
+        + "".join(f"{s},{100 + i},{'C' + s if i % 2 else ''}\n" for i, s in enumerate(shops[:-1])),
+        encoding="utf-8",
+    )
     specs = sorted({line["spec_no"] for o in dataset.orders for line in o["details_list"]})
-    (maps / "channel.csv").write_text("batch_details.spec_no,aux\n" + "".join(
-        f"{s},{'0' + str(i % 3) if i % 4 else ''}\n" for i, s in enumerate(specs[:-1])), encoding="utf-8")
+    (maps / "channel.csv").write_text(
+        "batch_details.spec_no,aux\n"
+        + "".join(f"{s},{'0' + str(i % 3) if i % 4 else ''}\n" for i, s in enumerate(specs[:-1])),
+        encoding="utf-8",
+    )
 
     cases = []
     for n, order in enumerate(dataset.orders):
@@ -246,8 +313,8 @@ def test_bills_equal_rule_by_rule_evaluation(edited_scheme, dataset):
     for mapping in (seed, compile_mapping(variant)):
         for _ in range(2):  # the second pass is served by the mapping's caches
             for header, lines in cases:
-                ours = _outcome(lambda: mapping.build(header, lines, NOW).model)
-                assert ours == _outcome(lambda: _rule_by_rule(mapping, header, lines, NOW))
+                ours = _outcome(_built_model, mapping, header, lines, NOW)
+                assert ours == _outcome(_rule_by_rule, mapping, header, lines, NOW)
                 built += isinstance(ours, dict)
         first, second = (mapping.build(*cases[0], NOW).model for _ in range(2))
         first["FBillTypeID"]["FNUMBER"] = "changed"  # bills share no mutable part

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -53,7 +54,6 @@ def _window(name: str) -> Window:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, wdt_emulator, airflow_db):
     from emulators.kingdee import make_server
-
     from erpsync.dag_factory import build_dag
 
     base = tmp_path_factory.mktemp("ui")
@@ -68,14 +68,30 @@ def world(tmp_path_factory, wdt_emulator, airflow_db):
     kingdee_server = make_server("127.0.0.1", 0, **KINGDEE, data_dir=base / "kingdee", seed=SEED)
     with pytest.MonkeyPatch.context() as mp, serving(kingdee_server) as kingdee:
         mp.setenv("AIRFLOW__ERPSYNC__STAGING_ROOT", root)
-        mp.setenv("AIRFLOW_CONN_WDT_DEFAULT", json.dumps({
-            "conn_type": "generic", "host": wdt_emulator.url, "login": WDT["app_key"], "password": WDT["app_secret"],
-            "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
-        }))
-        mp.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps({
-            "conn_type": "generic", "host": kingdee.url, "login": KINGDEE["username"], "password": KINGDEE["app_secret"],
-            "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "backoff_seconds": 0.01},
-        }))
+        mp.setenv(
+            "AIRFLOW_CONN_WDT_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "generic",
+                    "host": wdt_emulator.url,
+                    "login": WDT["app_key"],
+                    "password": WDT["app_secret"],
+                    "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
+                }
+            ),
+        )
+        mp.setenv(
+            "AIRFLOW_CONN_KINGDEE_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "generic",
+                    "host": kingdee.url,
+                    "login": KINGDEE["username"],
+                    "password": KINGDEE["app_secret"],
+                    "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "backoff_seconds": 0.01},
+                }
+            ),
+        )
         run_ids = {}
         for name, (start, end, check) in RUNS.items():
             run = build_dag(schemes[check]).test(run_conf={"window_start": start, "window_end": end})
@@ -137,8 +153,14 @@ def test_every_page_needs_airflow_login(world, auth_manager):
     from airflow.api_fastapi.app import create_app as airflow_app
 
     client = TestClient(airflow_app(apps="core"))
-    paths = ["/erpsync/", f"/erpsync{_run_url(world, 'A')}", "/erpsync/search?q=CK", "/erpsync/apis",
-             "/erpsync/static/erpsync.css", "/erpsync/staging/_gx_static/1.24.1/images/favicon.ico"]
+    paths = [
+        "/erpsync/",
+        f"/erpsync{_run_url(world, 'A')}",
+        "/erpsync/search?q=CK",
+        "/erpsync/apis",
+        "/erpsync/static/erpsync.css",
+        "/erpsync/staging/_gx_static/1.24.1/images/favicon.ico",
+    ]
     for path in paths:
         response = client.get(path)
         assert response.status_code == 401, path
@@ -226,11 +248,28 @@ def test_a_run_without_manifest_resolves_its_window_like_its_tasks(client, world
 
     start, end, _ = RUNS["A"]
     with create_session() as session:
-        session.add(DagRun(dag_id=DAG_ID, run_id="manual__ui_no_manifest", run_type="manual", state="failed",
-                           conf={"window_start": start, "window_end": end}, run_after=pendulum.now("UTC")))
+        session.add(
+            DagRun(
+                dag_id=DAG_ID,
+                run_id="manual__ui_no_manifest",
+                run_type="manual",
+                state="failed",
+                conf={"window_start": start, "window_end": end},
+                run_after=pendulum.now("UTC"),
+            )
+        )
         interval = (pendulum.datetime(2026, 11, 9, 16, tz="UTC"), pendulum.datetime(2026, 11, 9, 17, tz="UTC"))
-        session.add(DagRun(dag_id=DAG_ID, run_id="scheduled__ui_not_staged", run_type="scheduled", state="queued",
-                           logical_date=interval[0], data_interval=interval, run_after=interval[1]))
+        session.add(
+            DagRun(
+                dag_id=DAG_ID,
+                run_id="scheduled__ui_not_staged",
+                run_type="scheduled",
+                state="queued",
+                logical_date=interval[0],
+                data_interval=interval,
+                run_after=interval[1],
+            )
+        )
     page = _text(client.get(f"/dags/{DAG_ID}/runs/manual__ui_no_manifest").text)
     assert "resolved from the run's conf / data interval" in page
     assert "2026-11-01 00:00 → 2026-11-03 00:00" in page and "goods_count > 0" in page  # window A's report
@@ -280,15 +319,18 @@ def test_data_docs_render_through_the_app_with_static_assets_stored_once(client,
     assert client.get(css).status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/staging/_gx_static/1.24.1/..%2F..%2F" + DAG_ID + "%2Fwindow=20261101T000000_20261103T000000%2Forders.parquet",
-    "/staging/_gx_static/..%2F" + DAG_ID + "/x.html",
-    "/staging/" + DAG_ID + "/window=20261101T000000_20261103T000000/quality/docs/..%2F..%2Forders.parquet",
-    "/staging/" + DAG_ID + "/window=20261101T000000_20261103T000000/quality/docs/..%2Fsummary.json",
-    "/staging/" + DAG_ID + "/..%2F..%2F..%2Fetc/quality/docs/passwd.html",
-    "/staging/" + DAG_ID + "/window=20261101T000000_20261103T000000/quality/docs/%2Fetc%2Fpasswd",
-    "/dags/" + DAG_ID + "/windows/..%2F..%2F..%2Fetc",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/staging/_gx_static/1.24.1/..%2F..%2F" + DAG_ID + "%2Fwindow=20261101T000000_20261103T000000%2Forders.parquet",
+        "/staging/_gx_static/..%2F" + DAG_ID + "/x.html",
+        "/staging/" + DAG_ID + "/window=20261101T000000_20261103T000000/quality/docs/..%2F..%2Forders.parquet",
+        "/staging/" + DAG_ID + "/window=20261101T000000_20261103T000000/quality/docs/..%2Fsummary.json",
+        "/staging/" + DAG_ID + "/..%2F..%2F..%2Fetc/quality/docs/passwd.html",
+        "/staging/" + DAG_ID + "/window=20261101T000000_20261103T000000/quality/docs/%2Fetc%2Fpasswd",
+        "/dags/" + DAG_ID + "/windows/..%2F..%2F..%2Fetc",
+    ],
+)
 def test_file_routes_serve_nothing_outside_their_folder(client, path):
     assert client.get(path).status_code == 404
 
@@ -302,8 +344,10 @@ def test_dag_page_trend_windows_and_runs(client, world):
     bars = re.findall(r"<a href=\"(/dags/[^\"]+/windows/[^\"]+)\"><g><title>([^<]+)</title>", response.text)
     assert len(bars) == 3  # one bar per window, oldest first
     assert [b[0].rsplit("/", 1)[1] for b in bars] == [
-        "window%3D20261101T000000_20261103T000000", "window%3D20261102T000000_20261104T000000",
-        "window%3D20261103T000000_20261106T000000"]
+        "window%3D20261101T000000_20261103T000000",
+        "window%3D20261102T000000_20261104T000000",
+        "window%3D20261103T000000_20261106T000000",
+    ]
     # each bar's segments are the window's outcome counts
     for name in ("A", "B", "C"):
         counts = _report(world.files[name])["outcome"].value_counts()
@@ -331,16 +375,31 @@ def calls_recorded(world):
     had 3 answers and 1 fault, the other windows none."""
     from erpsync.staging import read_parquet, remove_tree
 
-    saved = {k: [(p.name, read_parquet(p)) for p in f.calls.iterdir()] if f.calls.exists() else []
-             for k, f in world.files.items()}
+    saved = {
+        k: [(p.name, read_parquet(p)) for p in f.calls.iterdir()] if f.calls.exists() else []
+        for k, f in world.files.items()
+    }
     for f in world.files.values():
         remove_tree(f.calls)
     rows = [(100, "ok", None), (200, "ok", None), (300, "ok", None), (900, "transient", "HTTP 502")]
     part = world.files["A"].calls / "extract-1.parquet"
-    write_parquet(pd.DataFrame([
-        {"system": "wdt", "method": "wdt.stockout.order.query.trade", "started": "2026-11-03T00:00:01+08:00",
-         "ms": ms, "outcome": outcome, "detail": detail, "rows": 50} for ms, outcome, detail in rows
-    ]), part)
+    write_parquet(
+        pd.DataFrame(
+            [
+                {
+                    "system": "wdt",
+                    "method": "wdt.stockout.order.query.trade",
+                    "started": "2026-11-03T00:00:01+08:00",
+                    "ms": ms,
+                    "outcome": outcome,
+                    "detail": detail,
+                    "rows": 50,
+                }
+                for ms, outcome, detail in rows
+            ]
+        ),
+        part,
+    )
     yield part
     part.unlink()
     for key, parts in saved.items():
@@ -356,14 +415,21 @@ def test_api_catalog_lists_fields_with_labels_and_figures(client, world, monkeyp
     response = client.get("/apis", params={"days": 30})
     assert response.status_code == 200
     page = _text(response.text)
-    for field, label in [("src_tid", "原始单号"), ("stockout_no", "出库单号"), ("goods_count", "数量"),
-                         ("FMaterialID", "物料编码"), ("FSettleCurrID", "结算币别")]:
+    for field, label in [
+        ("src_tid", "原始单号"),
+        ("stockout_no", "出库单号"),
+        ("goods_count", "数量"),
+        ("FMaterialID", "物料编码"),
+        ("FSettleCurrID", "结算币别"),
+    ]:
         assert re.search(rf"{field} {label}", page), field
     assert "SubHeadEntity 财务信息" in page and "BD_MATERIAL" in page
     assert f"调用 Calls {sum(s['calls'] for s in summaries)} " in page
     assert f"数据量 Rows moved {sum(s['orders'] for s in summaries)} 订单 orders" in page
     # the clients record every exchange: per-method calls and rows, from calls/*.parquet of each window
-    calls = pd.concat([pd.read_parquet(p) for f in world.files.values() for p in sorted(Path(f.calls.path).glob("*.parquet"))])
+    calls = pd.concat(
+        [pd.read_parquet(p) for f in world.files.values() for p in sorted(Path(f.calls.path).glob("*.parquet"))]
+    )
     wdt = calls[calls["system"] == "wdt"]
     assert len(wdt) == sum(s["calls"] for s in summaries) and (wdt["outcome"] == "ok").all()
     assert int(wdt["rows"].sum()) == sum(s["orders"] for s in summaries)  # each staged order came in one page
@@ -464,10 +530,22 @@ def test_search_by_kingdee_bill_number(client, world):
     assert created["order_no"] in page
 
 
-@pytest.mark.parametrize("hostile", [
-    "' or 1=1 --", "') or ('1'='1", "x'; drop table t; --", "../../etc/passwd", "/etc/passwd",
-    "*", "%", "window=*", "read_parquet('/etc/passwd')", "\x00CK", "<script>alert(1)</script>",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "' or 1=1 --",
+        "') or ('1'='1",
+        "x'; drop table t; --",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "*",
+        "%",
+        "window=*",
+        "read_parquet('/etc/passwd')",
+        "\x00CK",
+        "<script>alert(1)</script>",
+    ],
+)
 def test_hostile_search_text_is_only_ever_a_value(client, hostile):
     response = client.get("/search", params={"q": hostile})
     assert response.status_code == 200
@@ -530,12 +608,21 @@ def test_pages_read_a_staging_root_on_object_storage(world, auth_manager):
 
 
 def test_airflow_discovers_the_plugin_with_its_app_and_views(tmp_path):
-    env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([str(Path(sys.executable).parent / "airflow"), "plugins", "--output", "json"],
-                          capture_output=True, text=True, env=env, cwd=REPO)
+    env = {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PATH": os.environ.get("PATH", os.defpath),
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "plugins", "--output", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    plugins = {p["name"]: p for p in json.loads(done.stdout[done.stdout.index("["):])}
+    plugins = {p["name"]: p for p in json.loads(done.stdout[done.stdout.index("[") :])}
     plugin = plugins["erpsync_ui"]
     assert plugin["source"].endswith("erpsync_ui.py")
     [app] = plugin["fastapi_apps"]

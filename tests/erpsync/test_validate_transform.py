@@ -20,13 +20,29 @@ WINDOW = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02
 
 
 def _order(stockout_id: str, order_no: str | None, **fields) -> dict:
-    return {"stockout_id": stockout_id, "order_no": order_no, "stockout_no": order_no, "consign_time": "2026-11-01 10:00:00",
-            "shop_no": "TMALL001", "warehouse_no": "WH001", **fields}
+    return {
+        "stockout_id": stockout_id,
+        "order_no": order_no,
+        "stockout_no": order_no,
+        "consign_time": "2026-11-01 10:00:00",
+        "shop_no": "TMALL001",
+        "warehouse_no": "WH001",
+        **fields,
+    }
 
 
-def _line(rec_id: str, stockout_id: str, count: str = "1.0000", price: str = "10.0000", spec: str | None = "GT1001-01") -> dict:
-    return {"rec_id": rec_id, "stockout_id": stockout_id, "spec_no": spec, "goods_count": count, "sell_price": price,
-            "src_tid": "T" + stockout_id, "product_date": "0000-00-00 00:00:00"}
+def _line(
+    rec_id: str, stockout_id: str, count: str = "1.0000", price: str = "10.0000", spec: str | None = "GT1001-01"
+) -> dict:
+    return {
+        "rec_id": rec_id,
+        "stockout_id": stockout_id,
+        "spec_no": spec,
+        "goods_count": count,
+        "sell_price": price,
+        "src_tid": "T" + stockout_id,
+        "product_date": "0000-00-00 00:00:00",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +61,14 @@ def staged(tmp_path_factory):
         _order("9", "CK-NOLINES"),
     ]
     lines = [
-        _line("11", "1"), _line("12", "1", count="2.0000", price="19.9000"),
+        _line("11", "1"),
+        _line("12", "1", count="2.0000", price="19.9000"),
         _line("21", "2", price="-1.0000"),
         _line("31", "3", spec=None),
         _line("41", "4", count="two"),
-        _line("51", "5"), _line("61", "6"), _line("71", "7"),
+        _line("51", "5"),
+        _line("61", "6"),
+        _line("71", "7"),
         _line("81", "8", price="0.0000"),
     ]
     write_parquet(pd.DataFrame(orders, dtype="string"), files.orders)
@@ -93,7 +112,8 @@ def test_transform_builds_bills_for_valid_orders_only(staged):
     assert (result.bills, result.unmapped, result.skipped_quarantined) == (2, 1, 6)
     request = read_json(files.request)
     assert request == {
-        "form_id": "SAL_OUTSTOCK", "service": "BatchSave",
+        "form_id": "SAL_OUTSTOCK",
+        "service": "BatchSave",
         "options": {"IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21"},
         "base_data": request["base_data"],
     }

@@ -14,23 +14,31 @@ from airflow.sdk import ObjectStoragePath
 from erpsync.scheme import INCLUDE_DIR, SchemeError, load_scheme
 from erpsync.staging import RunFiles, filters_digest, read_parquet
 from erpsync.steps.extract import extract, request_params
-from erpsync.wdt.client import QimenClient, QimenConfig, WdtConfigError, WdtTransientError
+from erpsync.wdt.client import WdtClient, WdtConfig, WdtConfigError, WdtTransientError
 from erpsync.wdt.paging import PagingError, TotalCountPaginator
 from erpsync.windows import Window, parse_datetime
 from tests.conftest import REPO, SEED, START, WDT, serving
 
 SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 METHOD = "wdt.stockout.order.query.trade"
-PAGINATOR = TotalCountPaginator(page_size=2, start_page=0, list_key="stockout_list", total_key="total_count", id_key="stockout_id")
+PAGINATOR = TotalCountPaginator(
+    page_size=2, start_page=0, list_key="stockout_list", total_key="total_count", id_key="stockout_id"
+)
 
 
 RATE_FILE = str(Path(tempfile.mkdtemp(prefix="erpsync-rate-")) / "wdt.sqlite")
 
 
-def _client(server, **overrides) -> QimenClient:
-    config = {**WDT, "gateway_url": server.url, "min_interval_seconds": 0, "backoff_seconds": 0.01,
-              "rate_limit_url": RATE_FILE, **overrides}
-    return QimenClient(QimenConfig(**config))
+def _client(server, **overrides) -> WdtClient:
+    config = {
+        **WDT,
+        "url": server.url,
+        "min_interval_seconds": 0,
+        "backoff_seconds": 0.01,
+        "rate_limit_url": RATE_FILE,
+        **overrides,
+    }
+    return WdtClient(WdtConfig(**config))
 
 
 def _window(start: str, end: str) -> Window:
@@ -64,10 +72,39 @@ def test_a_wrong_secret_is_a_clear_error_without_the_secret(wdt_emulator):
     assert client.calls == 1  # refused at once: resending the same request changes nothing
 
 
+# The emulator's gateway errors come in the observed Qimen shape (response/flag=failure, its default) or
+# in TOP's error_response: either way a refusal is a config error carrying the gateway's message.
+ERROR_SHAPES = pytest.mark.parametrize("top_error_shape", [False, True], ids=["qimen-shape", "top-shape"])
+
+
+@ERROR_SHAPES
+@pytest.mark.parametrize(
+    ("overrides", "expected", "detail"),
+    [
+        ({"app_secret": "not-the-secret"}, "code 25: Invalid signature", "签名错误"),
+        ({"app_key": "not-our-app-key"}, "code 29: Invalid App Key", "app_key不存在: not-our-app-key"),
+        ({"target_app_key": "99999999"}, "code 41: Invalid Arguments", "target_app_key无效: 99999999"),
+    ],
+)
+def test_gateway_refusals_are_config_errors_in_either_shape(top_error_shape, overrides, expected, detail):
+    from emulators.wdt import make_server
+
+    with serving(
+        make_server(**WDT, seed=SEED, orders=20, start=START, days=2, top_error_shape=top_error_shape)
+    ) as server:
+        client = _client(server, **overrides)
+        with pytest.raises(WdtConfigError, match=expected) as caught:
+            client.call(METHOD, request_params(SCHEME, _window("2026-11-01", "2026-11-02")))
+    assert detail in str(caught.value) and "not-the-secret" not in str(caught.value)
+    assert client.calls == 1
+
+
 def test_a_business_error_names_the_parameter_and_is_not_retried(wdt_emulator):
     client = _client(wdt_emulator)
     with pytest.raises(WdtConfigError, match="page_size"):
-        client.call(METHOD, {"start_time": "2026-11-01 00:00:00", "end_time": "2026-11-01 01:00:00", "page_size": "101"})
+        client.call(
+            METHOD, {"start_time": "2026-11-01 00:00:00", "end_time": "2026-11-01 01:00:00", "page_size": "101"}
+        )
     assert client.calls == 1
 
 
@@ -94,43 +131,67 @@ def test_network_errors_are_retried_then_fail_the_task_for_airflow_to_retry():
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}/router/qm"
     slept: list[float] = []
-    client = QimenClient(QimenConfig(**WDT, gateway_url=url, min_interval_seconds=0, backoff_seconds=1,
-                                     max_attempts=4, rate_limit_url=RATE_FILE), sleep=slept.append)
+    client = WdtClient(
+        WdtConfig(**WDT, url=url, min_interval_seconds=0, backoff_seconds=1, max_attempts=4, rate_limit_url=RATE_FILE),
+        sleep=slept.append,
+    )
     with pytest.raises(WdtTransientError, match="code network"):
         client.call(METHOD, {"stockout_no": "CK-NONE"})
     assert slept == [1, 2, 4] and client.calls == 4
 
 
-def test_throttle_answers_wait_for_everyone_without_using_the_retry_budget(tmp_path):
+@ERROR_SHAPES
+def test_throttle_answers_wait_for_everyone_without_using_the_retry_budget(tmp_path, top_error_shape):
     from emulators.wdt import make_server
 
     now = [time.time()]  # the emulator's clock and ours: waiting moves both
-    with serving(make_server(**WDT, seed=SEED, orders=20, start=START, days=2, throttle_per_minute=2,
-                             clock=lambda: now[0])) as server:
+    with serving(
+        make_server(
+            **WDT,
+            seed=SEED,
+            orders=20,
+            start=START,
+            days=2,
+            throttle_per_minute=2,
+            clock=lambda: now[0],
+            top_error_shape=top_error_shape,
+        )
+    ) as server:
         slept: list[float] = []
 
         def sleep(seconds: float) -> None:
             slept.append(seconds)
             now[0] += seconds
 
-        config = QimenConfig(**WDT, gateway_url=server.url, min_interval_seconds=0, max_attempts=1,
-                             throttle_pause_seconds=61, rate_limit_url=str(tmp_path / "rate.sqlite"))
-        client = QimenClient(config, clock=lambda: now[0], sleep=sleep)
+        config = WdtConfig(
+            **WDT,
+            url=server.url,
+            min_interval_seconds=0,
+            max_attempts=1,
+            throttle_pause_seconds=61,
+            rate_limit_url=str(tmp_path / "rate.sqlite"),
+        )
+        client = WdtClient(config, clock=lambda: now[0], sleep=sleep)
         for _ in range(3):
             client.call(METHOD, {"stockout_no": "CK-NONE"})
         assert slept == [61]  # the third call met code 1012 once, held off, and went through
         assert client.calls == 4 and client.throttled_seconds == 61
         # a second client on the same app key (another task) is held off too
-        other = QimenClient(config, clock=lambda: now[0], sleep=sleep)
+        other = WdtClient(config, clock=lambda: now[0], sleep=sleep)
         other.limiter.hold_off(5)
         other.call(METHOD, {"stockout_no": "CK-NONE"})
         assert slept[-1] == pytest.approx(5)
 
 
-def test_throttling_longer_than_allowed_fails(tmp_path):
+@ERROR_SHAPES
+def test_throttling_longer_than_allowed_fails(tmp_path, top_error_shape):
     from emulators.wdt import make_server
 
-    with serving(make_server(**WDT, seed=SEED, orders=20, start=START, days=2, throttle_per_minute=1)) as server:
+    with serving(
+        make_server(
+            **WDT, seed=SEED, orders=20, start=START, days=2, throttle_per_minute=1, top_error_shape=top_error_shape
+        )
+    ) as server:
         client = _client(server, throttle_pause_seconds=0.01, max_throttle_seconds=0.05)
         client.call(METHOD, {"stockout_no": "CK-NONE"})
         with pytest.raises(WdtTransientError, match="code 1012"):
@@ -139,8 +200,8 @@ def test_throttling_longer_than_allowed_fails(tmp_path):
 
 def test_the_client_keeps_its_distance_between_calls(wdt_emulator, tmp_path):
     ticks, slept = [1000.0], []
-    client = QimenClient(
-        QimenConfig(**WDT, gateway_url=wdt_emulator.url, min_interval_seconds=1.0, rate_limit_url=str(tmp_path / "r.sqlite")),
+    client = WdtClient(
+        WdtConfig(**WDT, url=wdt_emulator.url, min_interval_seconds=1.0, rate_limit_url=str(tmp_path / "r.sqlite")),
         clock=lambda: ticks[0],
         sleep=lambda s: slept.append(s),
     )
@@ -150,7 +211,12 @@ def test_the_client_keeps_its_distance_between_calls(wdt_emulator, tmp_path):
     assert slept == [0.75]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgresql"])
+# Redis and PostgreSQL are this machine's services (.ci/run starts them): their cases run in the deploy
+# group with the deployment that shares them (make test-slow); the default suite needs Python only.
+SHARED_BACKENDS = [pytest.param(backend, marks=pytest.mark.deploy) for backend in ("redis", "postgresql")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", *SHARED_BACKENDS])
 def test_the_rate_is_shared_by_every_process_using_the_limiter(backend, request, tmp_path):
     """Three processes take 8 slots each on one app key: all 24 slots are at least 50 ms apart, whether
     the slots live in a machine's SQLite file or in the Redis or PostgreSQL every host reaches."""
@@ -158,8 +224,11 @@ def test_the_rate_is_shared_by_every_process_using_the_limiter(backend, request,
     import sys
     import uuid
 
-    url = {"sqlite": lambda: str(tmp_path / "rate.sqlite"), "redis": lambda: request.getfixturevalue("redis_url"),
-           "postgresql": lambda: request.getfixturevalue("postgres_url")}[backend]()
+    url = {
+        "sqlite": lambda: str(tmp_path / "rate.sqlite"),
+        "redis": lambda: request.getfixturevalue("redis_url"),
+        "postgresql": lambda: request.getfixturevalue("postgres_url"),
+    }[backend]()
     code = (
         "import sys, time\n"
         "from erpsync.wdt.ratelimit import open_limiter\n"
@@ -169,15 +238,17 @@ def test_the_rate_is_shared_by_every_process_using_the_limiter(backend, request,
     )
     app_key = f"app-key-{uuid.uuid4().hex}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
-    procs = [subprocess.Popen([sys.executable, "-c", code, url, app_key], stdout=subprocess.PIPE,
-                              text=True, env=env) for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, url, app_key], stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(3)
+    ]
     stamps = sorted(float(line) for p in procs for line in p.communicate()[0].split())
     assert len(stamps) == 24
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     assert min(gaps) >= 0.05 - 1e-5, gaps  # epoch seconds as text or doubles: microseconds of rounding
 
 
-@pytest.mark.parametrize("backend", ["redis", "postgresql"])
+@pytest.mark.parametrize("backend", SHARED_BACKENDS)
 def test_a_throttle_answer_holds_off_every_host(backend, request):
     """After hold_off(0.5) the next slot is half a second away, on the server's clock."""
     import uuid
@@ -232,6 +303,63 @@ def test_extract_reads_every_completed_order_of_the_window(wdt_emulator, dataset
     assert set(lines["stockout_id"]) == set(orders["stockout_id"])
 
 
+BATCH_FIELDS = ("batch_no", "product_date", "expire_date")
+
+
+@pytest.mark.parametrize("batch_fields", [False, True], ids=["batch-absent", "batch-present"])
+def test_the_scheme_works_with_line_batch_fields_absent_or_present(batch_fields, dataset, tmp_path):
+    """The lines' batch fields are unconfirmed for 企业版 (the emulator leaves them out by default): the
+    extract stages their columns either way, and the scheme's FProduceDate ({{batch_details.product_date}})
+    is sent only when WDT gave a real date."""
+    from emulators.wdt import make_server
+    from erpsync.mapping.compile import compile_mapping
+    from erpsync.staging import read_jsonl
+    from erpsync.steps.transform import transform
+    from erpsync.steps.validate import validate
+
+    window = _window("2026-11-01", "2026-11-04")
+    files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
+    with serving(make_server(**WDT, seed=SEED, orders=60, start=START, days=3, batch_fields=batch_fields)) as server:
+        result = extract(SCHEME, window, _client(server), files)
+    lines = read_parquet(files.lines)
+    assert result.orders and set(BATCH_FIELDS) <= set(lines.columns)
+    dated = lines["product_date"].dropna()
+    if batch_fields:
+        assert (dated != "0000-00-00 00:00:00").any() and lines["batch_no"].notna().all()
+    else:
+        assert dated.empty and all(lines[f].isna().all() for f in BATCH_FIELDS)
+    validate(files, SCHEME.source.suites, SCHEME.source.keys, "batch-fields")
+    built = transform(compile_mapping(SCHEME), files, SCHEME.source.keys)
+    bills = read_jsonl(files.bills)
+    assert built.bills == len(bills) > 0 and built.unmapped == 0
+    text = json.dumps(bills, ensure_ascii=False)
+    assert ("FProduceDate" in text) == batch_fields
+
+
+@pytest.mark.parametrize("privacy", ["absent", "masked"])
+def test_taobao_buyers_data_absent_or_masked_is_staged_as_given(privacy, tmp_path):
+    """Qimen does not hand out 淘系 buyers' personal data: by default the emulator leaves the fields out
+    (staged as null), or masks them; other platforms' orders carry them in plain either way."""
+    from emulators.wdt import make_server
+
+    window = _window("2026-11-01", "2026-11-04")
+    files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
+    with serving(make_server(**WDT, seed=SEED, orders=60, start=START, days=3, privacy=privacy)) as server:
+        extract(SCHEME, window, _client(server), files)
+    orders = read_parquet(files.orders)
+    taobao, others = orders[orders["platform_id"] == "1"], orders[orders["platform_id"] != "1"]
+    assert len(taobao) and len(others)
+    assert others["receiver_name"].notna().all() and not others["receiver_name"].str.contains("*", regex=False).any()
+    if privacy == "absent":
+        assert taobao["receiver_name"].isna().all() and taobao["receiver_mobile"].isna().all()
+        assert taobao["nick_name"].isna().all() and taobao["receiver_province"].notna().all()
+    else:
+        assert (
+            taobao["receiver_name"].str.endswith("**").all()
+            and taobao["receiver_mobile"].str.contains("****", regex=False).all()
+        )
+
+
 def test_extract_of_a_window_with_no_orders_writes_empty_files(wdt_emulator, tmp_path):
     window = _window("2025-01-01", "2025-01-02")
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
@@ -280,14 +408,20 @@ def test_bad_filters_are_refused_before_any_call(filters, message):
 
 
 def test_good_filters_reach_the_request():
-    params = request_params(SCHEME, _window("2026-11-01", "2026-11-02"), {"shop_no": "FENXIAO004", "src_tid": "天猫-123_4"})
+    params = request_params(
+        SCHEME, _window("2026-11-01", "2026-11-02"), {"shop_no": "FENXIAO004", "src_tid": "天猫-123_4"}
+    )
     assert (params["shop_no"], params["src_tid"], params["status"]) == ("FENXIAO004", "天猫-123_4", "110")
 
 
 def test_paging_that_keeps_losing_orders_is_an_error():
-    pages = {0: {"total_count": "3", "stockout_list": [{"stockout_id": "1"}, {"stockout_id": "2"}]},
-             1: {"stockout_list": [{"stockout_id": "2"}]}}  # order 3 slid away while we read, every time
-    with pytest.raises(PagingError, match=r"changed while they were paged \(3 announced, 3 at the end, 2 distinct read\) in 3 passes"):
+    pages = {
+        0: {"total_count": "3", "stockout_list": [{"stockout_id": "1"}, {"stockout_id": "2"}]},
+        1: {"stockout_list": [{"stockout_id": "2"}]},
+    }  # order 3 slid away while we read, every time
+    with pytest.raises(
+        PagingError, match=r"changed while they were paged \(3 announced, 3 at the end, 2 distinct read\) in 3 passes"
+    ):
         list(PAGINATOR.orders(lambda page, size: pages[page], "test"))
 
 
@@ -339,7 +473,9 @@ def test_paging_while_the_data_changes_skips_no_order_and_doubles_none(dataset, 
                 except PagingError:
                     continue
         start, end = Window(window.start - scheme.source.lookback, window.end).api_bounds()
-        truth = {o["order_no"] for o in server.emulator.orders() if o["status"] == 110 and start <= o["modified"] <= end}
+        truth = {
+            o["order_no"] for o in server.emulator.orders() if o["status"] == 110 and start <= o["modified"] <= end
+        }
     orders = read_parquet(files.orders)
     assert len(orders) == orders["stockout_id"].nunique() == result.orders  # none doubled
     assert set(orders["order_no"]) == truth and truth  # none skipped

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 import pendulum
 from hypothesis import assume, given, settings
@@ -25,8 +26,13 @@ spans = st.integers(min_value=1, max_value=30 * 86400)
 def _wdt_seconds(window: Window) -> tuple[int, int]:
     """The inclusive [start_time, end_time] WDT is sent, as seconds after BASE."""
     start, end = window.api_bounds()
-    parse = lambda text: int((pendulum.parse(text, tz="Asia/Shanghai") - BASE).total_seconds())  # noqa: E731
-    return parse(start), parse(end)
+    return _seconds_after_base(start), _seconds_after_base(end)
+
+
+def _seconds_after_base(text: str) -> int:
+    moment = pendulum.parse(text, tz="Asia/Shanghai")
+    assert isinstance(moment, pendulum.DateTime)
+    return int((moment - BASE).total_seconds())
 
 
 @given(start=seconds, length=st.integers(min_value=1, max_value=90 * 86400), span=spans)
@@ -36,11 +42,11 @@ def test_sub_windows_cover_every_second_exactly_once(start, length, span):
     window = Window(BASE.add(seconds=start), BASE.add(seconds=start + length))
     parts = window.split(timedelta(seconds=span))
     assert parts[0].start == window.start and parts[-1].end == window.end
-    for a, b in zip(parts, parts[1:]):
+    for a, b in pairwise(parts):
         assert a.end == b.start  # contiguous: no gap, no overlap
     assert all(p.end - p.start <= timedelta(seconds=span) for p in parts)
     inclusive = [_wdt_seconds(p) for p in parts]
-    for (_, end), (next_start, _) in zip(inclusive, inclusive[1:]):
+    for (_, end), (next_start, _) in pairwise(inclusive):
         assert next_start == end + 1  # WDT's closed intervals neither miss nor repeat a second
     assert inclusive[0][0] == start and inclusive[-1][1] == start + length - 1
 
@@ -54,7 +60,9 @@ def test_sub_windows_cover_every_second_exactly_once(start, length, span):
 )
 @settings(max_examples=300, deadline=None)
 def test_runs_with_a_look_back_read_every_instant_and_create_each_order_once(first, step, runs, lookback, modified):
-    windows = [Window(BASE.add(seconds=first + i * step), BASE.add(seconds=first + (i + 1) * step)) for i in range(runs)]
+    windows = [
+        Window(BASE.add(seconds=first + i * step), BASE.add(seconds=first + (i + 1) * step)) for i in range(runs)
+    ]
     reads = [Window(w.start - timedelta(seconds=lookback), w.end) for w in windows]
     span_start, span_end = first, first + runs * step
     # orders last modified at any whole second of the runs' windows

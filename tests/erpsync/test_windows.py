@@ -1,4 +1,5 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pendulum
 import pytest
@@ -18,8 +19,8 @@ def test_params_win_over_the_data_interval():
     window = resolve_window(
         window_start="2026-11-01",
         window_end="2026-11-02",
-        data_interval_start=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        data_interval_end=datetime(2026, 1, 2, tzinfo=timezone.utc),
+        data_interval_start=datetime(2026, 1, 1, tzinfo=UTC),
+        data_interval_end=datetime(2026, 1, 2, tzinfo=UTC),
         run_after=None,
         cron=CRON,
     )
@@ -30,8 +31,12 @@ def test_params_win_over_the_data_interval():
 def test_the_data_interval_is_used_when_no_params():
     start = pendulum.datetime(2026, 11, 1, 2, tz="UTC")
     window = resolve_window(
-        window_start=None, window_end=None, data_interval_start=start, data_interval_end=start.add(hours=1),
-        run_after=None, cron=CRON,
+        window_start=None,
+        window_end=None,
+        data_interval_start=start,
+        data_interval_end=start.add(hours=1),
+        run_after=None,
+        cron=CRON,
     )
     assert window.start.hour == 10 and window.end.hour == 11
     assert window.start.timezone_name == "Asia/Shanghai"
@@ -40,8 +45,12 @@ def test_the_data_interval_is_used_when_no_params():
 def test_a_manual_run_without_interval_takes_the_last_complete_one():
     run_after = pendulum.datetime(2026, 11, 1, 10, 30, tz="Asia/Shanghai")
     window = resolve_window(
-        window_start=None, window_end=None, data_interval_start=None, data_interval_end=None,
-        run_after=run_after, cron=CRON,
+        window_start=None,
+        window_end=None,
+        data_interval_start=None,
+        data_interval_end=None,
+        run_after=run_after,
+        cron=CRON,
     )
     assert (window.start.hour, window.end.hour) == (9, 10)
     daily = last_complete_interval("0 0 * * *", "Asia/Shanghai", run_after)
@@ -61,8 +70,12 @@ def test_a_manual_run_without_interval_takes_the_last_complete_one():
 def test_bad_params_name_the_problem(start, end, message):
     with pytest.raises(WindowError, match=message):
         resolve_window(
-            window_start=start, window_end=end, data_interval_start=None, data_interval_end=None,
-            run_after=None, cron=CRON,
+            window_start=start,
+            window_end=end,
+            data_interval_start=None,
+            data_interval_end=None,
+            run_after=None,
+            cron=CRON,
         )
 
 
@@ -71,7 +84,7 @@ def test_split_covers_the_window_exactly_without_overlap():
     parts = window.split(timedelta(days=30))
     assert [p.end - p.start for p in parts][:2] == [timedelta(days=30)] * 2
     assert parts[0].start == window.start and parts[-1].end == window.end
-    assert all(a.end == b.start for a, b in zip(parts, parts[1:]))
+    assert all(a.end == b.start for a, b in pairwise(parts))
     # consecutive API windows never share a second: the inclusive end is one second before the next start
     assert parts[0].api_bounds()[1] == "2026-01-30 23:59:59" and parts[1].api_bounds()[0] == "2026-01-31 00:00:00"
 

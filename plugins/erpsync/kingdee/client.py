@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,10 +37,11 @@ from decimal import Decimal
 from typing import Any
 
 import requests
+from requests.adapters import BaseAdapter
 
-from erpsync.calls import CallRecorder
 from erpsync.kingdee.signing import APP_ID_SHAPE, client_secret, signature_headers
 from erpsync.replies import brief
+from erpsync.transport import CallRecorder, backoff_delay, call_record, make_session, redact_fields, retrying
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,11 @@ _LOOKUP_BATCH = 500  # values per "key in (...)" filter
 AUTH_MODES = ("signature", "password", "app_secret")
 # MsgCode (spec §4.2) of whole-call failures
 SESSION_LOST = 1
-_CONFIG_CODES = {2: "no permission (没有权限)", 7: "licence error (许可错误)", 15: "administrator login is forbidden (禁止管理员登录)"}
+_CONFIG_CODES = {
+    2: "no permission (没有权限)",
+    7: "licence error (许可错误)",
+    15: "administrator login is forbidden (禁止管理员登录)",
+}
 _TRANSIENT_CODES = {13: "network-control conflict (网控冲突)", 14: "call limit (调用限制)"}
 _UNKNOWN_ACCT = "Fail to verify thirty passport"
 _LOGIN_OK = (1, -5)  # Success; DealWithForm, which the manual says an API login may also accept
@@ -96,7 +100,9 @@ class K3CloudConfig:
     def check(self) -> None:
         """Raise :class:`KingdeeConfigError` naming the first field that cannot work (never its value if secret)."""
         if self.auth not in AUTH_MODES:
-            raise KingdeeConfigError(f"{self.name}: extra.auth is {self.auth!r}; expected one of {', '.join(AUTH_MODES)}")
+            raise KingdeeConfigError(
+                f"{self.name}: extra.auth is {self.auth!r}; expected one of {', '.join(AUTH_MODES)}"
+            )
         if not self.server_url.startswith(("http://", "https://")):
             raise KingdeeConfigError(f"{self.name}: host must be the server URL, e.g. https://erp.example.com/k3cloud/")
         for field, value in (("extra.acct_id (data centre id)", self.acct_id), ("login (user name)", self.username)):
@@ -114,8 +120,7 @@ class K3CloudConfig:
 
     def pause(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``: exponential, capped, with jitter."""
-        delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
-        return delay * random.uniform(0.5, 1.0)
+        return backoff_delay(attempt, self.backoff_seconds, self.max_backoff_seconds, jitter=True)
 
 
 def _status(result: Any) -> dict[str, Any] | None:
@@ -146,13 +151,17 @@ def _unwrap_query_error(result: Any) -> Any:
     return result
 
 
-_SECRET_KEYS = {"password", "appsecret", "appsec"}
+_SECRET_KEYS = ("password", "appSecret", "appSec")
 
 
 def _for_log(body: Mapping[str, Any]) -> str:
     """A request body for the debug log, login secrets blanked (Airflow's masker is the second guard)."""
-    shown = {k: "***" if k.lower() in _SECRET_KEYS else v for k, v in body.items()}
-    return json.dumps(shown, ensure_ascii=False, default=str)[:2000]
+    return json.dumps(redact_fields(body, _SECRET_KEYS), ensure_ascii=False, default=str)[:2000]
+
+
+def _describe(request: requests.PreparedRequest) -> str:
+    """The service a request calls: ``…DynamicFormService.BatchSave.common.kdsvc`` -> ``BatchSave``."""
+    return (request.path_url or "").split("?", 1)[0].removesuffix(".common.kdsvc").rsplit(".", 1)[-1]
 
 
 def sql_quote(value: str) -> str:
@@ -160,9 +169,10 @@ def sql_quote(value: str) -> str:
 
 
 class K3CloudClient:
-    def __init__(self, config: K3CloudConfig) -> None:
+    def __init__(self, config: K3CloudConfig, http_transport: BaseAdapter | None = None) -> None:
         config.check()
         self.config = config
+        self._http_transport = http_transport
         self.base = config.server_url if config.server_url.endswith("/") else config.server_url + "/"
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -176,7 +186,14 @@ class K3CloudClient:
         """This thread's HTTP session (connection pool and cookie jar)."""
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            c = self.config
+            session = self._local.session = make_session(
+                timeout=c.timeout_seconds,
+                describe=_describe,
+                recorder=self.recorder,
+                secrets=(c.app_secret, c.password, c.app_id),
+                transport=self._http_transport,
+            )
             with self._lock:
                 self._sessions.append(session)
         return session
@@ -189,29 +206,31 @@ class K3CloudClient:
 
     # -- one HTTP exchange --------------------------------------------------------------------
     def _post(self, service: str, body: Mapping[str, Any], headers: dict[str, str]) -> Any:
+        """One HTTP exchange; the session records it, and this refines the record once the reply is read."""
         name = service.rsplit(".", 1)[-1]
-        with self.recorder.exchange(name) as record:
-            data = body.get("data")
-            if isinstance(data, Mapping) and isinstance(data.get("Model"), list):
-                record["rows"] = len(data["Model"])  # bills in a BatchSave
-            try:
-                return self._exchange(service, name, body, headers)
-            except KingdeeTransientError as exc:
-                record.update(outcome="transient", detail=str(exc)[:120])
-                raise
-            except KingdeeConfigError as exc:
-                record.update(outcome="error", detail=str(exc)[:120])
-                raise
-
-    def _exchange(self, service: str, name: str, body: Mapping[str, Any], headers: dict[str, str]) -> Any:
         url = f"{self.base}{service}.common.kdsvc"
         payload = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
         headers = {**headers, "Content-Type": "application/json; charset=utf-8"}
         log.debug("Kingdee %s request: %s", name, _for_log(body))
         try:
-            reply = self.session.post(url, data=payload, headers=headers, timeout=self.config.timeout_seconds)
+            reply = self.session.post(url, data=payload, headers=headers)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise KingdeeTransientError(f"Kingdee {name}: network error: {exc}") from exc
+        record = call_record(reply)
+        data = body.get("data")
+        if isinstance(data, Mapping) and isinstance(data.get("Model"), list):
+            record["rows"] = len(data["Model"])  # bills in a BatchSave
+        try:
+            return self._read(reply, name, url)
+        except KingdeeTransientError as exc:
+            record.update(outcome="transient", detail=str(exc)[:120])
+            raise
+        except KingdeeConfigError as exc:
+            record.update(outcome="error", detail=str(exc)[:120])
+            raise
+
+    def _read(self, reply: requests.Response, name: str, url: str) -> Any:
+        """The reply's JSON, or the fault it reports at the HTTP level."""
         text = reply.text
         if reply.status_code not in (200, 206):
             if _UNKNOWN_ACCT in text:
@@ -225,9 +244,11 @@ class K3CloudClient:
                 )
             if reply.status_code >= 500 or reply.status_code == 429:
                 raise KingdeeTransientError(f"Kingdee {name}: HTTP {reply.status_code}: {brief(text)}")
-            raise KingdeeConfigError(f"{self.config.name}: Kingdee {name} answered HTTP {reply.status_code}: {brief(text)}")
+            raise KingdeeConfigError(
+                f"{self.config.name}: Kingdee {name} answered HTTP {reply.status_code}: {brief(text)}"
+            )
         if text.startswith("response_error:"):
-            raise KingdeeTransientError(f"Kingdee {name}: response_error: {brief(text[len('response_error:'):])}")
+            raise KingdeeTransientError(f"Kingdee {name}: response_error: {brief(text[len('response_error:') :])}")
         try:
             return json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError:
@@ -254,12 +275,21 @@ class K3CloudClient:
                 return self._sid
             c = self.config
             if c.auth == "password":
-                service, body = "ValidateUser", {"acctID": c.acct_id, "username": c.username, "password": c.password, "lcid": c.lcid}
+                service, body = (
+                    "ValidateUser",
+                    {"acctID": c.acct_id, "username": c.username, "password": c.password, "lcid": c.lcid},
+                )
             else:
                 service = "LoginByAppSecret"
-                body = {"acctID": c.acct_id, "username": c.username, "appId": c.app_id, "appSecret": c.app_secret, "lcid": c.lcid}
+                body = {
+                    "acctID": c.acct_id,
+                    "username": c.username,
+                    "appId": c.app_id,
+                    "appSecret": c.app_secret,
+                    "lcid": c.lcid,
+                }
             log.info("Kingdee %s: logging in with %s", service, _for_log(body))
-            result = self._with_retries(service, lambda: self._post(_AUTH + service, body, {}))
+            result = self._retrying(service)(self._post, _AUTH + service, body, {})
             sid = result.get("KDSVCSessionId") if isinstance(result, dict) else None
             if not isinstance(result, dict) or result.get("LoginResultType") not in _LOGIN_OK or not sid:
                 message = result.get("Message") if isinstance(result, dict) else str(result)[:200]
@@ -270,18 +300,18 @@ class K3CloudClient:
             self._sid = str(sid)
             return self._sid
 
-    def _with_retries(self, name: str, send: Any) -> Any:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return send()
-            except KingdeeTransientError as exc:
-                if attempt >= self.config.attempts:
-                    raise
-                delay = self.config.pause(attempt)
-                log.warning("%s (attempt %d of %d); retrying in %.1f s", exc, attempt, self.config.attempts, delay)
-                time.sleep(delay)
+    def _retrying(self, what: str) -> Any:
+        """The retry policy of reads and logins: transient faults, ``attempts`` in all, backing off."""
+        c = self.config
+        return retrying(
+            lambda exc: isinstance(exc, KingdeeTransientError),
+            attempts=c.attempts,
+            backoff_seconds=c.backoff_seconds,
+            max_backoff_seconds=c.max_backoff_seconds,
+            jitter=True,
+            log=log,
+            what=what,
+        )
 
     def _call(self, service: str, body: Mapping[str, Any], *, write: bool = False) -> Any:
         """POST one service call: authenticate, re-login once on a lost session, sort the faults.
@@ -301,22 +331,29 @@ class K3CloudClient:
                     return result
                 message, code = failure
                 if code == SESSION_LOST and not relogin:
-                    log.info("Kingdee %s: session lost; %s again", name, "signing" if self.config.auth == "signature" else "logging in")
+                    log.info(
+                        "Kingdee %s: session lost; %s again",
+                        name,
+                        "signing" if self.config.auth == "signature" else "logging in",
+                    )
                     self._drop_session(sid)
                     continue
                 if code == SESSION_LOST:
                     raise KingdeeConfigError(
                         f"{self.config.name}: Kingdee refused the credentials (login user name, password, extra.app_id, "
-                        f"extra.acct_id, extra.lcid): {message}", code
+                        f"extra.acct_id, extra.lcid): {message}",
+                        code,
                     )
                 if code in _CONFIG_CODES:
-                    raise KingdeeConfigError(f"{self.config.name}: Kingdee {name}: {_CONFIG_CODES[code]}: {message}", code)
+                    raise KingdeeConfigError(
+                        f"{self.config.name}: Kingdee {name}: {_CONFIG_CODES[code]}: {message}", code
+                    )
                 if code in _TRANSIENT_CODES:
                     raise KingdeeTransientError(f"Kingdee {name}: {_TRANSIENT_CODES[code]}: {message}", code)
                 return result
             raise AssertionError("unreachable")
 
-        return once() if write else self._with_retries(f"Kingdee {name}", once)
+        return once() if write else self._retrying(f"Kingdee {name}")(once)
 
     def _drop_session(self, sid: str | None) -> None:
         if self.config.auth == "signature":
@@ -345,29 +382,39 @@ class K3CloudClient:
             failure = _failure(_unwrap_query_error(result))
             if failure:
                 # our filters are built by code, so a refusal names a form or field this server lacks
-                raise KingdeeConfigError(f"{self.config.name}: Kingdee cannot query form {form_id!r}: {failure[0]}", failure[1])
+                raise KingdeeConfigError(
+                    f"{self.config.name}: Kingdee cannot query form {form_id!r}: {failure[0]}", failure[1]
+                )
             if not isinstance(result, list):
                 raise KingdeeTransientError(f"Kingdee ExecuteBillQuery: expected rows, got {str(result)[:200]}")
             rows.extend(result)
             if len(result) < _QUERY_PAGE:
                 return rows
 
-    def query_in(self, form_id: str, key: str, values: Iterable[str], field_keys: Sequence[str]) -> list[list[Any]]:
-        """Rows of ``form_id`` whose ``key`` is one of ``values``, asked in batches of ``key in (...)``."""
+    def query_in(
+        self, form_id: str, key: str, values: Iterable[str], field_keys: Sequence[str], also: str = ""
+    ) -> list[list[Any]]:
+        """Rows of ``form_id`` whose ``key`` is one of ``values`` (and that meet the filter ``also``, if
+        given), asked in batches of ``key in (...)``."""
         distinct = list(dict.fromkeys(values))
         rows: list[list[Any]] = []
         for i in range(0, len(distinct), _LOOKUP_BATCH):
             where = f"{key} in ({','.join(sql_quote(v) for v in distinct[i : i + _LOOKUP_BATCH])})"
-            rows.extend(self.execute_bill_query(form_id, field_keys, where))
+            rows.extend(self.execute_bill_query(form_id, field_keys, f"{where} AND ({also})" if also else where))
         return rows
 
     def existing_numbers(self, form_id: str, numbers: Iterable[str]) -> set[str]:
-        """The ``numbers`` that name a record of ``form_id`` (base data: materials, customers, stocks…)."""
-        return {str(row[0]) for row in self.query_in(form_id, "FNumber", sorted(set(numbers)), ["FNumber"])}
+        """The ``numbers`` that name a usable record of ``form_id`` (base data: materials, customers, stocks…).
+
+        A disabled record (FForbidStatus B) counts as missing: Kingdee refuses it on a bill ("禁用也是不存在")."""
+        rows = self.query_in(form_id, "FNumber", sorted(set(numbers)), ["FNumber"], also="FForbidStatus = 'A'")
+        return {str(row[0]) for row in rows}
 
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]:
         """Bills that exist: bill number -> (FID, FBillNo)."""
-        return {str(no): (int(fid), str(no)) for fid, no in self.query_in(form_id, "FBillNo", bill_nos, ["FID", "FBillNo"])}
+        return {
+            str(no): (int(fid), str(no)) for fid, no in self.query_in(form_id, "FBillNo", bill_nos, ["FID", "FBillNo"])
+        }
 
     def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]:
         """One BatchSave (or BatchSaveQuery, polled) call; returns ``Result.ResponseStatus``.
@@ -394,7 +441,9 @@ class K3CloudClient:
             if int(reply["Status"]) == 2:
                 return reply.get("Result")
             if time.monotonic() > deadline:
-                raise KingdeeTransientError(f"Kingdee BatchSaveQuery: task {reply.get('TaskId')} not complete after {self.config.timeout_seconds:.0f} s")
+                raise KingdeeTransientError(
+                    f"Kingdee BatchSaveQuery: task {reply.get('TaskId')} not complete after {self.config.timeout_seconds:.0f} s"
+                )
             time.sleep(self.config.poll_seconds)
             info = json.dumps({"TaskId": reply.get("TaskId"), "Cancelled": False})
             reply = self._call(_SERVICE + "QueryAsyncResult", {"queryInfo": info})

@@ -301,13 +301,17 @@ def _placeholder_text(name: str, texts: dict[str, str | None], now: datetime | N
     return None if text is None else text.strip()
 
 
-def _placeholder_reference(arg: tuple[str, str], texts: dict[str, str | None], now: datetime | None) -> dict[str, str] | None:
+def _placeholder_reference(
+    arg: tuple[str, str], texts: dict[str, str | None], now: datetime | None
+) -> dict[str, str] | None:
     name, lookup = arg  # basedata {lookup: number}, lot {"FNumber": number}
     text = texts[name]
     return None if text is None else {lookup: text.strip()}
 
 
-def _placeholder_decimal(arg: tuple[str, FormField, dict[str, str]], texts: dict[str, str | None], now: datetime | None) -> Any:
+def _placeholder_decimal(
+    arg: tuple[str, FormField, dict[str, str]], texts: dict[str, str | None], now: datetime | None
+) -> Any:
     name, field, cache = arg
     text = texts[name]
     if text is None:
@@ -321,10 +325,13 @@ def _placeholder_decimal(arg: tuple[str, FormField, dict[str, str]], texts: dict
     return shaped
 
 
-def _evaluated(arg: tuple[FieldRule, tuple[str, ...], bool, dict[Any, Any], Mapping[str, ValueMap]],
-               texts: dict[str, str | None], now: datetime | None) -> Any:
+def _evaluated(
+    arg: tuple[FieldRule, tuple[str, ...], bool, dict[Any, Any], Mapping[str, ValueMap]],
+    texts: dict[str, str | None],
+    now: datetime | None,
+) -> Any:
     rule, leaves, uses_now, cache, maps = arg
-    key = tuple([texts[name] for name in leaves])
+    key: tuple[str | datetime | None, ...] = tuple([texts[name] for name in leaves])
     if uses_now:
         key += (now,)
     outcome = cache.get(key)
@@ -339,8 +346,9 @@ def _evaluated(arg: tuple[FieldRule, tuple[str, ...], bool, dict[Any, Any], Mapp
     return dict(shaped) if type(shaped) is dict else shaped
 
 
-def _outcome(rule: FieldRule, texts: dict[str, str | None], now: datetime | None,
-             maps: Mapping[str, ValueMap]) -> tuple[Any, str | None]:
+def _outcome(
+    rule: FieldRule, texts: dict[str, str | None], now: datetime | None, maps: Mapping[str, ValueMap]
+) -> tuple[Any, str | None]:
     """``FieldRule.apply``'s result on these source texts as (shaped value, None) or (None, the error's message)."""
 
     def resolve(name: str) -> str | None:
@@ -385,9 +393,9 @@ class _Builder:
                 if shaped is None:
                     return None
                 return (key, _fresh_dict, shaped) if type(shaped) is dict else (key, _constant, shaped)
-            lone = isinstance(value, Template) and len(value.parts) == 1 and value.parts[0][0]
-            if lone and not value.parts[0][1].startswith(MAPS_PREFIX + "."):
-                (name,) = self._leaves(value.parts[0][1], header)
+            lone = value.parts[0] if isinstance(value, Template) and len(value.parts) == 1 else None
+            if lone is not None and lone[0] and not lone[1].startswith(MAPS_PREFIX + "."):
+                (name,) = self._leaves(lone[1], header)
                 if field.kind == "decimal":
                     return key, _placeholder_decimal, (name, field, decimals)
                 if field.kind in ("text", "enum"):
@@ -513,9 +521,13 @@ def _source_type(name: str, api: SourceApi, collections: Mapping[str, Collection
             raise _RowProblem(f"{{{{{name}}}}}: write {{{{maps.<map>.<column>}}}}")
         table = maps.get(parts[1])
         if table is None:
-            raise _RowProblem(f"{{{{{name}}}}}: no map {parts[1]!r} in include/maps/ (known: {', '.join(maps) or 'none'})")
+            raise _RowProblem(
+                f"{{{{{name}}}}}: no map {parts[1]!r} in include/maps/ (known: {', '.join(maps) or 'none'})"
+            )
         if parts[2] not in table.columns:
-            raise _RowProblem(f"{{{{{name}}}}}: map {parts[1]!r} has no column {parts[2]!r} ({', '.join(table.columns)})")
+            raise _RowProblem(
+                f"{{{{{name}}}}}: map {parts[1]!r} has no column {parts[2]!r} ({', '.join(table.columns)})"
+            )
         try:
             _source_type(table.key, api, collections, maps)
         except _RowProblem as exc:
@@ -536,11 +548,13 @@ def _source_type(name: str, api: SourceApi, collections: Mapping[str, Collection
     return api.line_fields[field].type
 
 
-def _check_rule(rule: FieldRule, api: SourceApi, collections: Mapping[str, Collection], maps: Mapping[str, ValueMap]) -> None:
+def _check_rule(
+    rule: FieldRule, api: SourceApi, collections: Mapping[str, Collection], maps: Mapping[str, ValueMap]
+) -> None:
     """Names the source has, a source type the field can take, a constant the field can send."""
     types = {name: _source_type(name, api, collections, maps) for name in rule.value.placeholders}
     if isinstance(rule.value, Template) and len(rule.value.parts) == 1 and types:
-        (name, source_type), = types.items()
+        ((name, source_type),) = types.items()
         if rule.field.kind in _INCOMPATIBLE.get(source_type, ()):
             raise _RowProblem(f"{{{{{name}}}}} is a {source_type} field; {rule.field.key} takes a {rule.field.kind}")
     if isinstance(rule.value, Constant):
@@ -590,7 +604,9 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
             if key in form.entities:  # structural row: the entity itself
                 kind = form.entities[key]
                 if row.type != ("array" if kind == "entry" else "object"):
-                    raise _RowProblem(f"{key} is an {kind} entity: its type is {'array' if kind == 'entry' else 'object'}", "type")
+                    raise _RowProblem(
+                        f"{key} is an {kind} entity: its type is {'array' if kind == 'entry' else 'object'}", "type"
+                    )
                 if kind == "entry":
                     name = row.value.strip()
                     if name in target.collections:
@@ -606,10 +622,13 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
             field = form.field(key)
             if field is None:
                 raise _RowProblem(
-                    f"{form.form_id} has no field {key!r}; add it to {form.path.relative_to(form.path.parents[1])}", "field"
+                    f"{form.form_id} has no field {key!r}; add it to {form.path.relative_to(form.path.parents[1])}",
+                    "field",
                 )
             if row.type in ("object", "array"):
-                raise _RowProblem(f"{field.key} is a {field.kind} field, not an entity: its type cannot be {row.type}", "type")
+                raise _RowProblem(
+                    f"{field.key} is a {field.kind} field, not an entity: its type cannot be {row.type}", "type"
+                )
             declared = entry_entity if entry_entity in parents else (parents[-1] if parents else "header")
             if field.entity != declared:
                 raise _RowProblem(f"{field.key} belongs to {field.entity}, not to {declared}", "field")
@@ -635,11 +654,14 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
 
     bill_field = form.field(target.bill_key)
     if bill_field is None or bill_field.entity != "header":
-        problems.append(scheme.problem(("target", "bill_key"), f"{target.bill_key} must be a header field of {form.form_id}"))
+        problems.append(
+            scheme.problem(("target", "bill_key"), f"{target.bill_key} must be a header field of {form.form_id}")
+        )
     elif bill_field.key not in seen:
         problems.append(scheme.problem(("target", "bill_key"), f"{target.bill_key} is not mapped"))
     if problems:
         raise SchemeError(problems)
+    assert bill_field is not None  # else a problem above
     if entry_collection is None:
         entry_collection = Collection(api.line_list_key, api.line_list_key, {})
     return BillMapping(
@@ -650,9 +672,12 @@ def compile_mapping(scheme: Scheme) -> BillMapping:
         entry_entity=entry_entity,
         entry_collection=entry_collection,
         entry=tuple(entry),
-        request=RequestSpec(form.form_id, _SERVICES[target.api], options, {
-            f.key: f.form for f in form.fields.values() if f.form and target.check_base_data
-        }),
+        request=RequestSpec(
+            form.form_id,
+            _SERVICES[target.api],
+            options,
+            {f.key: f.form for f in form.fields.values() if f.form and target.check_base_data},
+        ),
         line_list_key=api.line_list_key,
         maps=maps,
     )

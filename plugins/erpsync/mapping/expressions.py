@@ -203,7 +203,7 @@ import calendar
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from functools import lru_cache
 from typing import Final, NoReturn
@@ -238,19 +238,21 @@ _KEYWORDS: Final = frozenset(
     "and or not is null true false in like between case when then else end interval div".split()
 )
 _SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_UNIX: Final = 32536771199  # '3001-01-18 23:59:59' UTC, MySQL 8.0.28+ FROM_UNIXTIME limit on 64-bit
 _DATE_TEXT: Final = re.compile(
     r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
     r"(?:[ T]([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.([0-9]{1,6}))?)?"
 )
 _MAX_PAD: Final = 65535  # LPAD/RPAD result length; MySQL's limit is max_allowed_packet (64 MiB)
-_INTERVAL_UNITS: Final = (
-    "microsecond", "second", "minute", "hour", "day", "week", "month", "quarter", "year"
-)
+_INTERVAL_UNITS: Final = ("microsecond", "second", "minute", "hour", "day", "week", "month", "quarter", "year")
 _NOW_NAMES: Final = {  # function: name in messages
-    "now": "NOW()", "curdate": "CURDATE()", "current_timestamp": "CURRENT_TIMESTAMP",
-    "current_date": "CURRENT_DATE", "localtime": "LOCALTIME", "localtimestamp": "LOCALTIMESTAMP",
+    "now": "NOW()",
+    "curdate": "CURDATE()",
+    "current_timestamp": "CURRENT_TIMESTAMP",
+    "current_date": "CURRENT_DATE",
+    "localtime": "LOCALTIME",
+    "localtimestamp": "LOCALTIMESTAMP",
 }
 
 
@@ -326,8 +328,9 @@ def _parse_date(text: str) -> date | datetime | None:
     try:
         if match.group(4) is None:
             return date(year, month, day)
+        hour, minute, second = (int(match.group(i)) for i in (4, 5, 6))
         micro = int((match.group(7) or "").ljust(6, "0"))
-        return datetime(year, month, day, *(int(match.group(i)) for i in (4, 5, 6)), micro)
+        return datetime(year, month, day, hour, minute, second, micro)
     except ValueError:
         raise _EvalFailure(f"cannot use '{text}' as a date: day or time out of range") from None
 
@@ -338,8 +341,10 @@ def _date(value: _Arg) -> date | None:
         return value
     if isinstance(value, str):
         return _parse_date(value)
-    raise _EvalFailure(f"cannot use {type(value).__name__ if isinstance(value, bool) else 'number'} "
-                       f"'{_text(value)}' as a date; write the date as text 'YYYY-MM-DD'")
+    raise _EvalFailure(
+        f"cannot use {type(value).__name__ if isinstance(value, bool) else 'number'} "
+        f"'{_text(value)}' as a date; write the date as text 'YYYY-MM-DD'"
+    )
 
 
 def _datetime(value: date) -> datetime:
@@ -642,8 +647,12 @@ def _shift(moment: date, amount: int, unit: str) -> date | None:
             return moment.replace(year=year, month=month + 1, day=day)
         if unit in ("day", "week"):
             return moment + timedelta(days=amount * (7 if unit == "week" else 1))
-        step = {"microsecond": timedelta(microseconds=1), "second": timedelta(seconds=1),
-                "minute": timedelta(minutes=1), "hour": timedelta(hours=1)}[unit]
+        step = {
+            "microsecond": timedelta(microseconds=1),
+            "second": timedelta(seconds=1),
+            "minute": timedelta(minutes=1),
+            "hour": timedelta(hours=1),
+        }[unit]
         return _datetime(moment) + step * amount
     except OverflowError:
         return None
@@ -793,18 +802,38 @@ def _format_date(moment: date, fmt: str) -> str:
         i += 2
         if spec in _UNSUPPORTED_SPECIFIERS:
             raise _EvalFailure(f"DATE_FORMAT specifier %{spec} is not supported")
-        out.append({
-            "Y": f"{full.year:04d}", "y": f"{full.year % 100:02d}", "m": f"{full.month:02d}",
-            "c": str(full.month), "d": f"{full.day:02d}", "e": str(full.day), "H": f"{full.hour:02d}",
-            "k": str(full.hour), "h": f"{hour12:02d}", "I": f"{hour12:02d}", "l": str(hour12),
-            "i": f"{full.minute:02d}", "s": f"{full.second:02d}", "S": f"{full.second:02d}",
-            "p": "AM" if full.hour < 12 else "PM", "W": _DAYS[full.weekday()], "a": _DAYS[full.weekday()][:3],
-            "M": _MONTHS[full.month - 1], "b": _MONTHS[full.month - 1][:3],
-            "j": f"{full.timetuple().tm_yday:03d}", "f": f"{full.microsecond:06d}",
-            "T": f"{full:%H:%M:%S}", "r": f"{hour12:02d}:{full:%M:%S} {'AM' if full.hour < 12 else 'PM'}",
-            "D": f"{full.day}{_ordinal_suffix(full.day)}", "w": str((full.weekday() + 1) % 7),
-            "U": f"{full:%U}", "v": f"{full.isocalendar()[1]:02d}", "x": f"{full.isocalendar()[0]:04d}",
-        }.get(spec, spec))  # an unknown specifier is the letter itself, as MySQL ('%%' is '%')
+        out.append(
+            {
+                "Y": f"{full.year:04d}",
+                "y": f"{full.year % 100:02d}",
+                "m": f"{full.month:02d}",
+                "c": str(full.month),
+                "d": f"{full.day:02d}",
+                "e": str(full.day),
+                "H": f"{full.hour:02d}",
+                "k": str(full.hour),
+                "h": f"{hour12:02d}",
+                "I": f"{hour12:02d}",
+                "l": str(hour12),
+                "i": f"{full.minute:02d}",
+                "s": f"{full.second:02d}",
+                "S": f"{full.second:02d}",
+                "p": "AM" if full.hour < 12 else "PM",
+                "W": _DAYS[full.weekday()],
+                "a": _DAYS[full.weekday()][:3],
+                "M": _MONTHS[full.month - 1],
+                "b": _MONTHS[full.month - 1][:3],
+                "j": f"{full.timetuple().tm_yday:03d}",
+                "f": f"{full.microsecond:06d}",
+                "T": f"{full:%H:%M:%S}",
+                "r": f"{hour12:02d}:{full:%M:%S} {'AM' if full.hour < 12 else 'PM'}",
+                "D": f"{full.day}{_ordinal_suffix(full.day)}",
+                "w": str((full.weekday() + 1) % 7),
+                "U": f"{full:%U}",
+                "v": f"{full.isocalendar()[1]:02d}",
+                "x": f"{full.isocalendar()[0]:04d}",
+            }.get(spec, spec)
+        )  # an unknown specifier is the letter itself, as MySQL ('%%' is '%')
     return "".join(out)
 
 
@@ -818,14 +847,27 @@ def _date_format(value: _Arg, fmt: _Arg) -> _Val:
 
 
 _PARSE_FIELDS: Final[dict[str, tuple[str, str]]] = {  # specifier: (field, regex of the digits or name)
-    "Y": ("year", r"[0-9]{1,4}"), "y": ("year2", r"[0-9]{1,2}"), "m": ("month", r"[0-9]{1,2}"),
-    "c": ("month", r"[0-9]{1,2}"), "d": ("day", r"[0-9]{1,2}"), "e": ("day", r"[0-9]{1,2}"),
-    "H": ("hour", r"[0-9]{1,2}"), "k": ("hour", r"[0-9]{1,2}"), "h": ("hour12", r"[0-9]{1,2}"),
-    "I": ("hour12", r"[0-9]{1,2}"), "l": ("hour12", r"[0-9]{1,2}"), "i": ("minute", r"[0-9]{1,2}"),
-    "s": ("second", r"[0-9]{1,2}"), "S": ("second", r"[0-9]{1,2}"), "f": ("micro", r"[0-9]{1,6}"),
-    "p": ("ampm", r"[AaPp][Mm]"), "j": ("yday", r"[0-9]{1,3}"),
-    "M": ("monthname", "|".join(_MONTHS)), "b": ("monthname", "|".join(m[:3] for m in _MONTHS)),
-    "W": ("dayname", "|".join(_DAYS)), "a": ("dayname", "|".join(d[:3] for d in _DAYS)),
+    "Y": ("year", r"[0-9]{1,4}"),
+    "y": ("year2", r"[0-9]{1,2}"),
+    "m": ("month", r"[0-9]{1,2}"),
+    "c": ("month", r"[0-9]{1,2}"),
+    "d": ("day", r"[0-9]{1,2}"),
+    "e": ("day", r"[0-9]{1,2}"),
+    "H": ("hour", r"[0-9]{1,2}"),
+    "k": ("hour", r"[0-9]{1,2}"),
+    "h": ("hour12", r"[0-9]{1,2}"),
+    "I": ("hour12", r"[0-9]{1,2}"),
+    "l": ("hour12", r"[0-9]{1,2}"),
+    "i": ("minute", r"[0-9]{1,2}"),
+    "s": ("second", r"[0-9]{1,2}"),
+    "S": ("second", r"[0-9]{1,2}"),
+    "f": ("micro", r"[0-9]{1,6}"),
+    "p": ("ampm", r"[AaPp][Mm]"),
+    "j": ("yday", r"[0-9]{1,3}"),
+    "M": ("monthname", "|".join(_MONTHS)),
+    "b": ("monthname", "|".join(m[:3] for m in _MONTHS)),
+    "W": ("dayname", "|".join(_DAYS)),
+    "a": ("dayname", "|".join(d[:3] for d in _DAYS)),
 }
 _TIME_FIELDS: Final = frozenset({"hour", "hour12", "minute", "second", "micro", "ampm"})
 
@@ -1343,8 +1385,12 @@ class _Parser:
         if not self.at("("):
             self.fail(token, "column names are not supported; write {{placeholder}} or a quoted string")
         special = {
-            "cast": self.cast, "convert": self.cast, "date_add": self.date_add, "date_sub": self.date_add,
-            "adddate": self.date_add, "subdate": self.date_add,
+            "cast": self.cast,
+            "convert": self.cast,
+            "date_add": self.date_add,
+            "date_sub": self.date_add,
+            "adddate": self.date_add,
+            "subdate": self.date_add,
         }.get(name)
         if special is not None:
             return special(token)
@@ -1367,8 +1413,10 @@ class _Parser:
             self.expect(")")
         high = function.max_args
         if len(args) < function.min_args or (high is not None and len(args) > high):
-            wanted = str(function.min_args) if high == function.min_args else (
-                f"{function.min_args} or more" if high is None else f"{function.min_args} to {high}"
+            wanted = (
+                str(function.min_args)
+                if high == function.min_args
+                else (f"{function.min_args} or more" if high is None else f"{function.min_args} to {high}")
             )
             raise ExpressionError(
                 f"{name.upper()}() takes {wanted} arguments, got {len(args)}", self.source, token.column
@@ -1413,8 +1461,12 @@ class _Parser:
     def size_number(self, low: int, high: int) -> int:
         token = self.advance()
         value = token.value
-        if token.kind != "number" or not isinstance(value, Decimal) or value != value.to_integral_value() \
-                or not low <= value <= high:
+        if (
+            token.kind != "number"
+            or not isinstance(value, Decimal)
+            or value != value.to_integral_value()
+            or not low <= value <= high
+        ):
             self.fail(token, f"expected a whole number from {low} to {high}")
         return int(value)
 

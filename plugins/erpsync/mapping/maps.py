@@ -63,6 +63,6 @@ def load_maps(folder: Path) -> dict[str, ValueMap]:
                 key = cells[0].strip()
                 if key in rows:
                     raise ValueError(f"{path}:{line}: {header[0]} {key!r} has a row already")
-                rows[key] = {h: (c.strip() or None) for h, c in zip(header[1:], cells[1:])}
+                rows[key] = {h: (c.strip() or None) for h, c in zip(header[1:], cells[1:], strict=True)}
         maps[path.stem] = ValueMap(path.stem, path, header[0], tuple(header[1:]), rows)
     return maps

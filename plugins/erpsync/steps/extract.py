@@ -121,8 +121,12 @@ class _ParquetStream:
 
     def add(self, row: dict[str, str | None]) -> None:
         extra = {k: v for k, v in row.items() if k not in self._known}
-        self._buffer.append({**{f: row.get(f) for f in self.fields},
-                             EXTRA_COLUMN: json.dumps(extra, ensure_ascii=False) if extra else None})
+        self._buffer.append(
+            {
+                **{f: row.get(f) for f in self.fields},
+                EXTRA_COLUMN: json.dumps(extra, ensure_ascii=False) if extra else None,
+            }
+        )
         self.rows += 1
         if len(self._buffer) >= self.BATCH_ROWS:
             self._convert()
@@ -141,7 +145,9 @@ class _ParquetStream:
         import pyarrow as pa
 
         if self._batches:
-            self._writer.write_table(pa.Table.from_batches(self._batches, schema=self.schema), row_group_size=self.GROUP_ROWS)
+            self._writer.write_table(
+                pa.Table.from_batches(self._batches, schema=self.schema), row_group_size=self.GROUP_ROWS
+            )
             self._batches, self._pending = [], 0
 
     def close(self) -> None:
@@ -181,34 +187,63 @@ def extract(
     if filters:
         write_json(dict(filters), files.filters)
     summary = {
-        "window": window.as_dict(), "read": read.as_dict(), "filters": dict(filters or {}), **asdict(result),
-        "pages": len(pages), "retries": getattr(client, "retries", 0), "throttled_seconds": getattr(client, "throttled_seconds", 0.0),
+        "window": window.as_dict(),
+        "read": read.as_dict(),
+        "filters": dict(filters or {}),
+        **asdict(result),
+        "pages": len(pages),
+        "retries": getattr(client, "retries", 0),
+        "throttled_seconds": getattr(client, "throttled_seconds", 0.0),
         "seconds": round(time.monotonic() - began, 3),
     }
     write_json(summary, files.extract_summary)
-    log.info("Extracted %d orders and %d lines of %s (read from %s) in %d calls", result.orders, result.lines, window,
-             read.start.format("YYYY-MM-DD HH:mm:ss"), result.calls)
+    log.info(
+        "Extracted %d orders and %d lines of %s (read from %s) in %d calls",
+        result.orders,
+        result.lines,
+        window,
+        read.start.format("YYYY-MM-DD HH:mm:ss"),
+        result.calls,
+    )
     return result
 
 
-def _read(scheme: Scheme, api: SourceApi, paginator: TotalCountPaginator, sub_windows: list[Window], client: WdtCaller,
-          files: RunFiles, filters: Mapping[str, str] | None, pages: list[int]) -> ExtractResult:
+def _read(
+    scheme: Scheme,
+    api: SourceApi,
+    paginator: TotalCountPaginator,
+    sub_windows: list[Window],
+    client: WdtCaller,
+    files: RunFiles,
+    filters: Mapping[str, str] | None,
+    pages: list[int],
+) -> ExtractResult:
     """Every page of every sub-window into the two Parquet files, published when all are read."""
     calls_before = getattr(client, "calls", 0)
     with tempfile.TemporaryDirectory(prefix="erpsync-extract-") as tmp:
         orders = _ParquetStream(list(api.order_fields), Path(tmp) / "orders.parquet")
-        lines = _ParquetStream([api.order_key, *[f for f in api.line_fields if f != api.order_key]], Path(tmp) / "lines.parquet")
+        lines = _ParquetStream(
+            [api.order_key, *[f for f in api.line_fields if f != api.order_key]], Path(tmp) / "lines.parquet"
+        )
         try:
             for sub in sub_windows:
                 params = request_params(scheme, sub, filters)
 
-                def fetch(page_no: int, page_size: int, params: dict[str, str] = params, sub: Window = sub) -> dict[str, Any]:
+                def fetch(
+                    page_no: int, page_size: int, params: dict[str, str] = params, sub: Window = sub
+                ) -> dict[str, Any]:
                     started = time.monotonic()
                     response = client.call(api.method, {**params, "page_no": str(page_no), "page_size": str(page_size)})
                     pages.append(page_no)
-                    log.info("WDT %s %s page %d: %d orders, total_count %s, %.0f ms", api.method, sub, page_no,
-                             len(response.get(api.list_key) or []), response.get(api.total_key, "-"),
-                             (time.monotonic() - started) * 1000)
+                    log.info(
+                        "WDT %s %s page %d: %d orders, total_count %s, %.0f ms",
+                        api.method,
+                        sub,
+                        page_no,
+                        len(response.get(api.list_key) or []),
+                        response.get(api.total_key, "-"),
+                        (time.monotonic() - started) * 1000,
+                    )
                     return response
 
                 for order in paginator.orders(fetch, f"{api.method} {sub}"):

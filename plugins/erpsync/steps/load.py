@@ -1,6 +1,7 @@
 """Load: BatchSave the window's bills in concurrent chunks, each bill exactly once.
 
-Each chunk (``settings.load.chunk_size`` bills; ``concurrency`` chunks in flight) goes through:
+Each chunk (at most ``settings.load.chunk_size`` bills, and at most ``settings.load.max_request_bytes``
+bytes of BatchSave request; ``concurrency`` chunks in flight) goes through:
 
 1. **Look up** its bill numbers in Kingdee: a bill that exists is ``existing`` and is not sent, so a
    retried task, a cleared run or a backfill over loaded windows adds nothing.
@@ -16,6 +17,14 @@ Each chunk (``settings.load.chunk_size`` bills; ``concurrency`` chunks in flight
    ones found as ``created`` and sends only the rest, for at most ``settings.load.rounds`` rounds; then
    the task fails and Airflow's retry starts over from step 1. Nothing is ever sent twice blindly.
 
+**Request size.** IIS/ASP.NET refuses a request body over its ``maxRequestLength`` (4 MB unless the
+site raises it) with an HTTP 500 page, before Kingdee sees the bills. So the bills are cut into chunks
+by count and by the size of the request each chunk makes (the body as JSON with every non-ASCII
+character escaped, the SDK's encoding and the larger of the usual ones, so the real body is never
+larger), in window order. A bill whose request alone would exceed the limit is never sent: after its
+look-up (step 1) it is ``rejected`` with its number and size, so the window ends red like for any
+refused bill; a dry run reports it the same way.
+
 A **dry run** (``dry_run=True``) does step 1 and the base-data check and stops there: the report says
 which bills Kingdee already has and which would be created (``would_create``), and nothing is sent.
 
@@ -27,6 +36,7 @@ order of the window.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -43,7 +53,17 @@ from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_p
 
 log = logging.getLogger(__name__)
 
-REPORT_COLUMNS = ["bill_no", "order_id", "order_no", "outcome", "kingdee_id", "kingdee_number", "field", "message", "at"]
+REPORT_COLUMNS = [
+    "bill_no",
+    "order_id",
+    "order_no",
+    "outcome",
+    "kingdee_id",
+    "kingdee_number",
+    "field",
+    "message",
+    "at",
+]
 OUTCOMES = ("created", "existing", "rejected", "held", "quarantined", "unmapped", "would_create")
 PROBLEMS = ("rejected", "held", "quarantined", "unmapped")  # a valid order that is not in Kingdee
 
@@ -53,7 +73,8 @@ class _Config(Protocol):
 
 
 class KingdeeWriter(Protocol):
-    config: _Config
+    @property
+    def config(self) -> _Config: ...
 
     def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]: ...
     def existing_numbers(self, form_id: str, numbers: Iterable[str]) -> set[str]: ...
@@ -106,7 +127,9 @@ def _dindex(value: Any, count: int) -> int | None:
     return index if 0 <= index < count else None
 
 
-def _outcomes(status: Mapping[str, Any], count: int) -> tuple[dict[int, tuple[int, str]], dict[int, list[tuple[str, str]]], list[str]]:
+def _outcomes(
+    status: Mapping[str, Any], count: int
+) -> tuple[dict[int, tuple[int, str]], dict[int, list[tuple[str, str]]], list[str]]:
     """One call's saved (DIndex -> (FID, FBillNo)) and refused (DIndex -> [(field, message)]) bills,
     and the messages that name no bill of the call."""
     saved: dict[int, tuple[int, str]] = {}
@@ -135,27 +158,86 @@ def _rejected(bill: Mapping[str, Any], problems: Sequence[tuple[str, str]]) -> d
     fields = list(dict.fromkeys(f for f, _ in problems if f))
     messages = "; ".join(dict.fromkeys(m for _, m in problems if m)) or "Kingdee refused the bill without a message"
     # Kingdee names the field, not the value: say what the bill sent there (the unknown material…)
-    sent = [f"{f} = {', '.join(repr(v) for v in values)}" for f in fields if (values := _values(bill["model"], f.split(".")[-1]))]
+    sent = [
+        f"{f} = {', '.join(repr(v) for v in values)}"
+        for f in fields
+        if (values := _values(bill["model"], f.split(".")[-1]))
+    ]
     if sent:
         messages += f" (the bill sent {'; '.join(sent)})"
     return _row(bill, "rejected", field="; ".join(fields) or None, message=messages)
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=True, default=str))
+
+
+class RequestSize:
+    """Bytes of the BatchSave request body that carries some Models (see "Request size" above)."""
+
+    def __init__(self, form_id: str, options: Mapping[str, Any], asynchronous: bool = False) -> None:
+        body: dict[str, Any] = {"formid": form_id, "data": {**options, "Model": []}}
+        if asynchronous:
+            body.update(beginmethod="BeginQueryImpl", querymethod="QueryAsyncResult")
+        self.envelope = _json_bytes(body)
+
+    @staticmethod
+    def model(model: Mapping[str, Any]) -> int:
+        return _json_bytes(model)
+
+    def request(self, model_sizes: Sequence[int]) -> int:
+        """The body with these Models in its array (``", "`` between two of them)."""
+        return self.envelope + sum(model_sizes) + 2 * max(0, len(model_sizes) - 1)
+
+
+def chunks_of(
+    bills: Sequence[Mapping[str, Any]], settings: LoadSettings, size: RequestSize
+) -> list[list[Mapping[str, Any]]]:
+    """The bills cut into BatchSave calls of at most ``chunk_size`` bills and ``max_request_bytes`` bytes,
+    in order; a bill too large for any call is a chunk of its own (the loader rejects it)."""
+    chunks: list[list[Mapping[str, Any]]] = []
+    current: list[Mapping[str, Any]] = []
+    sizes: list[int] = []
+    for bill in bills:
+        own = size.model(bill["model"])
+        if size.request([own]) > settings.max_request_bytes:
+            chunks.append([bill])
+            continue
+        if current and (
+            len(current) >= settings.chunk_size or size.request([*sizes, own]) > settings.max_request_bytes
+        ):
+            chunks.append(current)
+            current, sizes = [], []
+        current.append(bill)
+        sizes.append(own)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 class _ChunkLoader:
     """Steps 1-4 of the module docstring for one chunk."""
 
     def __init__(
-        self, client: KingdeeWriter, form_id: str, options: Mapping[str, Any], settings: LoadSettings, dry_run: bool = False
+        self,
+        client: KingdeeWriter,
+        form_id: str,
+        options: Mapping[str, Any],
+        settings: LoadSettings,
+        dry_run: bool = False,
     ) -> None:
         self.client = client
         self.form_id = form_id
         self.options = options
         self.settings = settings
         self.dry_run = dry_run
+        self.size = RequestSize(form_id, options, settings.asynchronous)
 
     def __call__(self, chunk: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         pending = self._settle(chunk, rows, "existing")
+        if len(pending) == 1:  # only a chunk of one may be too large (``chunks_of``)
+            pending = [b for b in pending if not self._too_large(b, rows)]
         if self.dry_run:
             return rows + [_row(bill, "would_create") for bill in pending]
         groups = [pending] if pending else []
@@ -164,7 +246,9 @@ class _ChunkLoader:
             group = groups.pop(0)
             try:
                 status = self.client.batch_save(
-                    self.form_id, {**self.options, "Model": [b["model"] for b in group]}, asynchronous=self.settings.asynchronous
+                    self.form_id,
+                    {**self.options, "Model": [b["model"] for b in group]},
+                    asynchronous=self.settings.asynchronous,
                 )
             except KingdeeTransientError as exc:
                 failures += 1
@@ -174,8 +258,14 @@ class _ChunkLoader:
                         f"{failures} rounds; the task's retry will look them up again. Last fault: {exc}"
                     ) from exc
                 delay = self.client.config.pause(failures)
-                log.warning("Save of %d bills: %s; looking them up in %.1f s (round %d of %d)",
-                            len(group), exc, delay, failures, self.settings.rounds)
+                log.warning(
+                    "Save of %d bills: %s; looking them up in %.1f s (round %d of %d)",
+                    len(group),
+                    exc,
+                    delay,
+                    failures,
+                    self.settings.rounds,
+                )
                 time.sleep(delay)
                 missing = self._settle(group, rows, "created")
                 if missing:
@@ -184,7 +274,24 @@ class _ChunkLoader:
             groups.extend([b] for b in self._decide(group, status, rows))
         return rows
 
-    def _settle(self, bills: Sequence[Mapping[str, Any]], rows: list[dict[str, Any]], outcome: str) -> list[Mapping[str, Any]]:
+    def _too_large(self, bill: Mapping[str, Any], rows: list[dict[str, Any]]) -> bool:
+        """Record ``bill`` as rejected when its own BatchSave request would exceed the size limit."""
+        limit = self.settings.max_request_bytes
+        size = self.size.request([self.size.model(bill["model"])])
+        if size <= limit:
+            return False
+        message = (
+            f"bill {bill['bill_no']} was not sent: its BatchSave request would be {size:,} bytes, over the "
+            f"limit of {limit:,} bytes (settings.load.max_request_bytes; Kingdee's web server refuses larger "
+            f"requests)"
+        )
+        log.warning("%s", message)
+        rows.append(_row(bill, "rejected", message=message))
+        return True
+
+    def _settle(
+        self, bills: Sequence[Mapping[str, Any]], rows: list[dict[str, Any]], outcome: str
+    ) -> list[Mapping[str, Any]]:
         """Look the bills up: record those Kingdee has as ``outcome``; return the ones it does not have."""
         found = self.client.find_bills(self.form_id, [b["bill_no"] for b in bills])
         for bill in bills:
@@ -193,7 +300,9 @@ class _ChunkLoader:
                 rows.append(_row(bill, outcome, kingdee_id=fid, kingdee_number=number))
         return [b for b in bills if b["bill_no"] not in found]
 
-    def _decide(self, group: Sequence[Mapping[str, Any]], status: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
+    def _decide(
+        self, group: Sequence[Mapping[str, Any]], status: Mapping[str, Any], rows: list[dict[str, Any]]
+    ) -> list[Mapping[str, Any]]:
         """Record each bill of one answered call; return those to send again alone."""
         saved, refused, unattributed = _outcomes(status, len(group))
         unsure: list[tuple[int, Mapping[str, Any]]] = []
@@ -213,17 +322,24 @@ class _ChunkLoader:
         for index, bill in unsure:
             if bill["bill_no"] in found:  # refused as a duplicate, or saved but not reported
                 fid, number = found[bill["bill_no"]]
-                rows.append(_row(bill, "existing" if index in refused else "created", kingdee_id=fid, kingdee_number=number))
+                rows.append(
+                    _row(bill, "existing" if index in refused else "created", kingdee_id=fid, kingdee_number=number)
+                )
             elif index in refused and not whole_call:
                 rows.append(_rejected(bill, refused[index]))
             elif len(group) == 1:
-                problems = [("", m) for m in unattributed] or [("", "Kingdee reported no outcome for this bill and does not have it")]
+                problems = [("", m) for m in unattributed] or [
+                    ("", "Kingdee reported no outcome for this bill and does not have it")
+                ]
                 rows.append(_rejected(bill, problems))
             else:
                 again.append(bill)
         if again:
-            log.info("%d bills got no verdict of their own (%s); sending them one per call",
-                     len(again), "; ".join(unattributed)[:300] or "no message")
+            log.info(
+                "%d bills got no verdict of their own (%s); sending them one per call",
+                len(again),
+                "; ".join(unattributed)[:300] or "no message",
+            )
         return again
 
 
@@ -256,9 +372,14 @@ def _references(model: Mapping[str, Any], fields: Mapping[str, tuple[str, str]])
             yield known[0], known[1], str(number), where
 
 
+def _unknown(number: str, known: set[str] | None) -> bool:
+    """Whether Kingdee lacks ``number``; ``None``: the form could not be asked, Kingdee checks on save."""
+    return known is not None and number not in known
+
+
 def hold_unknown_base_data(
-    client: KingdeeWriter, bills: Sequence[Mapping[str, Any]], forms: Mapping[str, str]
-) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
+    client: KingdeeWriter, bills: Sequence[dict[str, Any]], forms: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Look the base-data numbers of all bills up in a few batched queries; return the bills to send
     and the report rows of those held back because Kingdee does not have a number they name."""
     fields = {key.lower(): (key, form) for key, form in forms.items()}
@@ -274,14 +395,16 @@ def hold_unknown_base_data(
         except KingdeeConfigError as exc:  # this tenant cannot be asked: Kingdee checks on save
             log.warning("Cannot check %s numbers before posting (%s); Kingdee will check them on save", form, exc)
             known[form] = None
-    send: list[Mapping[str, Any]] = []
+    send: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
     for bill in bills:
-        missing = [(f, form, n, w) for f, form, n, w in refs[bill["bill_no"]] if known[form] is not None and n not in known[form]]
+        missing = [(f, form, n, w) for f, form, n, w in refs[bill["bill_no"]] if _unknown(n, known[form])]
         if not missing:
             send.append(bill)
             continue
-        message = "; ".join(dict.fromkeys(f"{form} has no number {n!r} ({f}{', ' + w if w else ''})" for f, form, n, w in missing))
+        message = "; ".join(
+            dict.fromkeys(f"{form} has no number {n!r} ({f}{', ' + w if w else ''})" for f, form, n, w in missing)
+        )
         held.append(_row(bill, "held", field="; ".join(dict.fromkeys(f for f, *_ in missing)), message=message))
     if held:
         log.warning("%d bills held back: they name base data Kingdee does not have", len(held))
@@ -305,7 +428,7 @@ def _load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings, dry_ru
     if request.get("base_data") and bills:
         bills, held = hold_unknown_base_data(client, bills, request["base_data"])
     loader = _ChunkLoader(client, request["form_id"], request.get("options", {}), settings, dry_run)
-    chunks = [bills[i : i + settings.chunk_size] for i in range(0, len(bills), settings.chunk_size)]
+    chunks = chunks_of(bills, settings, loader.size)
     remove_tree(files.load_report)  # this attempt's report: created now, or existing
     counts = dict.fromkeys(OUTCOMES, 0)
 
@@ -315,7 +438,9 @@ def _load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings, dry_ru
             counts[row["outcome"]] += 1
         if index < len(chunks):
             done = sum(counts[o] for o in ("created", "existing", "rejected", "would_create"))
-            log.info("Chunk %d of %d: %d bills; %d of %d bills decided", index + 1, len(chunks), len(rows), done, len(bills))
+            log.info(
+                "Chunk %d of %d: %d bills; %d of %d bills decided", index + 1, len(chunks), len(rows), done, len(bills)
+            )
 
     failures: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="batchsave") as pool:
@@ -329,8 +454,10 @@ def _load(client: KingdeeWriter, files: RunFiles, settings: LoadSettings, dry_ru
                 if future.exception() is None:
                     record(futures[future], future.result())
                     continue
-                failures.append(future.exception())
-                if isinstance(future.exception(), KingdeeConfigError):  # every other chunk would fail alike
+                error = future.exception()
+                assert error is not None
+                failures.append(error)
+                if isinstance(error, KingdeeConfigError):  # every other chunk would fail alike
                     for other in remaining:
                         other.cancel()
     if failures:
@@ -346,7 +473,11 @@ def read_report(files: RunFiles):  # -> pd.DataFrame
 
 
 def _given(value: Any) -> bool:
-    return value is not None and value == value and str(value) not in ("", "<NA>")
+    """Whether a report cell holds a value (not None, NaN or pandas' NA, whose truth is ambiguous)."""
+    try:
+        return value is not None and bool(value == value) and str(value) not in ("", "<NA>")
+    except TypeError:  # pd.NA == pd.NA is NA
+        return False
 
 
 def _upstream_rows(files: RunFiles) -> list[dict[str, Any]]:
@@ -354,10 +485,12 @@ def _upstream_rows(files: RunFiles) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if files.quarantine.exists():
         for order_id, rules in read_parquet(files.quarantine).groupby("order_id", sort=False):
-            reasons = "; ".join(dict.fromkeys(
-                f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.line_id})" if _given(r.line_id) else "")
-                for r in rules.itertuples()
-            ))
+            reasons = "; ".join(
+                dict.fromkeys(
+                    f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.line_id})" if _given(r.line_id) else "")
+                    for r in rules.itertuples()
+                )
+            )
             order = {"bill_no": None, "order_id": order_id, "order_no": rules["order_no"].iloc[0]}
             rows.append(_row(order, "quarantined", field="; ".join(dict.fromkeys(rules["column"])), message=reasons))
     if files.unmapped.exists():
@@ -371,8 +504,12 @@ def window_problems(files: RunFiles) -> list[Problem]:
     """Every valid order of the window that is not in Kingdee, with the reason, from the load report."""
     report = read_report(files)
     return [
-        Problem(str(r.order_id), str(r.order_no), r.outcome,
-                f"[{r.field if _given(r.field) else '-'}] {r.message}" if r.outcome == "rejected" else str(r.message))
+        Problem(
+            str(r.order_id),
+            str(r.order_no),
+            r.outcome,
+            f"[{r.field if _given(r.field) else '-'}] {r.message}" if r.outcome == "rejected" else str(r.message),
+        )
         for r in report[report["outcome"].isin(PROBLEMS)].itertuples()
     ]
 

@@ -87,7 +87,7 @@ def _chunks(path: StoragePath, wanted: Iterable[str], rows: int, key: str) -> It
             for batch in table.to_batches(max_chunksize=rows):
                 # column lists zipped into dicts: several times faster than RecordBatch.to_pylist()
                 values = [column.to_pylist() for column in batch.columns]
-                buffer.extend(dict(zip(batch.schema.names, row)) for row in zip(*values))
+                buffer.extend(dict(zip(batch.schema.names, row, strict=True)) for row in zip(*values, strict=True))
                 while len(buffer) >= rows:
                     yield buffer[:rows]
                     buffer = buffer[rows:]
@@ -174,12 +174,26 @@ def transform(
                     try:
                         bill = mapping.build(order, order_lines, now)
                     except MappingError as exc:
-                        failed.append({"order_id": str(order_id), "order_no": order_no, "field": exc.field,
-                                       "message": exc.message})
+                        failed.append(
+                            {
+                                "order_id": str(order_id),
+                                "order_no": order_no,
+                                "field": exc.field,
+                                "message": exc.message,
+                            }
+                        )
                         log.warning("Order %s (id %s) cannot be mapped: %s", order_no, order_id, exc)
                         continue
-                    out.write(encode({"bill_no": bill.bill_no, "order_id": str(order_id), "order_no": order_no,
-                                      "model": bill.model}))
+                    out.write(
+                        encode(
+                            {
+                                "bill_no": bill.bill_no,
+                                "order_id": str(order_id),
+                                "order_no": order_no,
+                                "model": bill.model,
+                            }
+                        )
+                    )
                     out.write(b"\n")
                     bills += 1
                 if failed:
@@ -195,7 +209,14 @@ def transform(
         put_file(bills_file, files.bills)
         put_file(unmapped_file, files.unmapped)
     request = mapping.request
-    write_json({"form_id": request.form_id, "service": request.service, "options": dict(request.options),
-                "base_data": dict(request.base_data)}, files.request)
+    write_json(
+        {
+            "form_id": request.form_id,
+            "service": request.service,
+            "options": dict(request.options),
+            "base_data": dict(request.base_data),
+        },
+        files.request,
+    )
     log.info("Built %d bills; %d orders unmapped, %d quarantined", bills, unmapped, skipped)
     return TransformResult(bills=bills, unmapped=unmapped, skipped_quarantined=skipped)

@@ -20,10 +20,10 @@ import posixpath
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -106,7 +106,7 @@ def validate(files: RunFiles, suites: Mapping[str, Path], keys: SourceKeys, run_
     source = context.data_sources.add_pandas(name="wdt_staging")
     quarantine: list[dict[str, Any]] = []
     orders = frames["orders"]
-    order_numbers = dict(zip(orders[keys.order].astype(object), orders[keys.number].astype(object)))
+    order_numbers = dict(zip(orders[keys.order].astype(object), orders[keys.number].astype(object), strict=True))
 
     with tempfile.TemporaryDirectory(prefix="erpsync-docs-") as docs_dir:
         context.add_data_docs_site(
@@ -155,7 +155,12 @@ def validate(files: RunFiles, suites: Mapping[str, Path], keys: SourceKeys, run_
     for row in report.itertuples():
         log.warning(
             "Quarantined order %s (id %s, line %s): breaks %s (%s), value %r",
-            row.order_no, row.order_id, row.line_id, row.check, row.rule, row.value,
+            row.order_no,
+            row.order_id,
+            row.line_id,
+            row.check,
+            row.rule,
+            row.value,
         )
     return ValidateResult(
         orders=summary["orders"],
@@ -171,6 +176,11 @@ def shared_static(files: RunFiles) -> StoragePath:
     import great_expectations as gx
 
     return files.dir.parent.parent / GX_STATIC / gx.__version__
+
+
+def _relinked(text: str, to_shared: str) -> str:
+    """A page's links into the site's static folder, made links into ``to_shared``."""
+    return _STATIC_LINK.sub(lambda m: f"{m['attr']}{m['q']}{to_shared}/{m['rest']}{m['q']}", text)
 
 
 def publish_docs(site: Path, files: RunFiles) -> None:
@@ -193,7 +203,7 @@ def publish_docs(site: Path, files: RunFiles) -> None:
         depth = len(page.parent.relative_to(site).parts)
         to_shared = posixpath.join(*([".."] * (depth + 4)), GX_STATIC, shared.name)
         text = page.read_text(encoding="utf-8")
-        relinked = _STATIC_LINK.sub(lambda m: f"{m['attr']}{m['q']}{to_shared}/{m['rest']}{m['q']}", text)
+        relinked = _relinked(text, to_shared)
         if relinked != text:
             page.write_text(relinked, encoding="utf-8")
     replace_tree(site, files.quality / "docs")

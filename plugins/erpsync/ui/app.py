@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 
 from erpsync.scheme import INCLUDE_DIR
 from erpsync.staging import StoragePath
@@ -39,8 +38,11 @@ from erpsync.ui.docs import DOCS_CSP, VERSION, content_type, dress, resolve
 URL_PREFIX = "/erpsync"
 TIMEZONE = "Asia/Shanghai"
 _HERE = Path(__file__).parent
-_STATIC = {"erpsync.css": "text/css; charset=utf-8", "gx-docs.css": "text/css; charset=utf-8",
-           "icon.svg": "image/svg+xml"}
+_STATIC = {
+    "erpsync.css": "text/css; charset=utf-8",
+    "gx-docs.css": "text/css; charset=utf-8",
+    "icon.svg": "image/svg+xml",
+}
 # our pages: no script, nothing from other hosts, framed only by Airflow's own UI
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -147,8 +149,10 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
 
     def page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         body = env.get_template(template).render(
-            request=request, link=lambda *s, **q: link(request, *s, **q),
-            airflow=lambda *s: airflow_link(request, *s), **values,
+            request=request,
+            link=lambda *s, **q: link(request, *s, **q),
+            airflow=lambda *s: airflow_link(request, *s),
+            **values,
         )
         return HTMLResponse(body, status_code=status_code)
 
@@ -174,8 +178,15 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
         extra = getattr(exc, "headers", None)
         if "text/html" not in request.headers.get("accept", ""):  # API clients keep Airflow's JSON answer
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=extra)
-        response = page(request, "error.html", status_code=exc.status_code, status=exc.status_code,
-                        detail=str(exc.detail), signed_out=exc.status_code == 401, search=None)
+        response = page(
+            request,
+            "error.html",
+            status_code=exc.status_code,
+            status=exc.status_code,
+            detail=str(exc.detail),
+            signed_out=exc.status_code == 401,
+            search=None,
+        )
         response.headers.update(extra or {})
         return response
 
@@ -189,16 +200,23 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             for dag_id in c.dags:
                 folders = [f for f in c.staging.windows(dag_id) if f.whole]
                 latest = summaries(c.staging, duck, dag_id, folders[:24])
-                rows.append({
-                    "dag_id": dag_id, "scheme": c.scheme(dag_id), "windows": len(folders),
-                    "latest": latest[0] if latest else None, "orders": sum(s.orders or 0 for s in latest),
-                    "in_kingdee": sum(s.in_kingdee for s in latest), "problems": sum(s.problems for s in latest),
-                })
+                rows.append(
+                    {
+                        "dag_id": dag_id,
+                        "scheme": c.scheme(dag_id),
+                        "windows": len(folders),
+                        "latest": latest[0] if latest else None,
+                        "orders": sum(s.orders or 0 for s in latest),
+                        "in_kingdee": sum(s.in_kingdee for s in latest),
+                        "problems": sum(s.problems for s in latest),
+                    }
+                )
         return page(request, "index.html", rows=rows, problems=c.scheme_problems, search=None)
 
     @app.get("/dags/{dag_id}", response_class=HTMLResponse, name="dag")
-    def dag(request: Request, dag_id: str, c: Ctx, session: SessionDep,
-            n: Annotated[int, Query(ge=1, le=max(TRENDS))] = 48) -> HTMLResponse:
+    def dag(
+        request: Request, dag_id: str, c: Ctx, session: SessionDep, n: Annotated[int, Query(ge=1, le=max(TRENDS))] = 48
+    ) -> HTMLResponse:
         from erpsync.ui.chart import stacked
         from erpsync.ui.reports import OUTCOMES, summaries
         from erpsync.ui.runs import recent_runs
@@ -211,18 +229,36 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             shown = summaries(c.staging, duck, dag_id, whole[:n])
             narrowed = summaries(c.staging, duck, dag_id, filtered)
         points = [
-            {"label": _when(s.window.start, "MM-DD HH:mm"), "title": f"{s.window} · {s.status}",
-             "href": link(request, "dags", dag_id, "windows", s.folder.name), "values": s.outcomes}
+            {
+                "label": _when(s.window.start, "MM-DD HH:mm"),
+                "title": f"{s.window} · {s.status}",
+                "href": link(request, "dags", dag_id, "windows", s.folder.name),
+                "values": s.outcomes,
+            }
             for s in reversed(shown)
         ]
         chart = stacked(points, {k: f"{v[0]} {k}" for k, v in OUTCOMES.items()})
         runs = recent_runs(session, dag_id, c.scheme(dag_id)) if ctx.may_read_runs(c.user, dag_id) else []
         staged = {f.name for f in folders}
-        return page(request, "dag.html", dag_id=dag_id, scheme=c.scheme(dag_id), chart=chart, shown=shown,
-                    older=max(len(whole) - len(shown), 0), narrowed=narrowed, runs=runs, staged=staged, n=n,
-                    trends=TRENDS, search=None)
+        return page(
+            request,
+            "dag.html",
+            dag_id=dag_id,
+            scheme=c.scheme(dag_id),
+            chart=chart,
+            shown=shown,
+            older=max(len(whole) - len(shown), 0),
+            narrowed=narrowed,
+            runs=runs,
+            staged=staged,
+            n=n,
+            trends=TRENDS,
+            search=None,
+        )
 
-    def window_page(request: Request, c: ctx.Context, dag_id: str, folder_name: str | None, run: Any = None) -> Response:
+    def window_page(
+        request: Request, c: ctx.Context, dag_id: str, folder_name: str | None, run: Any = None
+    ) -> HTMLResponse:
         from erpsync.ui.reports import detail, summaries
 
         folder = c.staging.window(dag_id, folder_name) if folder_name else None
@@ -230,8 +266,17 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
         if folder is not None:
             with c.staging.duck() as duck:
                 report = detail(c.staging, duck, summaries(c.staging, duck, dag_id, [folder])[0])
-        return page(request, "window.html", dag_id=dag_id, scheme=c.scheme(dag_id), run=run, folder_name=folder_name,
-                    report=report, s=report.summary if report else None, search=None)
+        return page(
+            request,
+            "window.html",
+            dag_id=dag_id,
+            scheme=c.scheme(dag_id),
+            run=run,
+            folder_name=folder_name,
+            report=report,
+            s=report.summary if report else None,
+            search=None,
+        )
 
     @app.get("/dags/{dag_id}/runs/{run_id}", response_class=HTMLResponse, name="run")
     def run(request: Request, dag_id: str, run_id: str, c: Ctx, session: SessionDep) -> HTMLResponse:
@@ -251,9 +296,14 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
         return window_page(request, c, dag_id, folder)
 
     @app.get("/search", response_class=HTMLResponse, name="search")
-    def search(request: Request, c: Ctx, q: Annotated[str, Query(max_length=200)] = "",
-               dag: Annotated[str, Query(max_length=250)] = "") -> HTMLResponse:
-        from erpsync.ui.search import clean_query, search as find
+    def search(
+        request: Request,
+        c: Ctx,
+        q: Annotated[str, Query(max_length=200)] = "",
+        dag: Annotated[str, Query(max_length=250)] = "",
+    ) -> HTMLResponse:
+        from erpsync.ui.search import clean_query
+        from erpsync.ui.search import search as find
 
         text = clean_query(q)
         result = None
@@ -261,33 +311,45 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             scope = {d: s for d, s in c.readable_schemes().items() if not dag or d == dag}
             with c.staging.duck() as duck:
                 result = find(c.staging, duck, scope, text)
-        return page(request, "search.html", query=text, dag=dag if dag in c.dags else "", dags=c.dags, result=result,
-                    search=text)
+        return page(
+            request,
+            "search.html",
+            query=text,
+            dag=dag if dag in c.dags else "",
+            dags=c.dags,
+            result=result,
+            search=text,
+        )
 
     @app.get("/apis", response_class=HTMLResponse, name="apis")
-    def apis(request: Request, c: Ctx, session: SessionDep,
-             days: Annotated[int, Query(ge=1, le=366)] = 7) -> HTMLResponse:
-        from erpsync.ui.catalog import catalog, form_figures, percentile, source_figures
+    def apis(
+        request: Request, c: Ctx, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 7
+    ) -> HTMLResponse:
+        from erpsync.ui.catalog import FormFigures, SourceFigures, catalog, form_figures, percentile, source_figures
 
         readable_schemes = [s for d, s in c.readable_schemes().items() if s is not None]
         book = catalog(c.include_dir, readable_schemes)
         since = _now() - timedelta(days=days)
-        figures = {}
+        figures: dict[str, SourceFigures | FormFigures] = {}
         with c.staging.duck() as duck:
-            for doc in book.sources:
-                figures[doc.method] = source_figures(c.staging, duck, session, doc.used_by, since)
-            for doc in book.forms:
-                figures[doc.form_id] = form_figures(c.staging, duck, session, doc.used_by, since)
-        return page(request, "apis.html", book=book, figures=figures, days=days, since=since, percentile=percentile,
-                    search=None)
+            for source in book.sources:
+                figures[source.method] = source_figures(c.staging, duck, session, source.used_by, since)
+            for form in book.forms:
+                figures[form.form_id] = form_figures(c.staging, duck, session, form.used_by, since)
+        return page(
+            request, "apis.html", book=book, figures=figures, days=days, since=since, percentile=percentile, search=None
+        )
 
     # -- files --------------------------------------------------------------------------------
     @app.get("/static/{name}", name="static")
     def static(name: str) -> Response:
         if name not in _STATIC:
             raise HTTPException(404, "no such file")
-        return Response((_HERE / "static" / name).read_bytes(), media_type=_STATIC[name],
-                        headers={"Cache-Control": "private, max-age=3600"})
+        return Response(
+            (_HERE / "static" / name).read_bytes(),
+            media_type=_STATIC[name],
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
 
     @app.get(f"/staging/{GX_STATIC}/{{version}}/{{path:path}}", name="gx_static")
     def gx_static(version: str, path: str, c: Ctx) -> Response:
@@ -296,8 +358,11 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             raise HTTPException(404, "no such file")
         # the same bytes for every window of a GX version: the browser keeps them
         cache = "private, max-age=604800, immutable"
-        return Response(target.read_bytes(), media_type=content_type(target),
-                        headers={"Content-Security-Policy": DOCS_CSP, "Cache-Control": cache})
+        return Response(
+            target.read_bytes(),
+            media_type=content_type(target),
+            headers={"Content-Security-Policy": DOCS_CSP, "Cache-Control": cache},
+        )
 
     @app.get("/staging/{dag_id}/{folder}/quality/docs/{path:path}", name="docs")
     def docs(request: Request, dag_id: str, folder: str, path: str, c: Ctx) -> Response:
@@ -309,8 +374,12 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
         body = target.read_bytes()
         if target.name.endswith(".html"):
             back = link(request, "dags", dag_id, "windows", folder)
-            page_text = dress(body.decode("utf-8", errors="replace"), link(request, "static", "gx-docs.css"), back,
-                              "← 返回窗口报告 Back to the window report")
+            page_text = dress(
+                body.decode("utf-8", errors="replace"),
+                link(request, "static", "gx-docs.css"),
+                back,
+                "← 返回窗口报告 Back to the window report",
+            )
             body = page_text.encode("utf-8")
         return Response(body, media_type=content_type(target), headers={"Content-Security-Policy": DOCS_CSP})
 

@@ -26,8 +26,6 @@ from erpsync.scheme import Scheme, SchemeError, TargetFormFile, load_source_api,
 from erpsync.ui.reports import report_parts
 from erpsync.ui.staged import Duck, Staging
 
-CALL_COLUMNS = ("system", "method", "started", "ms", "outcome", "detail", "rows")
-
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (numpy's default); None for no values."""
@@ -90,19 +88,32 @@ def _source(path: Path, schemes: Sequence[Scheme]) -> SourceDoc:
     request = []
     for name, spec in api.request.items():
         settings = [(s.dag_id, p) for s in users for p in s.source.request if p.field == name]
-        request.append({
-            "name": name, "label": spec.label, "type": spec.type,
-            "set_by": [f"{dag}: {p.value}" for dag, p in settings if p.value.strip()],
-            "filter": any(name in s.source.filter_fields for s in users),
-        })
+        request.append(
+            {
+                "name": name,
+                "label": spec.label,
+                "type": spec.type,
+                "set_by": [f"{dag}: {p.value}" for dag, p in settings if p.value.strip()],
+                "filter": any(name in s.source.filter_fields for s in users),
+            }
+        )
     return SourceDoc(
         path=path,
         method=api.method,
         label=api.label,
-        keys={"order_key": api.order_key, "number_key": api.number_key, "line_key": api.line_key,
-              "number_param": api.number_param, "list_key": api.list_key, "line_list_key": api.line_list_key},
-        limits={"max_window_days": api.max_window_days, "max_page_size": api.max_page_size,
-                "window_inclusive_end": api.window_inclusive_end},
+        keys={
+            "order_key": api.order_key,
+            "number_key": api.number_key,
+            "line_key": api.line_key,
+            "number_param": api.number_param,
+            "list_key": api.list_key,
+            "line_list_key": api.line_list_key,
+        },
+        limits={
+            "max_window_days": api.max_window_days,
+            "max_page_size": api.max_page_size,
+            "window_inclusive_end": api.window_inclusive_end,
+        },
         request=request,
         order_fields=[{"name": n, "label": f.label, "type": f.type} for n, f in api.order_fields.items()],
         line_fields=[{"name": n, "label": f.label, "type": f.type} for n, f in api.line_fields.items()],
@@ -121,8 +132,16 @@ def _form(path: Path, schemes: Sequence[Scheme]) -> FormDoc:
             if row.value.strip():  # an empty value sends nothing
                 mapped[row.field.split(".")[-1].lower()].append(f"{scheme.dag_id}: {row.value}")
     fields = [
-        {"entity": f.entity, "entity_label": labels.get(f.entity, ""), "key": f.key, "label": f.label,
-         "kind": f.kind, "lookup": f.lookup if f.kind == "basedata" else "", "form": f.form, "mapped": mapped.get(f.key.lower(), [])}
+        {
+            "entity": f.entity,
+            "entity_label": labels.get(f.entity, ""),
+            "key": f.key,
+            "label": f.label,
+            "kind": f.kind,
+            "lookup": f.lookup if f.kind == "basedata" else "",
+            "form": f.form,
+            "mapped": mapped.get(f.key.lower(), []),
+        }
         for f in form.fields.values()
     ]
     return FormDoc(
@@ -131,8 +150,10 @@ def _form(path: Path, schemes: Sequence[Scheme]) -> FormDoc:
         label=form.label,
         entities=[{"key": k, "kind": v, "label": labels.get(k, "")} for k, v in form.entities.items()],
         fields=fields,
-        options=[{"name": n, "kind": o.kind, "values": list(o.values), "mapped": mapped.get(n.lower(), [])}
-                 for n, o in form.request_options.items()],
+        options=[
+            {"name": n, "kind": o.kind, "values": list(o.values), "mapped": mapped.get(n.lower(), [])}
+            for n, o in form.request_options.items()
+        ],
         used_by=[s.dag_id for s in users],
     )
 
@@ -170,7 +191,9 @@ def _recent(staging: Staging, dag_ids: Sequence[str], since: datetime) -> dict[s
     return {d: [f for f in staging.windows(d) if f.window.end >= since] for d in dag_ids}
 
 
-def _recorded(duck: Duck, windows: dict[str, list[Any]], system: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _recorded(
+    duck: Duck, windows: dict[str, list[Any]], system: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per-method figures and errors by kind from ``calls/*.parquet`` of these windows."""
     stats: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -179,24 +202,35 @@ def _recorded(duck: Duck, windows: dict[str, list[Any]], system: str) -> tuple[l
     for dag_id, folders in windows.items():
         if not folders:
             continue
-        params = {"files": duck.parquet([f"{dag_id}/window=*/calls/*.parquet"]), "folders": [f.name for f in folders],
-                  "system": system}
+        params = {
+            "files": duck.parquet([f"{dag_id}/window=*/calls/*.parquet"]),
+            "folders": [f.name for f in folders],
+            "system": system,
+        }
         try:
-            stats += duck.rows(f"""
+            stats += duck.rows(
+                f"""
                 select method, count(*) as calls, count(*) filter (where outcome <> 'ok') as errors,
                        quantile_cont(try_cast(ms as double), 0.5) as p50, quantile_cont(try_cast(ms as double), 0.95) as p95,
                        sum(try_cast("rows" as bigint)) as "rows"
-                from {source} where {scope} group by method order by method""", params)
-            errors += duck.rows(f"""
+                from {source} where {scope} group by method order by method""",
+                params,
+            )
+            errors += duck.rows(
+                f"""
                 select method, outcome, coalesce(cast(detail as varchar), '') as detail, count(*) as n
-                from {source} where {scope} and outcome <> 'ok' group by all order by n desc limit 20""", params)
+                from {source} where {scope} and outcome <> 'ok' group by all order by n desc limit 20""",
+                params,
+            )
         except Exception as exc:  # duckdb.IOException: no window records calls yet
             if "No files found" not in str(exc):
                 raise
     return stats, errors
 
 
-def source_figures(staging: Staging, duck: Duck, session: Any, dag_ids: Sequence[str], since: datetime) -> SourceFigures:
+def source_figures(
+    staging: Staging, duck: Duck, session: Any, dag_ids: Sequence[str], since: datetime
+) -> SourceFigures:
     from erpsync.ui.runs import task_durations
 
     windows = _recent(staging, dag_ids, since)
@@ -233,10 +267,12 @@ def form_figures(staging: Staging, duck: Duck, session: Any, dag_ids: Sequence[s
         source = "read_parquet($files, union_by_name=true, hive_partitioning=false)"
         for row in duck.rows(f"select outcome, count(*) as n from {source} group by outcome", {"files": parts}):
             figures.outcomes[str(row["outcome"])] = int(row["n"])
-        figures.reasons = duck.rows(f"""
+        figures.reasons = duck.rows(
+            f"""
             select outcome, coalesce(field, '') as field, coalesce(message, '') as message, count(*) as n
             from {source} where outcome in ('rejected', 'held') group by all order by n desc, outcome limit 15""",
-            {"files": parts})
+            {"files": parts},
+        )
     if session is not None:
         figures.task_seconds = task_durations(session, list(dag_ids), "load", since)
     figures.recorded, figures.recorded_errors = _recorded(duck, windows, "kingdee")

@@ -67,8 +67,13 @@ def stacked(points: Sequence[dict[str, Any]], labels: dict[str, str], width: int
     every = max(1, math.ceil(len(points) / 12))  # at most ~12 labels under the axis
     bars = []
     for index, point in enumerate(points):
-        bar = Bar(x=left + index * slot + slot * 0.15, width=max(slot * 0.7, 1.0), href=point["href"], title=point["title"],
-                  label=point["label"] if index % every == 0 else None)
+        bar = Bar(
+            x=left + index * slot + slot * 0.15,
+            width=max(slot * 0.7, 1.0),
+            href=point["href"],
+            title=point["title"],
+            label=point["label"] if index % every == 0 else None,
+        )
         base = top + plot_h
         for series, color in SERIES.items():
             count = point["values"].get(series, 0)

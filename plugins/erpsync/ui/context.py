@@ -18,7 +18,9 @@ _cache: dict[Path, tuple[tuple[Any, ...], dict[str, Scheme], list[str]]] = {}
 
 
 def _signature(include_dir: Path) -> tuple[Any, ...]:
-    files = sorted(p for sub in ("schemes", "apis", "expectations") for p in (include_dir / sub).glob("*") if p.is_file())
+    files = sorted(
+        p for sub in ("schemes", "apis", "expectations") for p in (include_dir / sub).glob("*") if p.is_file()
+    )
     return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
@@ -53,9 +55,11 @@ def may_read_runs(user: Any, dag_id: str) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
-    return bool(get_auth_manager().is_authorized_dag(
-        method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
-    ))
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
+        )
+    )
 
 
 @dataclass

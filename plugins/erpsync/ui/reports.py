@@ -28,8 +28,10 @@ ROW_LIMIT = 1000  # rows of one table on a page; the count says how many there a
 def _rows(duck: Duck, sql: str, files: Sequence[str], **params: Any) -> list[dict[str, Any]]:
     if not files:
         return []
-    return duck.rows(sql.format(src="read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"),
-                     {"files": list(files), **params})
+    return duck.rows(
+        sql.format(src="read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"),
+        {"files": list(files), **params},
+    )
 
 
 @dataclass
@@ -146,30 +148,53 @@ class WindowDetail:
 def detail(staging: Staging, duck: Duck, summary: WindowSummary) -> WindowDetail:
     path = summary.folder.path
     quarantine_file = [staging.duck_name(path / "quarantine.parquet")] if (path / "quarantine.parquet").exists() else []
-    by_rule = _rows(duck, """
+    by_rule = _rows(
+        duck,
+        """
         select suite, "check", rule, "column", count(distinct coalesce(order_id, order_no)) as orders, count(*) as rows
         from {src} group by all order by orders desc, suite, "column"
-    """, quarantine_file)
-    quarantine = _rows(duck, """
+    """,
+        quarantine_file,
+    )
+    quarantine = _rows(
+        duck,
+        """
         select order_no, order_id, line_id, suite, "check", "column", value
         from {src} order by order_no nulls first, order_id, suite, "column", line_id limit $limit
-    """, quarantine_file, limit=ROW_LIMIT)
+    """,
+        quarantine_file,
+        limit=ROW_LIMIT,
+    )
     quarantine_total = sum(r["rows"] for r in by_rule)
 
     parts = report_parts(staging, summary.folder)
-    problems = _rows(duck, """
+    problems = _rows(
+        duck,
+        """
         select outcome, order_no, order_id, bill_no, field, message, "at" from {src}
         where outcome in ('rejected', 'held', 'unmapped', 'quarantined')
         order by case outcome when 'rejected' then 0 when 'held' then 1 when 'unmapped' then 2 else 3 end, order_no
         limit $limit
-    """, parts, limit=ROW_LIMIT)
-    loaded = _rows(duck, """
+    """,
+        parts,
+        limit=ROW_LIMIT,
+    )
+    loaded = _rows(
+        duck,
+        """
         select outcome, bill_no, order_no, order_id, kingdee_number, kingdee_id, "at" from {src}
         where outcome in ('created', 'existing', 'would_create') order by outcome, bill_no limit $limit
-    """, parts, limit=ROW_LIMIT)
+    """,
+        parts,
+        limit=ROW_LIMIT,
+    )
     unmapped_file = [staging.duck_name(path / "unmapped.parquet")] if (path / "unmapped.parquet").exists() else []
-    unmapped = _rows(duck, "select order_no, order_id, field, message from {src} order by order_no limit $limit",
-                     unmapped_file, limit=ROW_LIMIT)
+    unmapped = _rows(
+        duck,
+        "select order_no, order_id, field, message from {src} order by order_no limit $limit",
+        unmapped_file,
+        limit=ROW_LIMIT,
+    )
     outcomes = summary.outcomes
     return WindowDetail(
         summary=summary,
@@ -200,14 +225,16 @@ def _suites(staging: Staging, path: Any) -> list[dict[str, Any]]:
         if not isinstance(result, dict):
             continue
         stats = result.get("statistics") or {}
-        suites.append({
-            "name": child.name.removesuffix(".json"),
-            "success": result.get("success"),
-            "evaluated": stats.get("evaluated_expectations"),
-            "successful": stats.get("successful_expectations"),
-            "unsuccessful": stats.get("unsuccessful_expectations"),
-            "percent": stats.get("success_percent"),
-        })
+        suites.append(
+            {
+                "name": child.name.removesuffix(".json"),
+                "success": result.get("success"),
+                "evaluated": stats.get("evaluated_expectations"),
+                "successful": stats.get("successful_expectations"),
+                "unsuccessful": stats.get("unsuccessful_expectations"),
+                "percent": stats.get("success_percent"),
+            }
+        )
     return suites
 
 
@@ -222,8 +249,15 @@ def _docs(staging: Staging, path: Any) -> list[dict[str, str]]:
         if not name.endswith(".html"):
             continue
         if parts[0] == "validations" and len(parts) >= 4:  # validations/<suite>/<run id>/<time>/<page>.html
-            pages.append({"kind": "validation", "label": parts[1], "detail": " / ".join(parts[2:-1]), "path": name,
-                          "run": parts[2]})
+            pages.append(
+                {
+                    "kind": "validation",
+                    "label": parts[1],
+                    "detail": " / ".join(parts[2:-1]),
+                    "path": name,
+                    "run": parts[2],
+                }
+            )
         elif parts[0] == "expectations":
             pages.append({"kind": "suite", "label": parts[-1].removesuffix(".html"), "detail": "", "path": name})
     return sorted(pages, key=lambda p: (p["kind"] != "validation", p["label"], p["detail"]))

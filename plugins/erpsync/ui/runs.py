@@ -114,13 +114,20 @@ def _run_window(dag_run: Any, manifest: dict[str, Any] | None, scheme: Scheme | 
         "ended": dag_run.end_date,
     }
     recorded = _from_manifest(manifest) if manifest else None
-    if recorded is not None:
-        return RunWindow(**common, window=recorded[0], filters=recorded[1], dry_run=bool(manifest.get("dry_run")),
-                         source="xcom")
+    if manifest and recorded is not None:
+        return RunWindow(
+            **common, window=recorded[0], filters=recorded[1], dry_run=bool(manifest.get("dry_run")), source="xcom"
+        )
     window, filters, problem = _resolve(dag_run, scheme)
     conf = dag_run.conf if isinstance(dag_run.conf, dict) else {}
-    return RunWindow(**common, window=window, filters=filters, dry_run=bool(conf.get("dry_run")),
-                     source="run" if window else "", problem=problem)
+    return RunWindow(
+        **common,
+        window=window,
+        filters=filters,
+        dry_run=bool(conf.get("dry_run")),
+        source="run" if window else "",
+        problem=problem,
+    )
 
 
 def run_window(session: Any, dag_id: str, run_id: str, scheme: Scheme | None) -> RunWindow | None:
@@ -139,7 +146,9 @@ def recent_runs(session: Any, dag_id: str, scheme: Scheme | None, limit: int = 2
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
-    runs = list(session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc()).limit(limit)))
+    runs = list(
+        session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc()).limit(limit))
+    )
     manifests = _manifests(session, dag_id, [r.run_id for r in runs])
     return [_run_window(r, manifests.get(r.run_id), scheme) for r in runs]
 

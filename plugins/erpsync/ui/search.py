@@ -18,8 +18,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from erpsync.staging import parse_folder
 from erpsync.scheme import Scheme
+from erpsync.staging import parse_folder
 from erpsync.ui.staged import DAG_ID, Duck, Staging, quote_ident
 
 MAX_QUERY = 64  # document numbers are shorter; longer input is no number
@@ -27,8 +27,18 @@ MAX_ORDERS = 50  # orders shown; a number that matches more is not a number of o
 _ORDER_COLUMNS = ("stockout_no", "src_order_no", "src_trade_no", "trade_no")  # besides order_key and number_key
 _ORDER_LISTS = ("src_tids",)  # comma-separated lists of original order numbers
 _LINE_COLUMNS = ("src_tid",)
-_SHOWN = ("src_order_no", "src_trade_no", "src_tids", "shop_no", "shop_name", "warehouse_no", "consign_time", "modified",
-          "status", "goods_count")
+_SHOWN = (
+    "src_order_no",
+    "src_trade_no",
+    "src_tids",
+    "shop_no",
+    "shop_name",
+    "warehouse_no",
+    "consign_time",
+    "modified",
+    "status",
+    "goods_count",
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -92,8 +102,10 @@ def _read(duck: Duck, dag_id: str, name: str, select: str, where: str, **params:
     """``select … where …`` over file ``name`` of every window of ``dag_id`` (none: no rows)."""
     source = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
     try:
-        return duck.rows(f"select filename, {select} from {source} where {where}",
-                         {"files": duck.parquet([_glob(dag_id, name)]), **params})
+        return duck.rows(
+            f"select filename, {select} from {source} where {where}",
+            {"files": duck.parquet([_glob(dag_id, name)]), **params},
+        )
     except Exception as exc:  # duckdb.IOException: no window has this file yet
         if "No files found" in str(exc):
             return []
@@ -119,7 +131,9 @@ class _Columns:
         return cls(
             order_key=api.order_key,
             number_key=api.number_key,
-            orders=tuple(dict.fromkeys(c for c in (api.number_key, api.order_key, *_ORDER_COLUMNS) if c in api.order_fields)),
+            orders=tuple(
+                dict.fromkeys(c for c in (api.number_key, api.order_key, *_ORDER_COLUMNS) if c in api.order_fields)
+            ),
             lists=tuple(c for c in _ORDER_LISTS if c in api.order_fields),
             lines=tuple(c for c in _LINE_COLUMNS if c in api.line_fields and api.order_key in api.line_fields),
             shown=tuple(c for c in _SHOWN if c in api.order_fields and c not in keys),
@@ -143,24 +157,48 @@ def search(staging: Staging, duck: Duck, schemes: dict[str, Scheme | None], text
     return result
 
 
-def _search_dag(staging: Staging, duck: Duck, dag_id: str, cols: _Columns, variants: list[str]) -> tuple[list[OrderHistory], bool]:
+def _search_dag(
+    staging: Staging, duck: Duck, dag_id: str, cols: _Columns, variants: list[str]
+) -> tuple[list[OrderHistory], bool]:
     oid, ono = quote_ident(cols.order_key), quote_ident(cols.number_key)
     matched: dict[str, set[str]] = defaultdict(set)  # order id -> where the number was found
     for column in cols.lines:  # an original order number on a line names its stock-out
-        for row in _read(duck, dag_id, "lines.parquet", f"{oid} as order_id", f"{quote_ident(column)} in (select unnest($q))",
-                         q=variants):
+        for row in _read(
+            duck,
+            dag_id,
+            "lines.parquet",
+            f"{oid} as order_id",
+            f"{quote_ident(column)} in (select unnest($q))",
+            q=variants,
+        ):
             matched[str(row["order_id"])].add(f"lines.{column}")
-    for row in _read(duck, dag_id, "load_report/part-*.parquet", "order_id, bill_no",
-                     "(bill_no in (select unnest($q)) or kingdee_number in (select unnest($q))) and order_id is not null",
-                     q=variants):
+    for row in _read(
+        duck,
+        dag_id,
+        "load_report/part-*.parquet",
+        "order_id, bill_no",
+        "(bill_no in (select unnest($q)) or kingdee_number in (select unnest($q))) and order_id is not null",
+        q=variants,
+    ):
         matched[str(row["order_id"])].add("bill_no" if row["bill_no"] in variants else "kingdee_number")
 
     conditions = [f"{quote_ident(c)} in (select unnest($q))" for c in cols.orders]
     conditions += [f"list_has_any(string_split(coalesce({quote_ident(c)}, ''), ','), $q)" for c in cols.lists]
     conditions.append(f"{oid} in (select unnest($ids))")
-    selected = [f"{oid} as order_id", f"{ono} as order_no", *map(quote_ident, dict.fromkeys([*cols.orders, *cols.lists, *cols.shown]))]
-    order_rows = _read(duck, dag_id, "orders.parquet", ", ".join(selected), " or ".join(conditions),
-                       q=variants, ids=sorted(matched) or [""])
+    selected = [
+        f"{oid} as order_id",
+        f"{ono} as order_no",
+        *map(quote_ident, dict.fromkeys([*cols.orders, *cols.lists, *cols.shown])),
+    ]
+    order_rows = _read(
+        duck,
+        dag_id,
+        "orders.parquet",
+        ", ".join(selected),
+        " or ".join(conditions),
+        q=variants,
+        ids=sorted(matched) or [""],
+    )
 
     ids = sorted({str(r["order_id"]) for r in order_rows if r["order_id"] is not None} | set(matched))
     more = len(ids) > MAX_ORDERS
@@ -192,7 +230,9 @@ def _search_dag(staging: Staging, duck: Duck, dag_id: str, cols: _Columns, varia
     if ids:
         _events(duck, dag_id, ids, at)
     for (order_id, _folder), place in windows.items():
-        history = histories.setdefault(order_id, OrderHistory(dag_id, order_id, place.order.get("order_no"), labels=cols.labels))
+        history = histories.setdefault(
+            order_id, OrderHistory(dag_id, order_id, place.order.get("order_no"), labels=cols.labels)
+        )
         history.windows.append(place)
     for history in histories.values():
         history.windows.sort(key=lambda w: (w.window.start, w.window.end, w.filtered))
@@ -202,15 +242,24 @@ def _search_dag(staging: Staging, duck: Duck, dag_id: str, cols: _Columns, varia
 def _events(duck: Duck, dag_id: str, ids: list[str], at: Any) -> None:
     """What happened to the orders ``ids`` after extraction, in each window's files."""
     where = "order_id in (select unnest($ids))"
-    for row in _read(duck, dag_id, "quarantine.parquet", 'order_id, line_id, suite, "check", "column", value', where, ids=ids):
+    for row in _read(
+        duck, dag_id, "quarantine.parquet", 'order_id, line_id, suite, "check", "column", value', where, ids=ids
+    ):
         if (place := at(row)) is not None:
-            place.events.append(Event("quarantined", {k: row[k] for k in ("line_id", "suite", "check", "column", "value")}))
+            place.events.append(
+                Event("quarantined", {k: row[k] for k in ("line_id", "suite", "check", "column", "value")})
+            )
     for row in _read(duck, dag_id, "unmapped.parquet", "order_id, field, message", where, ids=ids):
         if (place := at(row)) is not None:
             place.events.append(Event("unmapped", {"field": row["field"], "message": row["message"]}))
     loaded = ("bill_no", "kingdee_number", "kingdee_id", "field", "message", "at")
-    for row in _read(duck, dag_id, "load_report/part-*.parquet",
-                     'order_id, outcome, bill_no, kingdee_number, kingdee_id, field, message, "at"',
-                     f"{where} and outcome not in ('quarantined', 'unmapped')", ids=ids):  # told above, from their files
+    for row in _read(
+        duck,
+        dag_id,
+        "load_report/part-*.parquet",
+        'order_id, outcome, bill_no, kingdee_number, kingdee_id, field, message, "at"',
+        f"{where} and outcome not in ('quarantined', 'unmapped')",
+        ids=ids,
+    ):  # told above, from their files
         if (place := at(row)) is not None:
             place.events.append(Event(str(row["outcome"]), {k: row[k] for k in loaded}))

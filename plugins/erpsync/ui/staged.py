@@ -15,8 +15,7 @@ from typing import Any
 
 from fsspec.implementations.dirfs import DirFileSystem
 
-from erpsync.staging import WindowFolder, parse_folder, window_folders
-from erpsync.staging import StoragePath
+from erpsync.staging import StoragePath, WindowFolder, parse_folder, window_folders
 
 DAG_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,249}$")  # the scheme's dag_id pattern (and Airflow's length)
 _PROTOCOL = "erpsync"  # DuckDB reads object storage through this fsspec name, rooted at the staging root
@@ -64,14 +63,14 @@ class Staging:
         full = path.path.rstrip("/")
         if not full.startswith(self._base):
             raise ValueError(f"{path} is not under the staging root {self.root}")
-        return full[len(self._base):].lstrip("/")
+        return full[len(self._base) :].lstrip("/")
 
     def find(self, folder: StoragePath) -> list[str]:
         """Every file under ``folder``, relative to it, sorted."""
         if not folder.exists():
             return []
         base = folder.path.rstrip("/")
-        return sorted(p[len(base):].lstrip("/") for p in folder.fs.find(folder.path))
+        return sorted(p[len(base) :].lstrip("/") for p in folder.fs.find(folder.path))
 
     # -- small files --------------------------------------------------------------------------
     @staticmethod
@@ -120,7 +119,7 @@ class Duck:
     def rows(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> list[dict[str, Any]]:
         cursor = self.con.execute(sql, params or {})
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def parquet(self, files: Iterable[StoragePath | str]) -> list[str]:
         """DuckDB names of ``files`` (paths, or globs relative to the root) for ``read_parquet($files)``."""

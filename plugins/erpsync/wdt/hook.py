@@ -1,10 +1,16 @@
-"""Airflow hook for the WDT Qimen gateway: builds a ``QimenClient`` from a connection.
+"""Airflow hook for WDT 企业版: builds a ``WdtClient`` from a connection.
 
 Connection ``wdt_default``, of type ``wdt`` (the form erpsync/provider.py declares) or ``generic``
-(the same fields, typed in): host = the gateway URL (``…/router/qm``), login = Qimen app_key,
-password = app_secret, extra = ``{"target_app_key": …, "sid": …}`` and optionally
-``min_interval_seconds`` (1: 60 calls a minute per app key, shared by every process on the machine),
-``timeout_seconds``, ``max_attempts``, ``throttle_pause_seconds``, ``max_throttle_seconds``.
+(the same fields, typed in). ``extra.transport`` picks how WDT is reached:
+
+* ``qimen`` (default): host = the Qimen gateway URL (``…/router/qm``), login = your Qimen app_key,
+  password = its app_secret, extra ``target_app_key`` (WDT's app key on Qimen) and ``sid``;
+* ``openapi2``: host = WDT's openapi2 base URL (``http://api.wangdian.cn/openapi2/``), login = the
+  WDT appkey, password = its appsecret, extra ``sid``.
+
+Optional extras for both: ``min_interval_seconds`` (1: 60 calls a minute per app key, shared by every
+process on the machine), ``timeout_seconds``, ``max_attempts``, ``throttle_pause_seconds``,
+``max_throttle_seconds``.
 
 The call limiter is ``[erpsync] wdt_rate_limit_url``: empty for a SQLite file shared by the processes
 of one machine (the default), ``redis://…`` or ``postgresql://…`` for the workers of every host.
@@ -20,7 +26,7 @@ from airflow.sdk import BaseHook, conf
 from airflow.sdk.log import mask_secret
 
 from erpsync.connections import ConnectionConfigError, connection_test_failure, extra_value, number, required
-from erpsync.wdt.client import QimenClient, QimenConfig, WdtApiError
+from erpsync.wdt.client import TRANSPORTS, WdtApiError, WdtClient, WdtConfig
 
 TEST_METHOD = "wdt.stockout.order.query.trade"
 
@@ -29,26 +35,35 @@ class WdtHook(BaseHook):
     conn_name_attr = "wdt_conn_id"
     default_conn_name = "wdt_default"
     conn_type = "wdt"
-    hook_name = "旺店通·企业奇门 (WDT via Qimen)"
+    hook_name = "旺店通·企业版 (WDT: Qimen or openapi2)"
 
     def __init__(self, wdt_conn_id: str = default_conn_name) -> None:
         super().__init__()
         self.wdt_conn_id = wdt_conn_id
 
-    def get_conn(self) -> QimenClient:
-        return QimenClient(self.config())
+    def get_conn(self) -> WdtClient:
+        return WdtClient(self.config())
 
-    def config(self) -> QimenConfig:
+    def config(self) -> WdtConfig:
         conn = self.get_connection(self.wdt_conn_id)
         cid = self.wdt_conn_id
         secret = required(cid, "password (app_secret)", conn.password)
         mask_secret(secret)
         extra = conn.extra_dejson
-        return QimenConfig(
-            gateway_url=required(cid, "host (gateway URL)", conn.host),
-            app_key=required(cid, "login (app_key)", conn.login),
+        if not isinstance(extra, dict):
+            raise ConnectionConfigError(f"connection {cid!r}: extra must be a JSON object")
+        transport = str(extra_value(cid, extra, "transport", "qimen")).strip().lower()
+        if transport not in TRANSPORTS:
+            raise ConnectionConfigError(
+                f"connection {cid!r}: extra.transport is {transport!r}; expected one of {', '.join(TRANSPORTS)}"
+            )
+        qimen = transport == "qimen"
+        return WdtConfig(
+            transport=transport,
+            url=required(cid, "host (gateway URL)" if qimen else "host (openapi2 base URL)", conn.host),
+            app_key=required(cid, "login (app_key)" if qimen else "login (appkey)", conn.login),
             app_secret=secret,
-            target_app_key=str(extra_value(cid, extra, "target_app_key")),
+            target_app_key=str(extra_value(cid, extra, "target_app_key")) if qimen else "",
             sid=str(extra_value(cid, extra, "sid")),
             timeout_seconds=number(cid, extra, "timeout_seconds", 60),
             min_interval_seconds=number(cid, extra, "min_interval_seconds", 1.0),
@@ -59,7 +74,8 @@ class WdtHook(BaseHook):
         )
 
     def test_connection(self) -> tuple[bool, str]:
-        """Airflow's "Test connection": one signed query of the last minute's stock-outs, one per page.
+        """Airflow's "Test connection": one signed query of the last minute's stock-outs, one per page,
+        through the connection's transport.
 
         It goes through the shared rate limiter like every call; one attempt, at most 30 s, and a
         throttle answer fails at once instead of waiting, as someone waits on the answer.
@@ -69,19 +85,22 @@ class WdtHook(BaseHook):
             timeout = min(config.timeout_seconds, 30)
             config = replace(config, max_attempts=1, max_throttle_seconds=0, timeout_seconds=timeout)
             end = pendulum.now("Asia/Shanghai")
-            client = QimenClient(config)
+            client = WdtClient(config)
             try:
-                response = client.call(TEST_METHOD, {
-                    "start_time": (end - timedelta(minutes=1)).format("YYYY-MM-DD HH:mm:ss"),
-                    "end_time": end.format("YYYY-MM-DD HH:mm:ss"),
-                    "page_no": "0",
-                    "page_size": "1",
-                })
+                response = client.call(
+                    TEST_METHOD,
+                    {
+                        "start_time": (end - timedelta(minutes=1)).format("YYYY-MM-DD HH:mm:ss"),
+                        "end_time": end.format("YYYY-MM-DD HH:mm:ss"),
+                        "page_no": "0",
+                        "page_size": "1",
+                    },
+                )
             finally:
                 client.close()
         except (WdtApiError, ConnectionConfigError) as exc:
             return connection_test_failure(self.wdt_conn_id, exc)
         return True, (
-            f"WDT accepted app key {config.app_key!r} for seller {config.sid!r}: {TEST_METHOD} found "
+            f"WDT ({config.transport}) accepted app key {config.app_key!r} for seller {config.sid!r}: {TEST_METHOD} found "
             f"{response.get('total_count', '?')} stock-outs in the last minute"
         )

@@ -19,8 +19,8 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,14 @@ class TotalCountPaginator:
             if now == total and len(in_pass) >= total:
                 return
             if attempt < self.max_passes:
-                log.warning("%s: the orders changed while they were paged (%d announced, %d at the end, %d distinct "
-                            "read); reading the pages again", what, total, now, len(in_pass))
+                log.warning(
+                    "%s: the orders changed while they were paged (%d announced, %d at the end, %d distinct "
+                    "read); reading the pages again",
+                    what,
+                    total,
+                    now,
+                    len(in_pass),
+                )
                 continue
             raise PagingError(
                 f"{what}: the orders changed while they were paged ({total} announced, {now} at the end, "
@@ -76,7 +82,9 @@ class TotalCountPaginator:
     def _new(self, page: Page, seen: set[str], in_pass: set[str], what: str) -> Iterator[dict[str, Any]]:
         for order in page.get(self.list_key) or []:
             if order.get(self.id_key) in (None, ""):
-                raise PagingError(f"{what}: order {order.get('order_no')!r} has no {self.id_key}, the key of a stock-out")
+                raise PagingError(
+                    f"{what}: order {order.get('order_no')!r} has no {self.id_key}, the key of a stock-out"
+                )
             key = str(order[self.id_key])
             in_pass.add(key)
             if key not in seen:
@@ -89,7 +97,9 @@ class TotalCountPaginator:
         yield first
         numbers = iter(range(self.start_page + pages - 1, self.start_page, -1))
         with ThreadPoolExecutor(max_workers=self.prefetch, thread_name_prefix="wdt-page") as pool:
-            ahead: deque[Future[Page]] = deque(pool.submit(fetch, n, self.page_size) for n in islice(numbers, self.prefetch))
+            ahead: deque[Future[Page]] = deque(
+                pool.submit(fetch, n, self.page_size) for n in islice(numbers, self.prefetch)
+            )
             while ahead:
                 page = ahead.popleft().result()
                 for n in islice(numbers, 1):

@@ -26,9 +26,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from erpsync.connections import ConnectionConfigError
+
+if TYPE_CHECKING:  # psycopg2 is imported when a PostgreSQL limiter is opened
+    from psycopg2.extensions import connection as PgConnection
 
 DEFAULT_FILE = Path(tempfile.gettempdir()) / "erpsync-wdt-rate-limits.sqlite"
 
@@ -91,7 +95,9 @@ def open_limiter(
     if scheme in ("", "file"):
         path = Path(urlsplit(url).path) if scheme == "file" else Path(url) if url else DEFAULT_FILE
         return SqliteRateLimiter(path, key, interval, clock, sleep)
-    raise ConnectionConfigError(f"[erpsync] wdt_rate_limit_url: {redacted(url)!r} is not a file path, redis:// or postgresql:// URL")
+    raise ConnectionConfigError(
+        f"[erpsync] wdt_rate_limit_url: {redacted(url)!r} is not a file path, redis:// or postgresql:// URL"
+    )
 
 
 _SQLITE_SCHEMA = "CREATE TABLE IF NOT EXISTS slots (key TEXT PRIMARY KEY, next_free REAL NOT NULL)"
@@ -232,7 +238,7 @@ class PostgresRateLimiter(RateLimiter):
         self.interval, self._sleep = interval, sleep
         self.key = _hashed(key)
         self._psycopg2 = psycopg2
-        self._db = None
+        self._db: PgConnection | None = None
         self._lock = threading.Lock()
 
     def _execute(self, sql: str, add: float) -> tuple | None:
@@ -258,7 +264,9 @@ class PostgresRateLimiter(RateLimiter):
                 raise RateLimiterError(f"WDT rate limiter {redacted(self.url)}: {exc}".strip()) from exc
 
     def _reserve(self) -> tuple[float, float]:
-        slot, now = self._execute(_PG_ACQUIRE, self.interval)
+        row = self._execute(_PG_ACQUIRE, self.interval)
+        assert row is not None  # RETURNING: the upsert always gives a row
+        slot, now = row
         return slot, now
 
     def hold_off(self, seconds: float) -> None:
