@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: install demo airflow test test-slow constraints clean
+.PHONY: install demo airflow lint test test-slow constraints clean
 
 install: $(STAMP)
 
@@ -23,7 +23,13 @@ demo: install
 airflow: install
 	$(PY) scripts/airflow_local.py --emulators
 
-test: install
+# Static checks, configured in pyproject.toml: ruff (lint, and the format of every file) and mypy.
+lint: install
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy
+
+test: install lint
 	$(PY) -m pytest
 
 # The slow groups: the browser test (Debian's chromium, a live Airflow), the CeleryExecutor deployment and
@@ -40,4 +46,4 @@ constraints:
 	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 
 clean:
-	rm -rf .airflow .airflow-live .demo staging .pytest_cache .hypothesis
+	rm -rf .airflow .airflow-live .demo staging .pytest_cache .hypothesis .mypy_cache .ruff_cache
