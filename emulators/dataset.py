@@ -92,6 +92,15 @@ class Warehouse:
 
 
 @dataclass(frozen=True)
+class Supplier:
+    """A supplier the merchant buys goods from (WDT provider_no, Kingdee BD_Supplier FNumber)."""
+
+    provider_no: str
+    provider_name: str
+    brands: tuple[str, ...]  # the goods brands bought from this supplier
+
+
+@dataclass(frozen=True)
 class Sku:
     spec_no: str
     goods_no: str
@@ -111,6 +120,7 @@ class Catalog:
     shops: tuple[Shop, ...]
     warehouses: tuple[Warehouse, ...]
     skus: tuple[Sku, ...]
+    suppliers: tuple[Supplier, ...] = ()
     departments: tuple[tuple[str, str], ...] = DEPARTMENTS
     currencies: tuple[tuple[str, str], ...] = CURRENCIES
     bill_types: tuple[tuple[str, str], ...] = BILL_TYPES
@@ -143,6 +153,14 @@ _GOODS = (
     ("AP4002", "运动速干袜(3双装)", ("均码",), "棉语", "29.90", False),
     ("EL5001", "蓝牙降噪耳机", ("曜石黑",), "声域", "399.00", False),
     ("EL5002", "Type-C快充数据线", ("1m", "2m"), "声域", "19.90", False),
+)
+# provider_no, name, the brands bought from it: every brand of _GOODS has exactly one supplier
+_SUPPLIERS = (
+    ("VEN001", "杭州西湖龙井茶业有限公司", ("西湖茶社", "勐海茶厂")),
+    ("VEN002", "广州水漾化妆品有限公司", ("水漾",)),
+    ("VEN003", "永康暖途日用品厂", ("暖途",)),
+    ("VEN004", "宁波棉语服饰有限公司", ("棉语",)),
+    ("VEN005", "深圳声域电子科技有限公司", ("声域",)),
 )
 # A SKU that exists in WDT but that nobody created in Kingdee: its bills must be rejected.
 UNKNOWN_SKU = Sku(
@@ -213,6 +231,7 @@ def build_catalog(seed: int) -> Catalog:
         shops=shops,
         warehouses=warehouses,
         skus=tuple(skus),
+        suppliers=tuple(Supplier(no, name, brands) for no, name, brands in _SUPPLIERS),
         kingdee_master=master,
         kingdee_orgs=_kingdee_orgs(master, shops, warehouses),
         kingdee_disabled={
