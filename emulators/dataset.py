@@ -14,8 +14,19 @@ Kingdee base data (``build_catalog``, spec kingdee-webapi.md §3.1-3.2) [INF whe
   customer is created in, and used by, the shop's own organisation (the mapping sends shop_no as
   FSaleOrgId and FCustomerID); each warehouse (BD_STOCK) belongs to its own stock organisation (warehouse_no
   is both FStockOrgId and FStockID); every material is created by the first warehouse organisation and
-  allocated to the other warehouse organisations, so any warehouse may ship any good. Departments,
-  currencies, bill types and organisations are shared by all organisations.
+  allocated to the other warehouse organisations, so any warehouse may ship any good; every supplier
+  (BD_Supplier, numbered by the WDT provider_no, ``Catalog.suppliers``) is created by the first
+  warehouse organisation and allocated to every organisation (shops and warehouses), so any purchasing
+  organisation may buy from any supplier. Departments, currencies, bill types, assistant data and
+  organisations are shared by all organisations.
+- Bill types (BOS_BillType, ``BILL_TYPES``) carry the form they belong to (``BILL_TYPE_FORMS``, field
+  FBillFormID): SAL_OUTSTOCK ``XSCKD001`` 电商销售出库单 (the tenant's own) and ``XSCKD01_SYS`` 标准销售出库单;
+  SAL_RETURNSTOCK ``XSTHD01_SYS`` 标准销售退货单 and ``XSTHD06_SYS`` 现销退货单; STK_InStock ``RKD01_SYS``
+  标准采购入库 … ``RKD09_SYS`` 直运入库单 (names of kingdee-returnstock-instock.md §3.3; RKD02_SYS's meaning is
+  unconfirmed there).
+- Assistant data (辅助资料, ``ASSISTANT_DATA``): category ``THLX`` 退货类型 with the system values
+  ``THLX01_SYS`` 退货 and ``THLX02_SYS`` 退货补货, and the tenant's category ``THYY`` 退货原因 with ``QT`` 其他
+  and ``PS`` 破损 (category numbers and the reasons are [INF]; the spec saw QT/PS as tenant codes).
 - Disabled records (``kingdee_disabled``, FForbidStatus B): the material ``EOL9001-01`` and the customer
   ``CLOSED005``. No WDT order names them, so the demo data stays valid; they exist so that a base-data
   check meets records that Kingdee has but refuses on a bill ("禁用也是不存在", spec §3.1).
@@ -74,7 +85,29 @@ from typing import Any
 # Master data that the user's mapping names as constants (FSaleDeptID, FSETTLECURRID, FBillTypeID).
 DEPARTMENTS = (("BM000175", "电商运营部"), ("BM000001", "总经办"))
 CURRENCIES = (("PRE001", "人民币"), ("PRE002", "美元"))
-BILL_TYPES = (("XSCKD001", "电商销售出库单"), ("XSCKD01_SYS", "标准销售出库单"))
+BILL_TYPES = (
+    ("XSCKD001", "电商销售出库单"),
+    ("XSCKD01_SYS", "标准销售出库单"),
+    ("XSTHD01_SYS", "标准销售退货单"),
+    ("XSTHD06_SYS", "现销退货单"),
+    ("RKD01_SYS", "标准采购入库"),
+    ("RKD02_SYS", "采购入库单"),
+    ("RKD03_SYS", "委外入库单"),
+    ("RKD04_SYS", "分销购销入库单"),
+    ("RKD05_SYS", "资产入库单"),
+    ("RKD06_SYS", "费用入库单"),
+    ("RKD07_SYS", "VMI入库单"),
+    ("RKD08_SYS", "现购入库单"),
+    ("RKD09_SYS", "直运入库单"),
+)
+# The bill form each bill type belongs to (BOS_BillType.FBillFormID), by number prefix.
+_BILL_TYPE_PREFIXES = (("XSCKD", "SAL_OUTSTOCK"), ("XSTHD", "SAL_RETURNSTOCK"), ("RKD", "STK_InStock"))
+BILL_TYPE_FORMS = {n: next(f for p, f in _BILL_TYPE_PREFIXES if n.startswith(p)) for n, _ in BILL_TYPES}
+# 辅助资料: category number -> (category name, {value number: value name})
+ASSISTANT_DATA = {
+    "THLX": ("退货类型", {"THLX01_SYS": "退货", "THLX02_SYS": "退货补货"}),
+    "THYY": ("退货原因", {"QT": "其他", "PS": "破损"}),
+}
 
 
 @dataclass(frozen=True)
@@ -132,6 +165,8 @@ class Catalog:
     kingdee_orgs: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
     # Numbers per form whose record is disabled (FForbidStatus B): Kingdee keeps it, no bill may use it.
     kingdee_disabled: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Other values of the records: form -> number -> {field key: value}; a base-data value is a number.
+    kingdee_fields: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 _SHOPS = (
@@ -209,6 +244,7 @@ def build_catalog(seed: int) -> Catalog:
             )
     skus.append(UNKNOWN_SKU)
 
+    suppliers = tuple(Supplier(no, name, brands) for no, name, brands in _SUPPLIERS)
     # The user's mapping sends shop_no as sales org, customer and settlement org, and warehouse_no as
     # stock org, owner and stock: the tenant is set up with those numbers.
     master = {
@@ -217,6 +253,7 @@ def build_catalog(seed: int) -> Catalog:
             **dict(DISABLED_MATERIALS),
         },
         "BD_Customer": {**{s.shop_no: s.shop_name for s in shops}, **dict(DISABLED_CUSTOMERS)},
+        "BD_Supplier": {s.provider_no: s.provider_name for s in suppliers},
         "ORG_Organizations": {
             **{s.shop_no: s.shop_name for s in shops},
             **{w.warehouse_no: w.warehouse_name for w in warehouses},
@@ -225,18 +262,26 @@ def build_catalog(seed: int) -> Catalog:
         "BD_Department": dict(DEPARTMENTS),
         "BD_Currency": dict(CURRENCIES),
         "BOS_BillType": dict(BILL_TYPES),
+        "BOS_ASSISTANTDATA": {number: name for number, (name, _) in ASSISTANT_DATA.items()},
+        "BOS_ASSISTANTDATA_DETAIL": {n: v for _, (_, values) in ASSISTANT_DATA.items() for n, v in values.items()},
     }
     return Catalog(
         seed=seed,
         shops=shops,
         warehouses=warehouses,
         skus=tuple(skus),
-        suppliers=tuple(Supplier(no, name, brands) for no, name, brands in _SUPPLIERS),
+        suppliers=suppliers,
         kingdee_master=master,
         kingdee_orgs=_kingdee_orgs(master, shops, warehouses),
         kingdee_disabled={
             "BD_MATERIAL": frozenset(n for n, _ in DISABLED_MATERIALS),
             "BD_Customer": frozenset(n for n, _ in DISABLED_CUSTOMERS),
+        },
+        kingdee_fields={
+            "BOS_BillType": {number: {"FBillFormID": form} for number, form in BILL_TYPE_FORMS.items()},
+            "BOS_ASSISTANTDATA_DETAIL": {
+                n: {"FId": category} for category, (_, values) in ASSISTANT_DATA.items() for n in values
+            },
         },
     )
 
@@ -246,8 +291,10 @@ def _kingdee_orgs(
     shops: tuple[Shop, ...],
     warehouses: tuple[Warehouse, ...],
 ) -> dict[str, dict[str, tuple[str, tuple[str, ...]]]]:
-    """Which organisations may use each customer, material and stock (see the Kingdee decisions above)."""
+    """Which organisations may use each customer, supplier, material and stock (see the Kingdee decisions
+    above)."""
     stock_orgs = tuple(w.warehouse_no for w in warehouses)
+    every_org = tuple(master["ORG_Organizations"])
     first_shop = shops[0].shop_no
     shop_nos = {s.shop_no for s in shops}
     return {
@@ -259,6 +306,11 @@ def _kingdee_orgs(
         "BD_MATERIAL": {n: (stock_orgs[0], stock_orgs) for n in master["BD_MATERIAL"]},
         # each warehouse belongs to its own stock organisation
         "BD_STOCK": {n: (n, (n,)) for n in master["BD_STOCK"]},
+        # suppliers are created by the first warehouse organisation and allocated to every organisation
+        "BD_Supplier": {
+            n: (stock_orgs[0], (stock_orgs[0], *(o for o in every_org if o != stock_orgs[0])))
+            for n in master["BD_Supplier"]
+        },
     }
 
 

@@ -30,7 +30,9 @@ from airflow.sdk import ObjectStoragePath
 from emulators.dataset import build_catalog
 from emulators.kingdee import DEFAULT_CREDENTIALS
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
-from erpsync.scheme import LoadSettings
+from erpsync.kingdee.connector import KingdeeTarget
+from erpsync.run import Run
+from erpsync.scheme import INCLUDE_DIR, LoadSettings, load_scheme
 from erpsync.staging import RunFiles, write_json, write_jsonl
 from erpsync.steps.load import load
 from erpsync.windows import Window, parse_datetime
@@ -123,15 +125,19 @@ def main() -> None:
             window = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02", "e"))
             files = RunFiles(ObjectStoragePath(Path(tmp).as_uri()), "bench", window)
             write_jsonl(bills("BENCH", args.bills, args.lines, args.seed), files.bills)
-            write_json({"form_id": FORM, "service": "BatchSave", "options": OPTIONS}, files.request)
+            write_json(
+                {"form_id": FORM, "bill_key": "FBillNo", "service": "BatchSave", "options": OPTIONS}, files.request
+            )
             settings = LoadSettings(chunk_size=args.chunk_size, concurrency=args.concurrency)
+            scheme = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml").edited("settings.load", settings)
+            run = Run(scheme, window, files)  # the load reads form, key and options from request.json
 
             began = time.perf_counter()
-            result = load(client, files, settings)
+            result = load(run, KingdeeTarget(client))
             ours = time.perf_counter() - began
             assert result.created == args.bills, result
             began = time.perf_counter()
-            again = load(client, files, settings)
+            again = load(run, KingdeeTarget(client))
             rerun = time.perf_counter() - began
             assert again.existing == args.bills, again
 

@@ -165,6 +165,7 @@ def child(root: Path, chunk_rows: int | None, profile: bool) -> None:
     import pandas  # noqa: F401
 
     from erpsync.mapping.compile import compile_mapping
+    from erpsync.run import Run
     from erpsync.steps.transform import transform
 
     scheme = load_scheme(SCHEME_FILE)
@@ -181,7 +182,7 @@ def child(root: Path, chunk_rows: int | None, profile: bool) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     began = time.perf_counter()
-    result = transform(mapping, files, scheme.source.keys, WINDOW.end, **options)
+    result = transform(Run(scheme, WINDOW, files, compiled=mapping), **options)
     seconds = time.perf_counter() - began
     if profiler is not None:
         import pstats

@@ -1,9 +1,12 @@
-"""`make demo`: WDT stock-outs become Kingdee bills through Airflow, against the local emulators.
+"""`make demo`: WDT documents become Kingdee bills through Airflow, against the local emulators.
 
 Starts both emulators on free loopback ports, prepares a local Airflow home (.airflow/, SQLite),
-stores the two connections, runs the DAG once per seeded day with `airflow dags test`, prints what
-happened to every order and stops the emulators. Kingdee's data lives in .demo/kingdee, so a second
-`make demo` finds every bill already there and creates none.
+stores the two connections and runs every scheme of include/schemes with `airflow dags test`: the
+sales stock-outs once per seeded day, then the flows that follow them (returns, which need their
+sales in Kingdee first, and purchase receipts) over the seeded days and the week after, when the
+last returns arrive. It prints one table per scheme with what happened to every document, and stops
+the emulators. Kingdee's data lives in .demo/kingdee, so a second `make demo` finds every bill
+already there and creates none.
 
     python scripts/demo.py [--transport qimen|openapi2]
 
@@ -27,12 +30,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
+from erpsync.scheme import Scheme, load_schemes
 from erpsync.staging import RunFiles, read_parquet
 from erpsync.steps.load import read_report, window_problems
 from erpsync.windows import Window, parse_datetime
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_ID = "wdt_kingdee_sales_outstock"
+SALES_DAG_ID = "wdt_kingdee_sales_outstock"
 SEED, ORDERS, START, DAYS = 2026, 150, date(2026, 11, 1), 3
 AIRFLOW_HOME = REPO / ".airflow"
 DATA_DIR = REPO / ".demo"
@@ -248,33 +252,30 @@ def main() -> None:
         say(f"Preparing the Airflow home {AIRFLOW_HOME.relative_to(REPO)}/ (SQLite)")
         prepare_home(env, settings)
 
-        # Orders complete up to two days after they ship, and the scheme reads on last-modified time
-        # (is_by_modified): each order is loaded by the window of its completion, so the demo runs two
-        # days past the last shipping day.
-        windows = [
-            Window.of(
-                parse_datetime((START + timedelta(days=d)).isoformat(), "start"),
-                parse_datetime((START + timedelta(days=d + 1)).isoformat(), "end"),
-            )
-            for d in range(DAYS + 2)
-        ]
-        states: list[str] = []
-        for window in windows:
-            say(f"airflow dags test {DAG_ID}  window {window}")
-            conf = json.dumps({"window_start": window.start.isoformat(), "window_end": window.end.isoformat()})
-            started = time.monotonic()
-            log = LOG_DIR / f"{window.key}.log"
-            states.append("success" if airflow(env, "dags", "test", DAG_ID, "--conf", conf, log=log) else "failed")
-            say(f"  {states[-1]} in {time.monotonic() - started:.1f} s; task logs in {log.relative_to(REPO)}")
+        from airflow.sdk import ObjectStoragePath
+
+        root = ObjectStoragePath(staging_root.as_uri())
+        # a return is saved once its sale is in Kingdee (target.requires): the schemes that require
+        # bills of other flows run after those flows
+        schemes = sorted(load_schemes(), key=lambda s: (len(s.target.requires), s.dag_id != SALES_DAG_ID, s.dag_id))
+        tables = []
+        for scheme in schemes:
+            windows = demo_windows(scheme.dag_id)
+            states: list[str] = []
+            for window in windows:
+                say(f"airflow dags test {scheme.dag_id}  window {window}")
+                conf = json.dumps({"window_start": window.start.isoformat(), "window_end": window.end.isoformat()})
+                started = time.monotonic()
+                log = LOG_DIR / f"{scheme.dag_id}-{window.key}.log"
+                ok = airflow(env, "dags", "test", scheme.dag_id, "--conf", conf, log=log)
+                states.append("success" if ok else "failed")
+                say(f"  {states[-1]} in {time.monotonic() - started:.1f} s; task logs in {log.relative_to(REPO)}")
+            tables.append((scheme, [RunFiles(root, scheme.dag_id, w) for w in windows], windows, states))
 
         leaked = [log.name for log in LOG_DIR.glob("*.log") for s in secrets_used if s in log.read_text()]
         if leaked:
             raise SystemExit(f"a secret appears in the task logs {leaked}: this is a bug")
 
-        from airflow.sdk import ObjectStoragePath
-
-        root = ObjectStoragePath(staging_root.as_uri())
-        summarize([RunFiles(root, DAG_ID, w) for w in windows], windows, states)
         client = K3CloudClient(
             K3CloudConfig(
                 server_url=settings["KINGDEE_URL"],
@@ -284,12 +285,37 @@ def main() -> None:
                 app_secret=settings["KINGDEE_APP_SECRET"],
             )
         )
-        total = len(client.execute_bill_query("SAL_OUTSTOCK", ["FID"]))
-        say(f"Kingdee now holds {total} SAL_OUTSTOCK bills (one per valid stock-out, however often the demo runs)")
+        for scheme, runs, windows, states in tables:
+            summarize(scheme, runs, windows, states)
+        print(f"Task logs of each run: {LOG_DIR.relative_to(REPO)}/<dag_id>-<window>.log")
+        print("Reports per window (under .airflow/staging/<dag_id>/window=…/):")
+        print("  quality/docs/index.html   Great Expectations Data Docs")
+        print("  quality/summary.json      rules broken, by rule")
+        print("  quarantine.parquet        documents held back, with the rule and value")
+        print("  load_report/              every document: created / existing / rejected (Kingdee id or message),")
+        print("                            held (base data Kingdee lacks, or a return whose sale is not there yet),")
+        print("                            quarantined / unmapped (the reason)")
+        print()
+        for scheme in schemes:
+            form = scheme.target.form.form_id
+            total = len(client.execute_bill_query(form, ["FID"]))
+            say(
+                f"Kingdee now holds {total} {form} bills ({scheme.dag_id}; one per valid document, however often the demo runs)"
+            )
 
 
-def summarize(runs: list[RunFiles], windows: list[Window], states: list[str]) -> None:
-    print()
+def demo_windows(dag_id: str) -> list[Window]:
+    """Sales stock-outs: one window per day; they complete up to two days after they ship and are read on
+    last-modified time, so two days past the last shipping day. Other flows: one window over the seeded
+    days and the week after (returns arrive days after their sale)."""
+    day = lambda d: parse_datetime((START + timedelta(days=d)).isoformat(), "day")  # noqa: E731
+    if dag_id == SALES_DAG_ID:
+        return [Window.of(day(d), day(d + 1)) for d in range(DAYS + 2)]
+    return [Window.of(day(0), day(DAYS + 7))]
+
+
+def summarize(scheme: Scheme, runs: list[RunFiles], windows: list[Window], states: list[str]) -> None:
+    print(f"\n{scheme.dag_id}: {scheme.source.api.method} → {scheme.target.form.form_id} ({scheme.target.form.label})")
     print(
         f"{'window (Asia/Shanghai)':<24}{'run':>8}{'orders':>7}{'quarantined':>12}{'unmapped':>9}{'created':>8}{'existing':>9}{'rejected':>9}{'held':>6}"
     )
@@ -304,25 +330,15 @@ def summarize(runs: list[RunFiles], windows: list[Window], states: list[str]) ->
             *(int(outcome.get(o, 0)) for o in ("quarantined", "unmapped", "created", "existing", "rejected", "held")),
         ]
         totals = [a + b for a, b in zip(totals, row, strict=True)]
-        print(
-            f"{window.start.format('YYYY-MM-DD'):<24}{state:>8}"
-            + "".join(f"{v:>{w}}" for v, w in zip(row, widths, strict=True))
+        span = window.start.format("YYYY-MM-DD") + (
+            "" if window.end == window.start.add(days=1) else window.end.format("..MM-DD")
         )
+        print(f"{span:<24}{state:>8}" + "".join(f"{v:>{w}}" for v, w in zip(row, widths, strict=True)))
         lines += [f"  {p.outcome:<11} {p.order_no}: {p.reason}" for p in window_problems(files)]
     print(f"{'total':<32}" + "".join(f"{v:>{w}}" for v, w in zip(totals, widths, strict=True)))
     if lines:
-        print("\nOrders that did not become bills, and why (their windows end red: settings.load.on_problem: fail):")
+        print("Documents that did not become bills, and why (their windows end red: settings.load.on_problem: fail):")
         print("\n".join(lines))
-    print("\nReports per window (under .airflow/staging/" + DAG_ID + "/window=…/):")
-    print("  quality/docs/index.html   Great Expectations Data Docs")
-    print("  quality/summary.json      rules broken, by rule")
-    print("  quarantine.parquet        orders held back, with the rule and value")
-    print("  load_report/              every order: created / existing / rejected (Kingdee id or message),")
-    print("                            held (a base-data number Kingdee lacks, found before posting),")
-    print("                            quarantined / unmapped (the reason)")
-    first = runs[0].dir
-    print(f"  e.g. {first}")
-    print(f"Task logs of each run: {LOG_DIR.relative_to(REPO)}/<window>.log")
     print()
 
 

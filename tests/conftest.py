@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -204,3 +205,30 @@ def postgres_database(prefix: str) -> Iterator[str]:
 def postgres_url() -> Iterator[str]:
     with postgres_database("erpsync_test") as url:
         yield url
+
+
+def load_bills(client: Any, files: Any, settings: Any = None, dry_run: bool = False, scheme: Any = None) -> Any:
+    """The load step over the bills and request.json in ``files``, through the Kingdee connector on
+    ``client``, with ``settings`` as the scheme's settings.load (default: the sales scheme's own)."""
+    from erpsync.kingdee.connector import KingdeeTarget
+    from erpsync.steps.load import load
+
+    scheme = scheme or _sales_scheme()
+    if settings is not None:
+        scheme = scheme.edited("settings.load", settings)
+    # the load reads the form, key and options from request.json: the mapping is not used
+    return load(run_of(scheme, files, dry_run=dry_run), KingdeeTarget(client))
+
+
+def run_of(scheme: Any, files: Any, filters: dict[str, str] | None = None, dry_run: bool = False) -> Any:
+    """The run of ``scheme`` whose staging folder is ``files`` (built by the test)."""
+    from erpsync.run import Run
+
+    return Run(scheme, files.window, files, dict(filters or {}), dry_run, "test")
+
+
+@functools.cache
+def _sales_scheme() -> Any:
+    from erpsync.scheme import load_scheme
+
+    return load_scheme(REPO / "include" / "schemes" / "sales_outstock.yaml")

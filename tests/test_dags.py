@@ -134,7 +134,10 @@ def test_parsing_loads_no_client_or_data_library():
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO / "plugins"
     ).stdout
-    assert out.strip().splitlines()[-1] == "['wdt_kingdee_sales_outstock'] []"
+    assert (
+        out.strip().splitlines()[-1]
+        == "['wdt_kingdee_purchase_instock', 'wdt_kingdee_sales_outstock', 'wdt_kingdee_sales_return'] []"
+    )
 
 
 def test_a_disabled_scheme_skips_its_runs(edited_scheme):

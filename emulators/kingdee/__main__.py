@@ -6,8 +6,10 @@ password) [the app secret], ``--data-dir`` (SQLite lives here; created if missin
 ``--seed`` (the catalog seed shared with the WDT emulator; also seeds the stock levels and every random
 fault decision) [0], ``--verify-api-signature`` (also check X-Api-Signature), ``--session-ttl-s`` (a
 session ends this many seconds after it was opened) [never], ``--custom-fields`` (the tenant's custom
-fields, comma-separated, ``KEY`` on the header or ``SubHeadEntity.KEY``/``FEntity.KEY``; ``""`` = none)
-[F_ora_Text_ysdh,F_ora_Text_ckdh], ``--max-request-bytes`` (a longer request body is refused the way
+fields, comma-separated, ``[FORM:][ENTITY.]KEY``: FORM a bill form, default SAL_OUTSTOCK, ENTITY its
+sub-head or entry key, default the header, e.g. ``SAL_RETURNSTOCK:FEntity.F_x``; ``""`` = none)
+[F_ora_Text_ysdh,F_ora_Text_ckdh], ``--default-return-type`` (SAL_RETURNSTOCK rows that do not send
+FReturnType get this 退货类型, e.g. THLX01_SYS) [none: FReturnType is required], ``--max-request-bytes`` (a longer request body is refused the way
 ASP.NET's maxRequestLength refuses it; 0 = no limit) [4194304], ``--verbose`` (log requests to stderr).
 
 Latency and faults (see ``faults.py``; all off by default): ``--latency-ms`` (every service call waits
@@ -33,7 +35,7 @@ import threading
 from types import FrameType
 
 from . import DEFAULT_CREDENTIALS
-from .outstock import DEFAULT_CUSTOM_FIELDS
+from .forms import DEFAULT_CUSTOM_FIELDS
 from .server import DEFAULT_MAX_REQUEST_BYTES, make_server
 
 
@@ -41,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m emulators.kingdee",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Kingdee K/3 Cloud WebAPI emulator (SAL_OUTSTOCK). Prints its URL as the first line.",
+        description="Kingdee K/3 Cloud WebAPI emulator (SAL_OUTSTOCK, SAL_RETURNSTOCK, STK_InStock). "
+        "Prints its URL as the first line.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090, help="0 picks a free port")
@@ -62,7 +65,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--custom-fields",
         default=",".join(DEFAULT_CUSTOM_FIELDS),
-        help="the tenant's custom fields: KEY (header), SubHeadEntity.KEY or FEntity.KEY, comma-separated; '' for none",
+        help="the tenant's custom fields, comma-separated: [FORM:][ENTITY.]KEY (FORM default SAL_OUTSTOCK, "
+        "ENTITY its sub-head or entry key, default the header); '' for none",
+    )
+    parser.add_argument(
+        "--default-return-type",
+        default=None,
+        help="SAL_RETURNSTOCK rows without FReturnType get this 退货类型 (e.g. THLX01_SYS); default: required",
     )
     parser.add_argument(
         "--max-request-bytes",
@@ -147,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         call_limit_per_minute=args.call_limit_per_minute,
         response_error_rate=args.response_error_rate,
         custom_fields=args.custom_fields,
+        default_return_type=args.default_return_type,
         max_request_bytes=args.max_request_bytes,
         verbose=args.verbose,
     )

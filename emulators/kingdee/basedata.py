@@ -7,7 +7,7 @@ Decisions ([INF]/[?] points of the spec):
   FSpecification, FBARCODE, FIsBatchManage (default false) and FBaseUnitId (default ``Pcs``), either at
   the top level or inside a sub-head object such as ``SubHeadEntity``/``SubHeadEntity1`` where real
   material models keep them. Other keys, and id keys (FMATERIALID/FCUSTID/FID: no updates), are ignored:
-  unlike SAL_OUTSTOCK (``outstock``), these forms' hundreds of standard fields are not listed, so unknown
+  unlike the bill forms (``bills``), these forms' hundreds of standard fields are not listed, so unknown
   keys cannot be told from standard ones here and are not refused [a known leniency, master data only].
 - The record is created in FCreateOrgId and usable there only, or in the sent FUseOrgId (organisation
   control, see ``master``): a bill of another organisation does not find it.
@@ -25,9 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import envelopes as env
+from .bills import ConversionError, parse_bool, parse_text, resolve_reference
 from .envelopes import Problem
 from .master import UNIT_FORM, MasterData, number_key
-from .outstock import ConversionError, parse_bool, parse_text, resolve_reference
 from .store import Store
 from .wire import lower_keys
 

@@ -6,7 +6,7 @@ Decisions ([INF]/[?] points of the spec):
 - A BatchSave where some bills fail still lists the saved ones in ``SuccessEntitys`` and returns
   ``NeedReturnData`` for them; a response where every bill failed has no ``NeedReturnData`` (as captured).
 - MsgCode of a Save/BatchSave answer: 0 when every bill was saved, 11 (验证失败) when some failed, 9
-  (指定字段/值不存在) when some bill sent a field the form does not have (``outstock``).
+  (指定字段/值不存在) when some bill sent a field the form does not have (``bills``).
 - ``NeedReturnData`` holds one object per saved bill (``{}`` when nothing was requested), so a
   one-bill save answers ``[{}]`` like the doc template.
 - Query errors are wrapped ``[[{"Result": …}]]`` for ExecuteBillQuery (captured) and ``[{"Result": …}]``

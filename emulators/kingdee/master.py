@@ -1,24 +1,34 @@
 """Master data seeded from ``emulators.dataset`` (read-only) plus the lots created by saved bills.
 
 Decisions ([INF]/[?] points of the spec):
-- Forms and their id keys: BD_MATERIAL (FMATERIALID), BD_Customer (FCUSTID), ORG_Organizations
-  (FORGID), BD_STOCK (FSTOCKID), BD_Department (FDEPTID), BD_Currency (FCURRENCYID), BOS_BillType
-  (FBILLTYPEID, a 32-hex string id like the real ones), plus the system presets a bill needs: BD_UNIT
-  (every material's base unit is ``Pcs``), BD_StockStatus (``KCZT01_SYS`` 可用 …) and the lot master
-  BD_BatchMainFile (FLOTID), which fills up as bills with lots are saved. Form ids, numbers and field
-  keys match case-insensitively (SQL Server's default collation). ``FMasterId`` aliases the id key.
+- Forms and their id keys: BD_MATERIAL (FMATERIALID), BD_Customer (FCUSTID), BD_Supplier (FSUPPLIERID),
+  ORG_Organizations (FORGID), BD_STOCK (FSTOCKID), BD_Department (FDEPTID), BD_Currency (FCURRENCYID),
+  BOS_BillType (FBILLTYPEID, a 32-hex string id like the real ones), plus the system presets a bill needs:
+  BD_UNIT (every material's base unit is ``Pcs``), BD_StockStatus (``KCZT01_SYS`` 可用 …), the lot master
+  BD_BatchMainFile (FLOTID), which fills up as bills with lots are saved, and the assistant data
+  (辅助资料): the categories BOS_ASSISTANTDATA (FID; ``THLX`` 退货类型, ``THYY`` 退货原因 — category numbers
+  [INF]) and their values BOS_ASSISTANTDATA_DETAIL (FENTRYID; FNumber, FName and FDataValue = the value's
+  name, FId = its category). Form ids, numbers and field keys match case-insensitively (SQL Server's
+  default collation). ``FMasterId`` aliases the id key.
+- Scopes: a bill type belongs to one bill form (BOS_BillType.FBillFormID: ``XSCKD01_SYS`` is SAL_OUTSTOCK's,
+  ``XSTHD01_SYS`` SAL_RETURNSTOCK's, ``RKD01_SYS`` STK_InStock's), and an assistant-data value to one
+  category. A bill field only finds records of its scope (``Field.scope``, ``in_scope``): a bill type of
+  another form, or a 退货原因 code sent as 退货类型, is not found, like an unknown number [INF: the real
+  field's filter (单据类型 of the bill's form, 辅助资料 of the field's category)].
 - Ids are stable: a fixed range per form in catalog order (PRE001 is currency 1, as in a real tenant).
 - Every seeded record is audited (FDocumentStatus ``C``) and enabled (FForbidStatus ``A``), except the
   catalog's disabled ones (``Catalog.kingdee_disabled``: FForbidStatus ``B``). A disabled record stays
   queryable (FForbidStatus shows it) and keeps its number taken, but no bill can use it (``usable``).
-- Organisation control (``Catalog.kingdee_orgs``) of BD_Customer, BD_MATERIAL and BD_STOCK is modelled as
-  a real multi-organisation tenant stores it: one record per use organisation, all with the same
-  number and FMasterId (the id of the create organisation's record), FCreateOrgId the create
+- Organisation control (``Catalog.kingdee_orgs``) of BD_Customer, BD_Supplier, BD_MATERIAL and BD_STOCK is
+  modelled as a real multi-organisation tenant stores it: one record per use organisation, all with the
+  same number and FMasterId (the id of the create organisation's record), FCreateOrgId the create
   organisation and FUseOrgId the organisation that record is for. The create organisation's records
   take the form's fixed id range in catalog order; the allocated copies follow, in catalog then
   organisation order. A query by number therefore answers one row per use organisation, and a bill
   resolves such a number only among the records of the organisation its field is used in (see
-  ``outstock``). The other forms are shared by every organisation (no FCreateOrgId/FUseOrgId).
+  ``bills``). The other forms are shared by every organisation (no FCreateOrgId/FUseOrgId).
+- Extra values per record come from ``Catalog.kingdee_fields`` (e.g. FBillFormID, an assistant value's
+  category); a base-data value there is a number, resolved to the record of the field's form.
 - BD_MATERIAL and BD_Customer also grow through Save (see ``basedata``): new records take the next id
   after the highest one of their form and carry FCreateOrgId/FUseOrgId (one use organisation).
 - Readers may look records up without the server's lock: records are only ever added, each with one
@@ -39,6 +49,9 @@ UNIT_FORM = "BD_UNIT"
 STOCK_STATUS_FORM = "BD_StockStatus"
 LOT_FORM = "BD_BatchMainFile"
 BILL_TYPE_FORM = "BOS_BillType"
+SUPPLIER_FORM = "BD_Supplier"
+ASSISTANT_FORM = "BOS_ASSISTANTDATA"
+ASSISTANT_DETAIL_FORM = "BOS_ASSISTANTDATA_DETAIL"
 DEFAULT_UNIT = "Pcs"
 DEFAULT_STOCK_STATUS = "KCZT01_SYS"
 
@@ -77,6 +90,16 @@ def usable(record: dict[str, Any], org_id: Any = None) -> bool:
     return isinstance(use_org, dict) and use_org.get("Id") == org_id
 
 
+def in_scope(form: MasterForm, record: dict[str, Any], scope: str | None) -> bool:
+    """Whether the record belongs to ``scope`` (a bill form, an assistant-data category); None: any."""
+    if scope is None or form.scope_key is None:
+        return True
+    value = record.get(form.scope_key)
+    if isinstance(value, dict):
+        value = value.get("Number")
+    return str(value or "").casefold() == scope.casefold()
+
+
 def _id_order(rid: Any) -> tuple[int, Any]:
     return (0, rid) if isinstance(rid, int) else (1, str(rid))
 
@@ -98,6 +121,7 @@ class MasterForm:
     id_key: str
     first_id: int
     extra_fields: tuple[Field, ...] = ()
+    scope_key: str | None = None  # the field a record's scope is read from (``in_scope``)
     records: dict[Any, dict[str, Any]] = field(default_factory=dict)  # id -> record
     by_number: dict[str, list[Any]] = field(default_factory=dict)  # upper number -> ids
     by_text: dict[str, list[Any]] = field(default_factory=dict)  # text_key(number) -> ids, for queries
@@ -204,6 +228,7 @@ class MasterData:
         self._forms[form.form_id.lower()] = form
         disabled = catalog.kingdee_disabled.get(form.form_id, frozenset()) if catalog else frozenset()
         orgs = catalog.kingdee_orgs.get(form.form_id, {}) if catalog else {}
+        values = catalog.kingdee_fields.get(form.form_id, {}) if catalog else {}
         allocated: list[tuple[dict[str, Any], str]] = []
         for i, (number, name) in enumerate(rows.items()):
             rid: Any = form.first_id + i
@@ -217,6 +242,7 @@ class MasterData:
                 "FForbidStatus": DISABLED if number in disabled else ENABLED,
             }
             record.update((extra or {}).get(number, {}))
+            record.update(self._values(form, values.get(number, {})))
             if number in orgs:
                 create_org, use_orgs = orgs[number]
                 record.update(FMasterId=rid, FCreateOrgId=self._org(create_org), FUseOrgId=self._org(create_org))
@@ -224,6 +250,20 @@ class MasterData:
             form.add(record)
         for offset, (record, org) in enumerate(allocated, start=len(rows)):
             form.add({**record, form.id_key: form.first_id + offset, "FUseOrgId": self._org(org)})
+
+    def _values(self, form: MasterForm, values: dict[str, Any]) -> dict[str, Any]:
+        """Catalog values of a record; a base-data value is a number of the field's form."""
+        specs = {f.key.lower(): f for f in form.extra_fields}
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            spec = specs.get(key.lower())
+            assert spec is not None, f"{form.form_id} has no field {key}"
+            if spec.kind is Kind.BASE:
+                found = self.find(spec.ref_form or "", value)
+                assert found is not None, f"unknown {spec.ref_form} {value} in the catalog"
+                value = self.ref(spec.ref_form or "", found).as_json()
+            out[spec.key] = value
+        return out
 
     def _org(self, number: str) -> dict[str, Any]:
         org = self.find(ORG_FORM, number)
@@ -242,13 +282,41 @@ class MasterData:
             catalog=catalog,
         )
         self._register(
+            MasterForm(SUPPLIER_FORM, "供应商", "FSUPPLIERID", 700001, extra_fields=_ORG_FIELDS),
+            master.get(SUPPLIER_FORM, {}),
+            catalog=catalog,
+        )
+        self._register(
             MasterForm("BD_STOCK", "仓库", "FSTOCKID", 400001, extra_fields=_ORG_FIELDS),
             master["BD_STOCK"],
             catalog=catalog,
         )
         self._register(MasterForm("BD_Department", "部门", "FDEPTID", 500001), master["BD_Department"])
         self._register(MasterForm("BD_Currency", "币别", "FCURRENCYID", 1), master["BD_Currency"])
-        self._register(MasterForm(BILL_TYPE_FORM, "单据类型", "FBILLTYPEID", 0), master[BILL_TYPE_FORM])
+        bill_types = MasterForm(
+            BILL_TYPE_FORM,
+            "单据类型",
+            "FBILLTYPEID",
+            0,
+            extra_fields=(Field("FBillFormID", "业务对象", Kind.TEXT),),
+            scope_key="FBillFormID",
+        )
+        self._register(bill_types, master[BILL_TYPE_FORM], catalog=catalog)
+        self._register(MasterForm(ASSISTANT_FORM, "辅助资料类别", "FID", 900001), master.get(ASSISTANT_FORM, {}))
+        details = MasterForm(
+            ASSISTANT_DETAIL_FORM,
+            "辅助资料",
+            "FENTRYID",
+            800001,
+            extra_fields=(
+                Field("FDataValue", "辅助资料名称", Kind.TEXT),
+                Field("FId", "类别", Kind.BASE, ASSISTANT_FORM),
+            ),
+            scope_key="FId",
+        )
+        names = master.get(ASSISTANT_DETAIL_FORM, {})
+        data_values = {number: {"FDataValue": name} for number, name in names.items()}
+        self._register(details, names, data_values, catalog=catalog)
         self._seed_materials(catalog)
         self._forms[LOT_FORM.lower()] = MasterForm(
             LOT_FORM,

@@ -1,4 +1,4 @@
-"""View, Submit, Audit, UnAudit and Delete of SAL_OUTSTOCK bills (spec §4.5).
+"""View, Submit, Audit, UnAudit and Delete of the bills of every bill form (spec §4.5).
 
 Decisions ([INF]/[?] points of the spec):
 - Targets: ``Ids`` (a comma-separated string of FIDs) has priority over ``Numbers`` (an array of bill
@@ -9,8 +9,9 @@ Decisions ([INF]/[?] points of the spec):
   Ids sent as a JSON number is read as its text (one id), as a string binding reads a number; an empty
   string or null counts as not sent, for either. Targets are worked
   on one by one in the order sent; DIndex is the position in that list, as for multi-number operations.
-  A target that names no bill fails with ``单据编号为“X”的销售出库单不存在，或者已被删除。`` (by Ids:
-  ``内码为“n”的…``); the others still succeed.
+  A target that names no bill of the form fails with ``单据编号为“X”的销售出库单不存在，或者已被删除。`` (by
+  Ids: ``内码为“n”的…``; the form's name, ``BillForm.name``, in every message: 销售退货单, 采购入库单); the
+  others still succeed. An FID of a bill of another form names no bill of this one.
 - Status flow (FDocumentStatus): A 创建 --Submit--> B 审核中 --Audit--> C 已审核 --UnAudit--> D 重新审核
   --Submit--> B. IsAutoSubmitAndAudit on Save goes from nothing straight to C. Refusals, all MsgCode 11
   with FieldName null and prefix ``单据编号为“X”的销售出库单，``: Submit of B ``单据已经提交！`` [?], of
@@ -18,16 +19,18 @@ Decisions ([INF]/[?] points of the spec):
   ``单据已经审核！``; UnAudit of A/B/D ``单据未审核，不允许反审核！`` [?]; Delete of C
   ``单据已经审核，不允许删除！`` [?].
 - Delete removes bills in A, B or D: the number is free again, FID/FEntryIDs are never reused.
-- Audit checks and moves stock (``inventory``): a shortfall refuses that bill with the interaction
-  prompt ``更新库存时出现可以忽略的异常数据，是否继续？`` unless ``InterationFlags`` holds
-  ``STK_InvCheckResult``. UnAudit returns the stock. FApproveDate is set by Audit, cleared by UnAudit.
+- Audit checks and moves stock (``inventory``): a stock-out's shortfall refuses that bill with the
+  interaction prompt ``更新库存时出现可以忽略的异常数据，是否继续？`` unless ``InterationFlags`` holds
+  ``STK_InvCheckResult``; a receipt (return, purchase stock-in) adds its quantity. UnAudit undoes it.
+  FApproveDate is set by Audit, cleared by UnAudit.
 - View: ``Id`` (FID) has priority over ``Number``; neither → MsgCode 8 ``data数据包中的参数Number和Id不能
   同时为空。``; not found → MsgCode 10 with the not-found message above. The bill (``view_object``) uses the
   ORM property names of a real View [?]: the field key without its leading ``F`` (``Id``, ``BillNo``,
   ``DocumentStatus``, ``Date``, ``CustomerID`` …; custom ``F_…`` keys and other keys as sent); base data as
-  ``{"Id", "Number", "Name": [{"Key": 2052, "Value": name}]}`` or null; the sub-head as the one-element
-  array ``SAL_OUTSTOCKFIN`` and the rows as ``SAL_OUTSTOCKENTRY`` (``Id`` = FEntryID, ``Seq``), in row
-  order.
+  ``{"Id", "Number", "Name": [{"Key": 2052, "Value": name}]}`` or null; the sub-head as a one-element
+  array and the rows as an array (``Id`` = FEntryID, ``Seq``), in row order, under the form's ORM names
+  (``BillForm.subhead_orm``/``entry_orm``: ``SAL_OUTSTOCKFIN``/``SAL_OUTSTOCKENTRY``,
+  ``SAL_RETURNSTOCKFIN``/``SAL_RETURNSTOCKENTRY``, ``InStockFin``/``InStockEntry``).
 """
 
 from __future__ import annotations
@@ -39,15 +42,12 @@ from typing import Any
 
 from . import envelopes as env
 from .envelopes import Problem
+from .form import BillForm
 from .inventory import NEGATIVE_STOCK, Inventory, allows_negative_stock
 from .master import MasterData
-from .outstock import ENTRY_FIELDS, FORM_NAME, HEAD_FIELDS, SUBHEAD_FIELDS
 from .schema import Field, Kind
 from .store import Store
 from .wire import BadRequest, lower_keys, to_bool
-
-ENTRY_ORM = "SAL_OUTSTOCKENTRY"
-SUBHEAD_ORM = "SAL_OUTSTOCKFIN"
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,12 @@ OPERATIONS = {
 }
 
 
-def _prefix(number: str) -> str:
-    return f"单据编号为“{number}”的{FORM_NAME}，"
+def _prefix(form: BillForm, number: str) -> str:
+    return f"单据编号为“{number}”的{form.name}，"
 
 
-def _not_found(by_id: bool, target: str) -> str:
-    return f"{'内码' if by_id else '单据编号'}为“{target}”的{FORM_NAME}不存在，或者已被删除。"
+def _not_found(form: BillForm, by_id: bool, target: str) -> str:
+    return f"{'内码' if by_id else '单据编号'}为“{target}”的{form.name}不存在，或者已被删除。"
 
 
 def targets(data: dict[str, Any]) -> tuple[bool, list[str]]:
@@ -99,13 +99,15 @@ def targets(data: dict[str, Any]) -> tuple[bool, list[str]]:
     raise BadRequest("data数据包中的参数Numbers和Ids不能同时为空。")
 
 
-def find(store: Store, by_id: bool, target: str) -> dict[str, Any] | None:
+def find(store: Store, form: BillForm, by_id: bool, target: str) -> dict[str, Any] | None:
     if not by_id:
-        return store.bill_by_number(target)
-    return store.bill(int(target)) if target.isdigit() else None
+        return store.bill_by_number(form.form_id, target)
+    return store.bill(int(target), form.form_id) if target.isdigit() else None
 
 
-def run(op: Operation, store: Store, inventory: Inventory, data: dict[str, Any], now: str) -> dict[str, Any]:
+def run(
+    op: Operation, form: BillForm, store: Store, inventory: Inventory, data: dict[str, Any], now: str
+) -> dict[str, Any]:
     """Apply ``op`` to every target; the caller holds the store lock."""
     by_id, wanted = targets(data)
     negative_ok = allows_negative_stock(lower_keys(data).get("interationflags"))
@@ -114,65 +116,68 @@ def run(op: Operation, store: Store, inventory: Inventory, data: dict[str, Any],
     messages: list[Problem] = []
     missing = 0
     for dindex, target in enumerate(wanted):
-        doc = find(store, by_id, target)
+        doc = find(store, form, by_id, target)
         if doc is None:
             missing += 1
-            errors.append(Problem(_not_found(by_id, target), None, dindex))
+            errors.append(Problem(_not_found(form, by_id, target), None, dindex))
             continue
         head = doc["head"]
         number, status = head["FBillNo"], head["FDocumentStatus"]
         if status not in op.allowed:
             refusal = op.refusals.get(status, "单据状态不允许该操作！")
-            errors.append(Problem(_prefix(number) + refusal, None, dindex))
+            errors.append(Problem(_prefix(form, number) + refusal, None, dindex))
             continue
-        if op.name == "Audit" and not negative_ok and inventory.shortfall(doc):
+        if op.name == "Audit" and not negative_ok and inventory.shortfall(form, doc):
             errors.append(Problem(NEGATIVE_STOCK, None, dindex))
             continue
-        _apply(op, store, inventory, doc, now)
+        _apply(op, form, store, inventory, doc, now)
         successes.append({"Id": head["FID"], "Number": number, "DIndex": dindex})
-        messages.append(Problem(f"{_prefix(number)}{op.verb}成功！", None, dindex))
+        messages.append(Problem(f"{_prefix(form, number)}{op.verb}成功！", None, dindex))
     code = env.MSG_NOT_FOUND if errors and missing == len(errors) else env.MSG_VALIDATION
     return env.operation_result(errors, successes, messages, code)
 
 
-def _apply(op: Operation, store: Store, inventory: Inventory, doc: dict[str, Any], now: str) -> None:
+def _apply(op: Operation, form: BillForm, store: Store, inventory: Inventory, doc: dict[str, Any], now: str) -> None:
     fid = doc["head"]["FID"]
     if op.name == "Delete":
         store.delete(fid)
     elif op.name == "Submit":
         store.set_status(fid, "B", now)
     elif op.name == "Audit":
-        inventory.issue(store.set_status(fid, "C", now))
+        inventory.audit(form, store.set_status(fid, "C", now))
     elif op.name == "UnAudit":
-        inventory.give_back(store.set_status(fid, "D", now))
+        inventory.unaudit(form, store.set_status(fid, "D", now))
 
 
 # --------------------------------------------------------------------------------------------- View
-def view(store: Store, master: MasterData, data: dict[str, Any]) -> dict[str, Any]:
+def view(form: BillForm, store: Store, master: MasterData, data: dict[str, Any]) -> dict[str, Any]:
     d = lower_keys(data)
     fid, number = str(d.get("id") or "").strip(), str(d.get("number") or "").strip()
     if fid in ("", "0") and not number:
         raise BadRequest("data数据包中的参数Number和Id不能同时为空。")
     by_id = fid not in ("", "0")
-    doc = find(store, by_id, fid if by_id else number)
+    doc = find(store, form, by_id, fid if by_id else number)
     if doc is None:
-        return env.failure(_not_found(by_id, fid if by_id else number), env.MSG_NOT_FOUND)
+        return env.failure(_not_found(form, by_id, fid if by_id else number), env.MSG_NOT_FOUND)
     entries = doc["entries"]
     if to_bool(d.get("issortbyseq"), False):
-        entries = sorted(entries, key=lambda e: e["fields"].get("FSeq") or 0)
-    return env.view_result(view_object(doc, master, entries))
+        entries = sorted(entries, key=lambda e: e["fields"].get(form.k.seq) or 0)
+    return env.view_result(view_object(form, doc, master, entries))
 
 
-def view_object(doc: dict[str, Any], master: MasterData, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def view_object(
+    form: BillForm, doc: dict[str, Any], master: MasterData, entries: list[dict[str, Any]]
+) -> dict[str, Any]:
     head = doc["head"]
     ref = _ref_writer(master)
+    entry_id = form.k.entry_id
     bill = {"Id": head["FID"]}
-    bill.update(_fields(HEAD_FIELDS, head, ref, skip={"FID"}))
+    bill.update(_fields(form.head_fields, head, ref, skip={"FID"}))
     bill.update(doc["extra"])
-    sub = {"Id": head["FID"], **_fields(SUBHEAD_FIELDS, head, ref), **doc["sub_extra"]}
-    bill[SUBHEAD_ORM] = [sub]
-    bill[ENTRY_ORM] = [
-        {"Id": e["fields"].get("FEntryID"), **_fields(ENTRY_FIELDS, e["fields"], ref, skip={"FEntryID"}), **e["extra"]}
+    sub = {"Id": head["FID"], **_fields(form.subhead_fields, head, ref), **doc["sub_extra"]}
+    bill[form.subhead_orm] = [sub]
+    bill[form.entry_orm] = [
+        {"Id": e["fields"].get(entry_id), **_fields(form.entry_fields, e["fields"], ref, skip={entry_id}), **e["extra"]}
         for e in entries
     ]
     return bill

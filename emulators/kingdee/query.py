@@ -1,15 +1,17 @@
-"""ExecuteBillQuery / BillQuery (spec §4.3) over SAL_OUTSTOCK and the master-data forms.
+"""ExecuteBillQuery / BillQuery (spec §4.3) over the bill forms (SAL_OUTSTOCK, SAL_RETURNSTOCK,
+STK_InStock) and the master-data forms.
 
 Decisions ([INF]/[?] points of the spec):
-- FieldKeys are matched case-insensitively. SAL_OUTSTOCK keys are the form's metadata (``outstock``),
-  whatever the saved bills carry: header and SubHeadEntity field keys (no entity prefix), row field
-  keys, ``FEntity_FEntryID`` / ``FEntity_FSeq``, the other standard fields of spec §3.3 and the
-  tenant's custom fields (the server's ``custom_fields``, by default ``F_ora_Text_ysdh`` and
-  ``F_ora_Text_ckdh``), and ``<base-data key>.<key of the referenced form>`` such as
-  ``FMaterialID.FNumber``, ``FMaterialID.FName``, ``FMaterialID.FIsBatchManage``, ``FLot.FNumber``. Any
-  other key (an ``F_…`` key the tenant does not have included) answers MsgCode 9, in FieldKeys,
-  FilterString and OrderString alike. Master forms know their own fields (``master``), FForbidStatus
-  and, for organisation-controlled forms, FCreateOrgId/FUseOrgId included.
+- FieldKeys are matched case-insensitively. A bill form's keys are its metadata (``form.BillForm``),
+  whatever the saved bills carry: header and sub-head field keys (no entity prefix), row field keys,
+  ``<entry key>_FEntryID`` / ``<entry key>_FSeq`` (``FEntity_FEntryID``, ``FInStockEntry_FEntryId``), the
+  other standard fields of its spec and the tenant's custom fields of that form (``forms.CustomFields``,
+  by default ``F_ora_Text_ysdh`` and ``F_ora_Text_ckdh`` on SAL_OUTSTOCK), and ``<base-data key>.<key of
+  the referenced form>`` such as ``FMaterialID.FNumber``, ``FMaterialID.FName``,
+  ``FMaterialID.FIsBatchManage``, ``FLot.FNumber``, ``FReturnType.FDataValue``. Any other key (an ``F_…``
+  key the tenant does not have included) answers MsgCode 9, in FieldKeys, FilterString and OrderString
+  alike. Master forms know their own fields (``master``), FForbidStatus and, for organisation-controlled
+  forms, FCreateOrgId/FUseOrgId included.
 - A bare base-data key returns the internal id (0 when empty); ``.FNumber``/``.FName`` of an empty
   reference return null; empty text is ``""``; unset decimals 0; dates ``yyyy-MM-ddTHH:mm:ss`` or null.
 - One row per entry row as soon as FieldKeys, FilterString or OrderString name a row field (the query
@@ -33,11 +35,12 @@ Decisions ([INF]/[?] points of the spec):
 - Paging: TopRowCount (> 0) caps the result first, then StartRow (0-based) and Limit apply. Limit 0 (or
   not sent) means the maximum, 10000; a Limit above 10000 ("最大行数，整型，不能超过10000") answers
   MsgCode 8 ``data数据包中的参数Limit的值不能超过10000。`` [text INF] instead of being capped silently.
-- Index: when the filter pins the number (``FBillNo`` on SAL_OUTSTOCK, ``FNumber`` on master forms) to
-  literal texts, through ``=`` or ``IN (…)`` alone or ANDed with anything (or ORed with other such
-  conditions), only the records with those numbers are read, through a dict keyed like the text
-  comparison (trailing blanks off, casefolded); the full filter still runs on them, so the result is the
-  same as a scan.
+- Index: when the filter pins an indexed key (``FNumber`` on master forms; on bill forms ``FBillNo`` and
+  every header or sub-head field kept as sent — standard and custom fields such as ``F_ora_Text_ckdh``) to
+  literal texts, through ``=`` or ``IN (…)`` alone or ANDed with anything (or ORed with other conditions
+  pinning the same key), only the records with those values are read, through a dict keyed like the text
+  comparison (trailing blanks off, casefolded; ``store``); the full filter still runs on them, so the
+  result is the same as a scan.
 """
 
 from __future__ import annotations
@@ -49,17 +52,11 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
+from .bills import parse_date
 from .envelopes import MSG_EXCEPTION, MSG_NO_SUCH_FIELD, MSG_PARAMETER
+from .form import BillForm
+from .forms import DEFAULT_CUSTOM, BillForms, CustomFields, FormCustomFields
 from .master import MasterData, MasterForm, master_id
-from .outstock import (
-    DEFAULT_CUSTOM,
-    ENTRY_FIELD_BY_KEY,
-    ENTRY_KEY,
-    FIELD_BY_KEY,
-    FORM_ID,
-    CustomFields,
-    parse_date,
-)
 from .schema import Field, Kind
 from .store import Store
 from .wire import decimal_text, lower_keys
@@ -67,6 +64,8 @@ from .wire import decimal_text, lower_keys
 MAX_LIMIT = 10000
 Ctx = tuple[dict[str, Any], dict[str, Any] | None]  # (bill or master record, entry row or None)
 Getter = Callable[[Ctx], Any]
+NO_CUSTOM = FormCustomFields()
+Pin = tuple[str, frozenset[str]]  # (lower-cased indexed key, the texts a matching record's value is one of)
 
 
 class QueryError(Exception):
@@ -128,38 +127,41 @@ class MasterSchema:
             return Column(lambda ctx: output(spec, raw(ctx)), kind=spec.kind)
         return reference_column(self.master, spec, raw, rest, key, entry=False)
 
-    index_key = "fnumber"
+    def indexed(self, key: str) -> bool:
+        return key == "fnumber"
 
-    def contexts(self, entry_level: bool, texts: frozenset[str] | None = None) -> Iterator[Ctx]:
-        if texts is None:
+    def contexts(self, entry_level: bool, pin: Pin | None = None) -> Iterator[Ctx]:
+        if pin is None:
             records = list(self.form.records.values())
         else:  # an index look-up, in id order like a scan
-            ids = sorted({rid for t in texts for rid in self.form.by_text.get(t, ())}, key=_id_order)
+            ids = sorted({rid for t in pin[1] for rid in self.form.by_text.get(t, ())}, key=_id_order)
             records = [self.form.records[rid] for rid in ids]
         for record in records:
             yield record, None
 
 
 class BillSchema:
-    """SAL_OUTSTOCK: header (+ SubHeadEntity) and FEntity rows."""
+    """A bill form: header (+ sub-head) and entry rows."""
 
-    def __init__(self, store: Store, master: MasterData, custom: CustomFields = DEFAULT_CUSTOM) -> None:
+    def __init__(self, form: BillForm, store: Store, master: MasterData, custom: FormCustomFields = NO_CUSTOM) -> None:
+        self.form = form
         self.store = store
         self.master = master
-        self.head_keys = custom.head_keys()
-        self.entry_keys = custom.entry_keys()
+        self.head_keys = form.head_standard_keys | form.subhead_standard_keys | custom.head | custom.subhead
+        self.entry_keys = form.entry_standard_keys | custom.entry
 
     def column(self, key: str) -> Column:
         lower = key.lower()
-        if lower in (f"{ENTRY_KEY}_fentryid".lower(), f"{ENTRY_KEY}_fseq".lower()):
-            stored = "FEntryID" if lower.endswith("fentryid") else "FSeq"
+        entry_key = self.form.entry_key.lower()
+        if lower in (f"{entry_key}_fentryid", f"{entry_key}_fseq"):
+            stored = self.form.k.entry_id if lower.endswith("fentryid") else self.form.k.seq
             return Column(lambda ctx: ctx[1]["fields"].get(stored) if ctx[1] else None, True, Kind.INT)
         name, _, rest = key.partition(".")
         name_lower = name.lower()
-        if name_lower in FIELD_BY_KEY:
-            return self._known(FIELD_BY_KEY[name_lower], rest, key, entry=False)
-        if name_lower in ENTRY_FIELD_BY_KEY:
-            return self._known(ENTRY_FIELD_BY_KEY[name_lower], rest, key, entry=True)
+        if name_lower in self.form.field_by_key:
+            return self._known(self.form.field_by_key[name_lower], rest, key, entry=False)
+        if name_lower in self.form.entry_field_by_key:
+            return self._known(self.form.entry_field_by_key[name_lower], rest, key, entry=True)
         return self._extra(name_lower, rest, key)
 
     def _known(self, spec: Field, rest: str, key: str, *, entry: bool) -> Column:
@@ -184,10 +186,13 @@ class BillSchema:
             return Column(raw, entry)
         return Column(lambda ctx: _raw_property(raw(ctx), rest), entry)
 
-    index_key = "fbillno"
+    def indexed(self, key: str) -> bool:
+        """FBillNo and the header and sub-head fields kept as sent (``store`` indexes their text values)."""
+        return key == "fbillno" or (key in self.head_keys and key not in self.entry_keys)
 
-    def contexts(self, entry_level: bool, texts: frozenset[str] | None = None) -> Iterator[Ctx]:
-        bills = self.store.bills() if texts is None else self.store.bills_matching(texts)
+    def contexts(self, entry_level: bool, pin: Pin | None = None) -> Iterator[Ctx]:
+        form_id = self.form.form_id
+        bills = self.store.bills(form_id) if pin is None else self.store.bills_matching(form_id, *pin)
         for bill in bills:
             if not entry_level:
                 yield bill, None
@@ -311,10 +316,10 @@ Predicate = Callable[[Ctx], bool]
 
 @dataclass(frozen=True)
 class Cond:
-    """A parsed condition and, when it pins the indexed number to literal texts, those texts."""
+    """A parsed condition and, when it pins an indexed key to literal texts, that key and those texts."""
 
     test: Predicate
-    texts: frozenset[str] | None = None  # a matching record's number (as ``_as_text``) is one of these
+    pin: Pin | None = None  # a matching record's value of the key (as ``_as_text``) is one of the texts
 
 
 @dataclass(frozen=True)
@@ -329,12 +334,14 @@ class Operand:
 class FilterParser:
     """Recursive descent over the token list; builds a predicate and notes the columns it uses."""
 
-    def __init__(self, text: str, resolve: Callable[[str], Column], index_key: str = "") -> None:
+    def __init__(
+        self, text: str, resolve: Callable[[str], Column], indexed: Callable[[str], bool] = lambda key: False
+    ) -> None:
         self.text = text
         self.tokens = tokenize(text)
         self.pos = 0
         self.resolve = resolve
-        self.index_key = index_key
+        self.indexed = indexed
         self.columns: list[Column] = []
 
     def parse(self) -> Cond:
@@ -375,11 +382,12 @@ class FilterParser:
         if len(parts) == 1:
             return parts[0]
         tests = [p.test for p in parts]
-        # Every branch must pin the number for the union to bound the result.
-        texts = None
-        if all(p.texts is not None for p in parts):
-            texts = frozenset().union(*(p.texts or () for p in parts))
-        return Cond(lambda ctx: any(t(ctx) for t in tests), texts)
+        # Every branch must pin the same key for the union to bound the result.
+        pins = [p.pin for p in parts if p.pin is not None]
+        pin = None
+        if len(pins) == len(parts) and len({key for key, _ in pins}) == 1:
+            pin = (pins[0][0], frozenset().union(*(texts for _, texts in pins)))
+        return Cond(lambda ctx: any(t(ctx) for t in tests), pin)
 
     def _and(self) -> Cond:
         parts = [self._not()]
@@ -388,9 +396,12 @@ class FilterParser:
         if len(parts) == 1:
             return parts[0]
         tests = [p.test for p in parts]
-        pinned = [p.texts for p in parts if p.texts is not None]  # one pinned branch bounds the result
-        texts = frozenset.intersection(*pinned) if pinned else None
-        return Cond(lambda ctx: all(t(ctx) for t in tests), texts)
+        pinned = [p.pin for p in parts if p.pin is not None]  # one pinned branch bounds the result
+        pin = None
+        if pinned:
+            key = pinned[0][0]  # the first pinned key; other pins of that key narrow it
+            pin = (key, frozenset.intersection(*(texts for k, texts in pinned if k == key)))
+        return Cond(lambda ctx: all(t(ctx) for t in tests), pin)
 
     def _not(self) -> Cond:
         if self._accept("kw", "not"):
@@ -434,18 +445,18 @@ class FilterParser:
         right_operand = self._operand()
         right, right_kind = right_operand.get, right_operand.kind
         op = "<>" if token.text == "!=" else token.text
-        texts = None
+        pin = None
         if op == "=":
-            texts = self._pins(left_operand, [right_operand]) or self._pins(right_operand, [left_operand])
-        return Cond(lambda ctx: _compare(left(ctx), right(ctx), left_kind or right_kind, op), texts)
+            pin = self._pins(left_operand, [right_operand]) or self._pins(right_operand, [left_operand])
+        return Cond(lambda ctx: _compare(left(ctx), right(ctx), left_kind or right_kind, op), pin)
 
-    def _pins(self, field: Operand, literals: list[Operand]) -> frozenset[str] | None:
-        """The texts an ``=``/``IN`` pins the indexed number to (compared as ``_as_text``), if it does."""
-        if not self.index_key or field.ident != self.index_key:
+    def _pins(self, field: Operand, literals: list[Operand]) -> Pin | None:
+        """The indexed key and the texts an ``=``/``IN`` pins it to (compared as ``_as_text``), if it does."""
+        if not field.ident or "." in field.ident or not self.indexed(field.ident):
             return None
         if not all(o.is_literal and isinstance(o.literal, str) for o in literals):
             return None
-        return frozenset(_as_text(o.literal) for o in literals)
+        return field.ident, frozenset(_as_text(o.literal) for o in literals)
 
     def _in(self, left_operand: Operand, negate: bool) -> Cond:
         left, kind = left_operand.get, left_operand.kind
@@ -680,14 +691,18 @@ def _order(text: str) -> list[tuple[str, bool]]:
 
 
 class QueryEngine:
-    def __init__(self, store: Store, master: MasterData, custom: CustomFields = DEFAULT_CUSTOM) -> None:
+    def __init__(
+        self, store: Store, master: MasterData, forms: BillForms, custom: CustomFields = DEFAULT_CUSTOM
+    ) -> None:
         self.store = store
         self.master = master
+        self.forms = forms
         self.custom = custom
 
     def schema(self, form_id: str) -> BillSchema | MasterSchema:
-        if form_id.lower() == FORM_ID.lower():
-            return BillSchema(self.store, self.master, self.custom)
+        bill_form = self.forms.get(form_id)
+        if bill_form is not None:
+            return BillSchema(bill_form, self.store, self.master, self.custom.of(bill_form.form_id))
         form = self.master.form(form_id)
         if form is None:
             raise QueryError(f"标识为“{form_id}”的业务对象不存在，或者被删除。", MSG_EXCEPTION)
@@ -700,11 +715,11 @@ class QueryEngine:
         columns = [schema.column(k) for k in request.field_keys]
         parser = None
         if request.filter_text:
-            parser = FilterParser(request.filter_text, schema.column, schema.index_key)
+            parser = FilterParser(request.filter_text, schema.column, schema.indexed)
         cond = parser.parse() if parser else None
         order = [(schema.column(k), desc) for k, desc in request.order]
         used = columns + (parser.columns if parser else []) + [c for c, _ in order]
-        candidates = schema.contexts(any(c.entry for c in used), cond.texts if cond else None)
+        candidates = schema.contexts(any(c.entry for c in used), cond.pin if cond else None)
         contexts = [c for c in candidates if not cond or cond.test(c)]
         for column, desc in reversed(order):
             contexts.sort(key=partial(_sort_of, column), reverse=desc)

@@ -1,4 +1,4 @@
-"""Field metadata shared by the master-data forms, SAL_OUTSTOCK and the query engine."""
+"""Field metadata shared by the master-data forms, the bill forms and the query engine."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ class Field:
     caption: str  # Chinese caption used in must-input messages
     kind: Kind
     ref_form: str | None = None  # for Kind.BASE
+    # For Kind.BASE: only records of this scope are found (``master.in_scope``): the bill form of a bill
+    # type (BOS_BillType.FBillFormID), the category of assistant data (BOS_ASSISTANTDATA_DETAIL.FId).
+    scope: str | None = None
 
 
 @dataclass(frozen=True)

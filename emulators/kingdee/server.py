@@ -14,7 +14,9 @@ Decisions ([INF]/[?] points of the spec):
   (``faults.py``) apply to every call of a known service.
 - A body that is not JSON or lacks a required parameter answers HTTP 200 with MsgCode 8 (query
   services: wrapped like their other errors); ``formid`` missing: MsgCode 5 (单据标识为空).
-- Save/BatchSave on SAL_OUTSTOCK, BD_MATERIAL and BD_Customer (``basedata.py``); another known form
+- Bill forms (``forms.py``): SAL_OUTSTOCK, SAL_RETURNSTOCK and STK_InStock, each with Save, BatchSave (and
+  BatchSaveQuery), ExecuteBillQuery/BillQuery, View, Submit, Audit, UnAudit and Delete and the same faults.
+  Save/BatchSave also on BD_MATERIAL and BD_Customer (``basedata.py``); another known form
   answers MsgCode 4 ``模拟器不支持保存业务对象“X”。``, an unknown one
   ``标识为“X”的业务对象不存在，或者被删除。`` (the operations likewise:
   ``模拟器不支持业务对象“X”的Audit操作。``). Missing or empty Model: MsgCode 8
@@ -22,13 +24,17 @@ Decisions ([INF]/[?] points of the spec):
   MsgCode 8 ``BatchSave接口的参数Model必须是JSON数组（每张单据一个数据包），单张单据请用Save。`` [text INF],
   nothing saved; Save's Model is one object, an array answers MsgCode 8
   ``Save接口的参数Model必须是单个单据的JSON对象，多张单据请用BatchSave。``.
-- Unknown fields in a Model (``outstock``: not in the form's metadata, the tenant's custom fields
+- Unknown fields in a Model (``bills``: not in the form's metadata, the tenant's custom fields
   included) fail their bill with ``元数据中标识为X的字段不存在``; such an answer carries MsgCode 9
   (指定字段/值不存在) instead of 11, whatever else failed in the batch.
-- Custom fields (``custom_fields``, CLI ``--custom-fields``): the tenant's extension fields, ``KEY`` on the
-  header, ``SubHeadEntity.KEY`` or ``FEntity.KEY``; default ``F_ora_Text_ysdh,F_ora_Text_ckdh`` (header), the
-  two the user's tenant has (include/schemes/sales_outstock.yaml). Save accepts them and queries know them;
-  any other ``F_…`` key is unknown (MsgCode 9), as on a tenant without that extension.
+- Custom fields (``custom_fields``, CLI ``--custom-fields``): the tenant's extension fields, per form,
+  ``[FORM:][ENTITY.]KEY`` (``forms.py``; without FORM: SAL_OUTSTOCK); default
+  ``F_ora_Text_ysdh,F_ora_Text_ckdh`` (SAL_OUTSTOCK header), the two the user's tenant has
+  (include/schemes/sales_outstock.yaml). Save accepts them and queries know them (and index the header
+  ones); any other ``F_…`` key is unknown (MsgCode 9), as on a tenant without that extension.
+- ``default_return_type`` (CLI ``--default-return-type``): None (default) keeps SAL_RETURNSTOCK's
+  FReturnType required; a value (``THLX01_SYS``) is the default of rows that do not send it
+  (``returnstock.py``).
 - Request size (``max_request_bytes``, CLI ``--max-request-bytes``) [INF, spec §6]: default 4194304 (4 MB,
   ASP.NET's default ``maxRequestLength`` of 4096 KB, which IIS applies to the K3Cloud site unless raised;
   0 = unlimited). A body longer than that (Content-Length, or the sum of the chunks) is read to its end
@@ -38,17 +44,17 @@ Decisions ([INF]/[?] points of the spec):
   Not 413: neither IIS (its own filter answers 404.13, at 30,000,000 bytes) nor ASP.NET sends 413. The
   SDK raises the page as ``RuntimeError``; the check comes before authentication, like ASP.NET's.
 - Concurrency: parsing and reading Models happen outside the store lock; the checks that depend on the
-  store (FID, number uniqueness, stock) and the write hold it, one Save/BatchSave at a time, and all bills
-  of one call are written in one transaction. A number used twice in one batch saves the first bill
+  store (FID, number uniqueness, links, stock) and the write hold it, one Save/BatchSave at a time, and all
+  bills of one call are written in one transaction. A number used twice in one batch saves the first bill
   only; an auto-number never takes a number sent by another bill of the same batch.
 - Options: IsAutoSubmitAndAudit true saves the bill audited (FDocumentStatus ``C``, FApproveDate set)
   after the stock check of ``inventory.py`` (refused with the negative-stock interaction unless
   ``InterationFlags`` holds ``STK_InvCheckResult``; bills of one batch are checked in Model order, each
-  seeing the stock the earlier ones left), otherwise created (``A``); ValidateFlag/IsVerifyBaseDataField
-  see ``outstock.py``; NeedReturnFields
-  (array or comma string; ``FEntity.X`` per row, ``SubHeadEntity.X`` nested) fills NeedReturnData
-  (base data as ``{"FNumber": …}``); ValidateRepeatJson true rejects a data packet identical to one
-  received before with MsgCode 11 ``数据包重复提交：相同的JSON数据包已经提交过。``. SubSystemId,
+  seeing the stock the earlier ones left; receipts are not checked), otherwise created (``A``);
+  ValidateFlag/IsVerifyBaseDataField see ``bills.py``; NeedReturnFields (array or comma string;
+  ``<entry key>.X`` per row, ``<sub-head key>.X`` nested: ``FEntity.X``/``SubHeadEntity.X``,
+  ``FInStockEntry.X``/``FInStockFin.X``) fills NeedReturnData (base data as ``{"FNumber": …}``);
+  ValidateRepeatJson true rejects a data packet identical to one received before with MsgCode 11 ``数据包重复提交：相同的JSON数据包已经提交过。``. SubSystemId,
   NeedUpDateFields, IsDeleteEntry, IsEntryBatchFill, NumberSearch, IgnoreInterationFlag,
   IsAutoAdjustField, IsControlPrecision, BatchCount and Creator are accepted and have no effect.
 - BatchSaveQuery (``beginmethod: BeginQueryImpl``) and QueryAsyncResult: see ``tasks.py``.
@@ -88,6 +94,15 @@ from .auth import (
     session_ids,
     verify_signature,
 )
+from .bills import (
+    Draft,
+    DraftReader,
+    SaveOptions,
+    duplicate_problem,
+    fid_problem,
+    interaction_problem,
+    ordered_problems,
+)
 from .faults import (
     BUSY_BODY,
     CALL_LIMIT,
@@ -100,22 +115,11 @@ from .faults import (
     FaultConfig,
     Faults,
 )
+from .form import BillForm
+from .forms import DEFAULT_CUSTOM, BillForms, CustomFields
 from .inventory import NEGATIVE_STOCK, Inventory, allows_negative_stock
+from .links import LinkCheck
 from .master import MasterData, number_key
-from .outstock import (
-    DEFAULT_CUSTOM,
-    ENTRY_FIELD_BY_KEY,
-    FIELD_BY_KEY,
-    FORM_ID,
-    CustomFields,
-    Draft,
-    DraftReader,
-    SaveOptions,
-    duplicate_problem,
-    fid_problem,
-    interaction_problem,
-    ordered_problems,
-)
 from .query import QueryEngine, QueryError
 from .schema import Kind
 from .store import Store, payload_digest
@@ -186,14 +190,16 @@ class KingdeeEmulator:
         session_ttl_s: float | None = None,
         faults: FaultConfig | None = None,
         custom_fields: Iterable[str] | str | None = None,
+        default_return_type: str | None = None,
     ) -> None:
         self.creds = creds
         self.custom = DEFAULT_CUSTOM if custom_fields is None else CustomFields.parse(custom_fields)
+        self.forms = BillForms(default_return_type)
         self.master = MasterData(build_catalog(seed))
-        self.store = Store(Path(data_dir), self.master)
+        self.store = Store(Path(data_dir), self.master, self.forms.get)
         self.inventory = Inventory(self.master, seed)
-        self.inventory.replay(self.store.bills())
-        self.queries = QueryEngine(self.store, self.master, self.custom)
+        self.inventory.replay(self._with_forms(self.store.bills()))
+        self.queries = QueryEngine(self.store, self.master, self.forms, self.custom)
         self.sessions = SessionStore(session_ttl_s)
         self.verify_api_signature = verify_api_signature
         self.faults = Faults(faults or FaultConfig(), seed)
@@ -202,6 +208,20 @@ class KingdeeEmulator:
 
     def close(self) -> None:
         self.store.close()
+
+    def read_bills(self, form_id: str) -> list[dict[str, Any]]:
+        """Ground truth: every saved bill of a bill form, shaped like its Model (``Store.read_bills``)."""
+        form = self.forms.get(form_id)
+        if form is None:
+            raise KeyError(f"not a bill form of the emulator: {form_id}")
+        with self.lock:
+            return self.store.read_bills(form)
+
+    def _with_forms(self, docs: Iterable[dict[str, Any]]) -> Iterable[tuple[BillForm, dict[str, Any]]]:
+        for doc in docs:
+            form = self.forms.get(doc["form"])
+            if form is not None:
+                yield form, doc
 
     # -- entry point ----------------------------------------------------------------------------
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -371,18 +391,20 @@ class KingdeeEmulator:
         if not form_id:
             return env.failure("业务对象标识formid不能为空。", MSG_NO_FORM_ID)
         master_form = basedata.saves(form_id)
-        if form_id.lower() != FORM_ID.lower() and master_form is None:
+        bill_form = self.forms.get(form_id)
+        if bill_form is None and master_form is None:
             return self._unsupported(form_id, "保存业务对象“{}”。")
         data = data_object(p["data"])
         view = lower_keys(data)
         models = _models(view.get("model"), single=single)
         # The answer may not come before the per-bill time; the work since ``begun`` counts toward it.
         deadline = self.faults.bill_deadline(begun, len(models))
-        if master_form is not None:
+        if bill_form is None:
+            assert master_form is not None
             with self.lock:
                 result = basedata.save_models(self.store, self.master, master_form, models, _now(), single=single)
         else:
-            result = self._save_bills(data, view, models, single=single)
+            result = self._save_bills(bill_form, data, view, models, single=single)
         self.faults.wait_until(deadline)
         return result
 
@@ -391,11 +413,14 @@ class KingdeeEmulator:
             return env.failure("模拟器不支持" + what.format(form_id), env.MSG_EXCEPTION)
         return env.failure(f"标识为“{form_id}”的业务对象不存在，或者被删除。", env.MSG_EXCEPTION)
 
-    def _save_bills(self, data: dict[str, Any], view: dict[str, Any], models: list[Any], *, single: bool) -> Any:
+    def _save_bills(
+        self, form: BillForm, data: dict[str, Any], view: dict[str, Any], models: list[Any], *, single: bool
+    ) -> Any:
         options = _save_options(view)
         digest = payload_digest(data)
         # Reading the Models only reads master data, which is never changed in place: no lock needed.
-        reader = DraftReader(self.master, options, self.custom)
+        custom = self.custom.of(form.form_id)
+        reader = DraftReader(form, self.master, options, custom.head, custom.subhead, custom.entry)
         drafts = [reader.read(model, i) for i, model in enumerate(models)]
         negative_ok = allows_negative_stock(view.get("interationflags"))
         with self.lock:
@@ -403,61 +428,65 @@ class KingdeeEmulator:
             fresh = self.store.remember_payload(digest, now)
             if to_bool(view.get("validaterepeatjson"), False) and not fresh:
                 return env.failure("数据包重复提交：相同的JSON数据包已经提交过。", env.MSG_VALIDATION)
-            return self._save_drafts(drafts, options, negative_ok, now, single=single)
+            return self._save_drafts(form, drafts, options, negative_ok, now, single=single)
 
     def _save_drafts(
-        self, drafts: list[Draft], options: SaveOptions, negative_ok: bool, now: str, *, single: bool
+        self, form: BillForm, drafts: list[Draft], options: SaveOptions, negative_ok: bool, now: str, *, single: bool
     ) -> Any:
         """Checks that depend on the store, then one write; the caller holds the lock."""
         accepted: list[Draft] = []
         numbers: set[str] = set()
+        links = LinkCheck(form, self.store)
         for draft in drafts:
             if draft.fid:
-                fid_problem(draft, self.store.has_fid(draft.fid))
+                fid_problem(draft, self.store.bill(draft.fid, form.form_id) is not None)
             number = draft.bill_no
-            if number and (self.store.number_taken(number) or number_key(number) in numbers):
+            if number and (self.store.number_taken(form.form_id, number) or number_key(number) in numbers):
                 duplicate_problem(draft)
-            if not draft.problems and options.auto_audit and not negative_ok and self._short(draft):
+            usage = links.check(draft) if not draft.unknown_keys else {}
+            if not draft.problems and options.auto_audit and not negative_ok and self._short(form, draft):
                 interaction_problem(draft, NEGATIVE_STOCK)
             if draft.problems:
                 continue
             if draft.bill_no:
                 numbers.add(number_key(draft.bill_no))
+            links.accept(usage)
             if options.auto_audit:
-                self.inventory.issue(_entries(draft))  # the next bill of the batch sees what is left
+                self.inventory.audit(form, _entries(draft))  # the next bill of the batch sees what is left
             accepted.append(draft)
         status = "C" if options.auto_audit else "A"
         try:
-            docs = self.store.save_all([(d, status) for d in accepted], now=now) if accepted else []
+            docs = self.store.save_all(form, [(d, status) for d in accepted], now=now) if accepted else []
         except BaseException:
             if options.auto_audit:
                 for draft in accepted:
-                    self.inventory.give_back(_entries(draft))
+                    self.inventory.unaudit(form, _entries(draft))
             raise
         successes = [
             {"Id": d["head"]["FID"], "Number": d["head"]["FBillNo"], "DIndex": a.dindex}
             for d, a in zip(docs, accepted, strict=True)
         ]
-        returned = [need_return_data(d, options.need_return_fields) for d in docs]
+        returned = [need_return_data(form, d, options.need_return_fields) for d in docs]
         code = env.MSG_NO_SUCH_FIELD if any(d.unknown_keys for d in drafts) else None
         return env.save_result(ordered_problems(drafts), successes, returned, single=single, msg_code=code)
 
-    def _short(self, draft: Draft) -> bool:
-        return self.inventory.shortfall(_entries(draft))
+    def _short(self, form: BillForm, draft: Draft) -> bool:
+        return self.inventory.shortfall(form, _entries(draft))
 
     # -- other operations -----------------------------------------------------------------------
     def _operate(self, name: str, p: dict[str, Any]) -> Any:
         form_id = str(p["formid"] or "").strip()
         if not form_id:
             return env.failure("业务对象标识formid不能为空。", MSG_NO_FORM_ID)
-        if form_id.lower() != FORM_ID.lower():
+        form = self.forms.get(form_id)
+        if form is None:
             return self._unsupported(form_id, "业务对象“{}”的" + name + "操作。")
         data = data_object(p["data"])
         with self.lock:
             if name == "View":
-                return operations.view(self.store, self.master, data)
+                return operations.view(form, self.store, self.master, data)
             operation = operations.OPERATIONS[name.lower()]
-            return operations.run(operation, self.store, self.inventory, data, _now())
+            return operations.run(operation, form, self.store, self.inventory, data, _now())
 
     def view(self, p: dict[str, Any], call: Call) -> Any:
         return self._operate("View", p)
@@ -594,24 +623,25 @@ def _returned(spec_kind: Kind | None, value: Any) -> Any:
     return value
 
 
-def need_return_data(doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """The requested fields of one saved bill; ``FEntity.X`` per row, ``SubHeadEntity.X`` nested."""
+def need_return_data(form: BillForm, doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The requested fields of one saved bill; ``<entry key>.X`` per row, ``<sub-head key>.X`` nested."""
     out: dict[str, Any] = {}
     for key in keys:
         entity, _, name = key.rpartition(".")
-        if entity.lower() == "fentity" or (not entity and name.lower() in ENTRY_FIELD_BY_KEY):
-            rows = out.setdefault("FEntity", [{} for _ in doc["entries"]])
+        kind = form.entity_of(entity) if entity else None
+        if kind == "entry" or (not entity and name.lower() in form.entry_field_by_key):
+            rows = out.setdefault(form.entry_key, [{} for _ in doc["entries"]])
             for row, entry in zip(rows, doc["entries"], strict=True):
-                spec = ENTRY_FIELD_BY_KEY.get(name.lower())
+                spec = form.entry_field_by_key.get(name.lower())
                 if spec is None:
                     row[name] = _extra(entry, name)
                 else:
                     row[name] = _returned(spec.kind, entry["fields"].get(spec.key))
             continue
-        spec = FIELD_BY_KEY.get(name.lower())
+        spec = form.field_by_key.get(name.lower())
         value = _returned(spec.kind, doc["head"].get(spec.key)) if spec else _extra_head(doc, name)
-        if entity.lower() == "subheadentity":
-            out.setdefault("SubHeadEntity", {})[name] = value
+        if kind == "subhead":
+            out.setdefault(form.subhead_key, {})[name] = value
         else:
             out[key] = value
     return out
@@ -808,13 +838,15 @@ def make_server(
     call_limit_per_minute: int | None = None,
     response_error_rate: float = 0,
     custom_fields: Iterable[str] | str | None = None,
+    default_return_type: str | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     verbose: bool = False,
 ) -> KingdeeHTTPServer:
     """A ready server (not yet serving): call ``serve_forever()``, then ``shutdown()``/``server_close()``.
 
     ``custom_fields``: the tenant's custom fields (None: ``DEFAULT_CUSTOM_FIELDS``; see the module
-    docstring); ``max_request_bytes``: the largest request body served (0: no limit)."""
+    docstring); ``default_return_type``: SAL_RETURNSTOCK's FReturnType default (None: required);
+    ``max_request_bytes``: the largest request body served (0: no limit)."""
     if max_request_bytes < 0:
         raise ValueError(f"max_request_bytes must be 0 (no limit) or more, not {max_request_bytes}")
     creds = Credentials(acct_id, username, app_id, app_secret, app_secret if password is None else password)
@@ -836,6 +868,7 @@ def make_server(
         session_ttl_s=session_ttl_s,
         faults=faults,
         custom_fields=custom_fields,
+        default_return_type=default_return_type,
     )
     try:
         return KingdeeHTTPServer((host, port), emulator, verbose=verbose, max_request_bytes=max_request_bytes)

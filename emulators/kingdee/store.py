@@ -1,42 +1,51 @@
-"""SQLite persistence of saved bills, lots, created master data and counters under ``--data-dir``.
+"""SQLite persistence of saved bills (every bill form), lots, created master data and counters under
+``--data-dir``.
 
 Decisions:
 - One file ``kingdee.sqlite3`` in the data dir (created with its parents when missing). Each bill is one
-  row holding its JSON document; FID, FEntryID, lot ids and the auto-number sequence are counters in the
-  same database. All bills saved by one Save/BatchSave call, their lots and the counters are written in
-  one transaction (bills that fail validation write nothing, so this equals per-bill saving), so a
-  restart loses nothing and never reuses an id or a number. ``synchronous=NORMAL`` (WAL): a committed
-  bill survives the emulator process dying, not a power cut.
+  row holding its JSON document and its form id; FID, FEntryID, lot ids and the auto-number sequences are
+  counters in the same database. All bills saved by one Save/BatchSave call, their lots and the counters
+  are written in one transaction (bills that fail validation write nothing, so this equals per-bill
+  saving), so a restart loses nothing and never reuses an id or a number. ``synchronous=NORMAL`` (WAL): a
+  committed bill survives the emulator process dying, not a power cut.
+- FIDs and FEntryIDs come from one counter each for all bill forms [INF: a real server has one sequence
+  per table; here an FID names one bill of one form, whatever the form, which no client can tell apart].
 - FBillNo is unique per form, case-insensitively and ignoring trailing blanks (SQL Server collation).
-  Auto-numbers are ``XSCKD`` + 8 digits (``XSCKD00000001``), skipping numbers a client already used;
-  only saved bills consume a number. Delete removes the bill's row, which frees its number (an FID or
-  FEntryID is never reused).
+  Auto-numbers follow each form's coding rule (``BillForm.auto_number``: ``XSCKD00000001``,
+  ``XSTHD000001``, ``CGRK000001``), one sequence per form, skipping numbers a client already used; only
+  saved bills consume a number. Delete removes the bill's row, which frees its number (an FID or FEntryID
+  is never reused).
 - Status changes (Submit/Audit/UnAudit) rewrite the bill's document in place.
 - Master records created through Save on BD_MATERIAL/BD_Customer are rows of ``master_records`` and are
   loaded into the master data before the bills that may refer to them.
-- Look-ups by bill number go through an in-memory dict (number key → FID), never a scan.
+- Look-ups by bill number go through an in-memory dict per form (number key → FID), never a scan; the
+  header and sub-head fields kept as sent (standard and custom fields) are indexed the same way for
+  queries (text value → FIDs; bills holding something else than text there are always candidates).
 - Everything is also cached in memory; callers serialise access with the server's lock.
+- Ground truth for tests: ``read_bills(form)`` gives every saved bill of a form, shaped like its Model
+  (see there).
 - Sessions are not stored: like a real server restart, a restart drops every session (SDK clients sign
   every request and simply get a new one; session-login clients must log in again).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .bills import Draft, DraftEntry
+from .form import BillForm
 from .master import MasterData, number_key, text_key
-from .outstock import ENTRY_FIELD_BY_KEY, FIELD_BY_KEY, FORM_ID, Draft, DraftEntry
-from .schema import Kind, Ref
+from .schema import Field, Kind, Ref
 from .wire import dumps, loads
 
 DB_NAME = "kingdee.sqlite3"
-AUTO_NUMBER_PREFIX = "XSCKD"
 NewLot = tuple[int, dict[str, Any], str]  # (lot id, material reference, lot number) created by a save
 _FIRST = {"fid": 100001, "entryid": 100001, "billno": 1, "lot": 600001}
 
@@ -58,12 +67,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS master_number ON master_records (form_id, numb
 
 
 class Store:
-    """Saved SAL_OUTSTOCK bills, in SQLite and in memory."""
+    """Saved bills of every bill form, in SQLite and in memory."""
 
-    def __init__(self, data_dir: Path, master: MasterData) -> None:
+    def __init__(self, data_dir: Path, master: MasterData, forms: Callable[[str], BillForm | None]) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
         self._master = master
+        self._forms = forms
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -71,35 +81,65 @@ class Store:
         self._counters = dict(_FIRST)
         self._counters.update(dict(self._conn.execute("SELECT name, value FROM counters")))
         self._bills: dict[int, dict[str, Any]] = {}
-        self._by_number: dict[str, int] = {}  # number_key -> FID: uniqueness
-        self._by_text: dict[str, set[int]] = {}  # text_key -> FIDs: query filters on FBillNo
+        self._by_number: dict[tuple[str, str], int] = {}  # (form, number_key) -> FID: uniqueness
+        # (form, lower field key) -> text_key(value) -> FIDs: query look-ups on FBillNo and the header
+        # fields kept as sent; ``_unindexed``: the FIDs whose value there is not text (always candidates)
+        self._by_text: dict[tuple[str, str], dict[str, set[int]]] = {}
+        self._unindexed: dict[tuple[str, str], set[int]] = {}
         self._load()
 
     def close(self) -> None:
         self._conn.close()
 
+    def form(self, form_id: str) -> BillForm | None:
+        """The bill form ``form_id`` (any case) as the server has it."""
+        return self._forms(form_id)
+
     # -- reading --------------------------------------------------------------------------------
-    def bills(self) -> Iterator[dict[str, Any]]:
-        """Saved bills in FID order."""
-        return iter(sorted(self._bills.values(), key=lambda b: b["head"]["FID"]))
+    def bills(self, form_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Saved bills (of ``form_id``; None: of every form) in FID order."""
+        docs = [d for d in self._bills.values() if form_id is None or d["form"].lower() == form_id.lower()]
+        return iter(sorted(docs, key=lambda b: b["head"]["FID"]))
 
-    def bills_matching(self, texts: frozenset[str]) -> Iterator[dict[str, Any]]:
-        """Saved bills whose ``text_key(FBillNo)`` is in ``texts``, in FID order: an index look-up."""
-        fids = sorted({fid for t in texts for fid in self._by_text.get(t, ())})
-        return iter([self._bills[fid] for fid in fids])
+    def bills_matching(self, form_id: str, key: str, texts: frozenset[str]) -> Iterator[dict[str, Any]]:
+        """Saved bills of ``form_id`` whose ``key`` (FBillNo or a header field kept as sent) may be one of
+        ``texts`` (``text_key`` values), in FID order: an index look-up."""
+        index_key = (form_id.lower(), key.lower())
+        found = self._by_text.get(index_key, {})
+        fids = {fid for t in texts for fid in found.get(t, ())} | self._unindexed.get(index_key, set())
+        return iter([self._bills[fid] for fid in sorted(fids)])
 
-    def bill(self, fid: int) -> dict[str, Any] | None:
-        return self._bills.get(fid)
+    def bill(self, fid: int, form_id: str | None = None) -> dict[str, Any] | None:
+        doc = self._bills.get(fid)
+        if doc is None or (form_id is not None and doc["form"].lower() != form_id.lower()):
+            return None
+        return doc
 
-    def bill_by_number(self, bill_no: str) -> dict[str, Any] | None:
-        fid = self._by_number.get(number_key(bill_no))
+    def bill_by_number(self, form_id: str, bill_no: str) -> dict[str, Any] | None:
+        fid = self._by_number.get((form_id.lower(), number_key(bill_no)))
         return None if fid is None else self._bills[fid]
 
-    def number_taken(self, bill_no: str) -> bool:
-        return number_key(bill_no) in self._by_number
+    def number_taken(self, form_id: str, bill_no: str) -> bool:
+        return (form_id.lower(), number_key(bill_no)) in self._by_number
 
-    def has_fid(self, fid: int) -> bool:
-        return fid in self._bills
+    def read_bills(self, form: BillForm) -> list[dict[str, Any]]:
+        """Every saved bill of ``form`` in FID order, shaped like its Model: the header fields, the sub-head
+        object under its key (``SubHeadEntity``/``FInStockFin``) and the rows under the entry key
+        (``FEntity``/``FInStockEntry``), each with every modelled field (FID, FBillNo, FDocumentStatus,
+        FEntryID, FSeq and the computed amounts included); base data as its number (``"PRE001"``) or None,
+        money and quantities as exact Decimals, and the fields kept as sent (standard and custom) as sent.
+        The caller holds the server's lock (``KingdeeEmulator.read_bills`` does)."""
+        out: list[dict[str, Any]] = []
+        for doc in self.bills(form.form_id):
+            head = doc["head"]
+            bill = _plain(form.head_fields, head)
+            bill.update(copy.deepcopy(doc["extra"]))
+            bill[form.subhead_key] = {**_plain(form.subhead_fields, head), **copy.deepcopy(doc["sub_extra"])}
+            bill[form.entry_key] = [
+                {**_plain(form.entry_fields, e["fields"]), **copy.deepcopy(e["extra"])} for e in doc["entries"]
+            ]
+            out.append(bill)
+        return out
 
     # -- writing --------------------------------------------------------------------------------
     def remember_payload(self, digest: str, seen: str) -> bool:
@@ -107,11 +147,11 @@ class Store:
         cursor = self._conn.execute("INSERT OR IGNORE INTO payloads VALUES (?, ?)", (digest, seen))
         return cursor.rowcount == 1
 
-    def save(self, draft: Draft, *, status: str, now: str) -> dict[str, Any]:
+    def save(self, form: BillForm, draft: Draft, *, status: str, now: str) -> dict[str, Any]:
         """Save one bill: ``save_all`` of one draft."""
-        return self.save_all([(draft, status)], now=now)[0]
+        return self.save_all(form, [(draft, status)], now=now)[0]
 
-    def save_all(self, drafts: list[tuple[Draft, str]], *, now: str) -> list[dict[str, Any]]:
+    def save_all(self, form: BillForm, drafts: list[tuple[Draft, str]], *, now: str) -> list[dict[str, Any]]:
         """Assign FIDs, numbers, FEntryIDs and lots, then persist the bills in one transaction."""
         counters = dict(self._counters)
         new_lots: list[NewLot] = []
@@ -119,10 +159,10 @@ class Store:
         # Numbers of this call, not yet in the cache: an auto-number must not take one of them.
         taken = {number_key(d.bill_no) for d, _ in drafts if d.bill_no}
         for draft, status in drafts:
-            docs.append(self._document(draft, counters, new_lots, taken, status=status, now=now))
+            docs.append(self._document(form, draft, counters, new_lots, taken, status=status, now=now))
             taken.add(number_key(docs[-1]["head"]["FBillNo"]))
         rows = [
-            (d["head"]["FID"], FORM_ID, d["head"]["FBillNo"], number_key(d["head"]["FBillNo"]), dumps(d), now)
+            (d["head"]["FID"], form.form_id, d["head"]["FBillNo"], number_key(d["head"]["FBillNo"]), dumps(d), now)
             for d in docs
         ]
         with self._transaction():
@@ -154,8 +194,13 @@ class Store:
         with self._transaction():
             self._conn.execute("DELETE FROM bills WHERE fid = ?", (fid,))
         del self._bills[fid]
-        self._by_number.pop(number_key(doc["head"]["FBillNo"]), None)
-        self._by_text.get(text_key(doc["head"]["FBillNo"]), set()).discard(fid)
+        form = doc["form"].lower()
+        self._by_number.pop((form, number_key(doc["head"]["FBillNo"])), None)
+        for key, value in _indexed_values(doc):
+            if isinstance(value, str):
+                self._by_text.get((form, key), {}).get(text_key(value), set()).discard(fid)
+            else:
+                self._unindexed.get((form, key), set()).discard(fid)
         return doc
 
     def add_master(self, form_id: str, record: dict[str, Any], now: str) -> None:
@@ -180,22 +225,38 @@ class Store:
             raise
 
     def _document(
-        self, draft: Draft, counters: dict[str, int], new_lots: list[NewLot], taken: set[str], *, status: str, now: str
+        self,
+        form: BillForm,
+        draft: Draft,
+        counters: dict[str, int],
+        new_lots: list[NewLot],
+        taken: set[str],
+        *,
+        status: str,
+        now: str,
     ) -> dict[str, Any]:
         head = dict(draft.head)
         head["FID"] = _take(counters, "fid")
-        head["FBillNo"] = draft.bill_no or self._auto_number(counters, taken)
+        head["FBillNo"] = draft.bill_no or self._auto_number(form, counters, taken)
         head["FDocumentStatus"] = status
         head["FCreateDate"] = head["FModifyDate"] = now
         head["FApproveDate"] = now if status == "C" else None
-        entries = [self._entry(e, counters, new_lots) for e in draft.entries]
-        return {"head": head, "extra": dict(draft.extra), "sub_extra": dict(draft.sub_extra), "entries": entries}
+        entries = [self._entry(form, e, counters, new_lots) for e in draft.entries]
+        return {
+            "form": form.form_id,
+            "head": head,
+            "extra": dict(draft.extra),
+            "sub_extra": dict(draft.sub_extra),
+            "entries": entries,
+        }
 
-    def _entry(self, entry: DraftEntry, counters: dict[str, int], new_lots: list[NewLot]) -> dict[str, Any]:
+    def _entry(
+        self, form: BillForm, entry: DraftEntry, counters: dict[str, int], new_lots: list[NewLot]
+    ) -> dict[str, Any]:
         fields = dict(entry.fields)
-        fields["FEntryID"] = _take(counters, "entryid")
+        fields[form.k.entry_id] = _take(counters, "entryid")
         if entry.lot_number:
-            fields["FLot"] = self._lot(fields["FMaterialID"], entry.lot_number, counters, new_lots)
+            fields[form.k.lot] = self._lot(fields[form.k.material], entry.lot_number, counters, new_lots)
         return {"fields": fields, "extra": dict(entry.extra)}
 
     def _lot(
@@ -211,10 +272,11 @@ class Store:
         new_lots.append((lot_id, material, number))
         return {"Id": lot_id, "Number": number}
 
-    def _auto_number(self, counters: dict[str, int], taken: set[str]) -> str:
+    def _auto_number(self, form: BillForm, counters: dict[str, int], taken: set[str]) -> str:
+        counters.setdefault(form.number_counter, 1)
         while True:
-            number = f"{AUTO_NUMBER_PREFIX}{_take(counters, 'billno'):08d}"
-            if not self.number_taken(number) and number_key(number) not in taken:
+            number = form.auto_number(_take(counters, form.number_counter))
+            if not self.number_taken(form.form_id, number) and number_key(number) not in taken:
                 return number
 
     # -- loading --------------------------------------------------------------------------------
@@ -228,15 +290,42 @@ class Store:
             "SELECT lot_id, material_id, material_number, number, created FROM lots ORDER BY lot_id"
         ):
             self._master.add_lot(lot_id, Ref(material_id, material_number), number, created)
-        bills = self._conn.execute("SELECT doc FROM bills WHERE form_id = ? ORDER BY fid", (FORM_ID,))
-        for (doc_text,) in bills:
-            self._cache(_revive(loads(doc_text)))
+        for form_id, doc_text in self._conn.execute("SELECT form_id, doc FROM bills ORDER BY fid"):
+            bill_form = self._forms(form_id)
+            if bill_form is not None:  # a form this emulator no longer has stays in the file, unused
+                self._cache(_revive(bill_form, {**loads(doc_text), "form": bill_form.form_id}))
 
     def _cache(self, doc: dict[str, Any]) -> None:
         head = doc["head"]
-        self._bills[head["FID"]] = doc
-        self._by_number[number_key(head["FBillNo"])] = head["FID"]
-        self._by_text.setdefault(text_key(head["FBillNo"]), set()).add(head["FID"])
+        fid, form = head["FID"], doc["form"].lower()
+        self._bills[fid] = doc
+        self._by_number[(form, number_key(head["FBillNo"]))] = fid
+        for key, value in _indexed_values(doc):
+            if isinstance(value, str):
+                self._by_text.setdefault((form, key), {}).setdefault(text_key(value), set()).add(fid)
+            else:
+                self._unindexed.setdefault((form, key), set()).add(fid)
+
+
+def _indexed_values(doc: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+    """(lower key, value) of what the text index holds: FBillNo and the header and sub-head fields kept as
+    sent (a header value wins over a sub-head value of the same key, as in queries)."""
+    yield "fbillno", doc["head"]["FBillNo"]
+    seen: set[str] = set()
+    for values in (doc["extra"], doc["sub_extra"]):
+        for key, value in values.items():
+            lower = key.lower()
+            if lower not in seen and value is not None:
+                seen.add(lower)
+                yield lower, value
+
+
+def _plain(specs: tuple[Field, ...], values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for spec in specs:
+        value = values.get(spec.key)
+        out[spec.key] = (value or {}).get("Number") if spec.kind is Kind.BASE else value
+    return out
 
 
 def _take(counters: dict[str, int], name: str) -> int:
@@ -249,11 +338,11 @@ def _ref(value: dict[str, Any]) -> Ref:
     return Ref(value["Id"], value["Number"])
 
 
-def _revive(doc: dict[str, Any]) -> dict[str, Any]:
+def _revive(form: BillForm, doc: dict[str, Any]) -> dict[str, Any]:
     """Known decimal fields come back as Decimal even when stored as JSON integers."""
-    _revive_fields(doc["head"], FIELD_BY_KEY)
+    _revive_fields(doc["head"], form.field_by_key)
     for entry in doc["entries"]:
-        _revive_fields(entry["fields"], ENTRY_FIELD_BY_KEY)
+        _revive_fields(entry["fields"], form.entry_field_by_key)
     return doc
 
 

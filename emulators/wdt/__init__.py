@@ -1,8 +1,10 @@
-"""Emulator of the 旺店通 企业版 Qimen gateway (``wdt.stockout.order.query.trade``).
+"""Emulator of the 旺店通 企业版 Qimen gateway (``wdt.stockout.order.query.trade``, and the stock-in
+queries ``wdt.stockin.order.query.refund`` / ``wdt.stockin.order.query.purchase``).
 
 ``make_server(...)`` gives a bound server with a ``.url`` (``http://HOST:PORT/router/qm``, the Qimen
 gateway) and an ``.openapi2_url`` (``http://HOST:PORT/openapi2/``, the base of WDT's direct endpoint,
-e.g. ``…/openapi2/stockout_order_query_trade.php``; identity ``openapi2_appkey``/``openapi2_appsecret``
+e.g. ``…/openapi2/stockout_order_query_trade.php``, ``stockin_order_query_refund.php``,
+``stockin_order_query_purchase.php``; identity ``openapi2_appkey``/``openapi2_appsecret``
 and the shared ``sid``); ``python -m emulators.wdt`` runs one and prints the Qimen URL as its first
 stdout line. Every keyword of
 ``make_server`` is also a flag of the command line (``--throttle-per-minute`` for ``throttle_per_minute``).
@@ -16,6 +18,12 @@ stdout line. Every keyword of
 - ``orders(when=None)``: every visible order, at ``when`` or now, in full: as the Qimen gateway returns it
   with ``batch_fields=True, privacy="masked"`` (the default switches leave fields out, see :mod:`.server`).
 
+``server.stockins`` is the stock-in store, on the same clock:
+- ``refunds(when=None)`` / ``purchases(when=None)``: every refund / purchase stock-in that exists at
+  ``when`` or now, as it is then, in API order (``modified``, ``stockin_id``), as stored (``privacy`` and
+  ``stockin_status_type`` not applied);
+- ``data``: the final states (:func:`emulators.stockins.build_stockins`, the ground truth).
+
 Protocol decisions are documented in :mod:`emulators.wdt.server` and the modules it names.
 """
 
@@ -26,10 +34,13 @@ from emulators.wdt.openapi2 import openapi2_sign
 from emulators.wdt.query import BusinessError
 from emulators.wdt.server import (
     METHOD,
+    METHOD_PURCHASE,
+    METHOD_REFUND,
     GatewayError,
     WdtEmulatorServer,
     make_server,
 )
+from emulators.wdt.stockin import StockinStore
 from emulators.wdt.timeline import Clock, OrderStore
 from emulators.wdt.wire import qimen_sign, verify_signature
 
@@ -45,12 +56,15 @@ class WdtIdentity(TypedDict):
 
 __all__ = [
     "METHOD",
+    "METHOD_PURCHASE",
+    "METHOD_REFUND",
     "WdtIdentity",
     "BusinessError",
     "Clock",
     "GatewayError",
     "OPENAPI2_ROUTES",
     "OrderStore",
+    "StockinStore",
     "WdtEmulatorServer",
     "make_server",
     "openapi2_sign",

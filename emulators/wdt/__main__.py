@@ -3,8 +3,11 @@
 Prints the Qimen gateway URL ``http://H:PORT/router/qm`` as the first stdout line (flushed) so that a
 parent process can read it even with ``--port 0``, then serves until SIGINT or SIGTERM and exits 0. The
 direct openapi2 endpoint is served on the same port under ``http://H:PORT/openapi2/`` (e.g.
-``…/openapi2/stockout_order_query_trade.php``); a one-line summary of the data set and both addresses go
-to stderr. Without ``--start`` the data ends yesterday (Asia/Shanghai).
+``…/openapi2/stockout_order_query_trade.php``, ``stockin_order_query_refund.php``,
+``stockin_order_query_purchase.php``); a one-line summary of the data set and both addresses go to
+stderr. The stock-in methods (``wdt.stockin.order.query.refund``/``.purchase``) are served from the same
+``--seed/--orders/--start/--days`` (:mod:`emulators.stockins`). Without ``--start`` the data ends
+yesterday (Asia/Shanghai).
 
 Every flag is the ``make_server`` keyword of the same name (dashes for underscores); defaults in brackets:
   identity   Qimen: --app-key [12345678] --app-secret [secret] --target-app-key [21363512];
@@ -24,7 +27,8 @@ Every flag is the ``make_server`` keyword of the same name (dashes for underscor
   limits     --max-span-minutes N [43200 = 30 days]; --timestamp-tolerance-s N [600] (Qimen);
              --openapi2-timestamp-tolerance-s N [300] (openapi2)
   shape      --total-count-every-page; --top-error-shape (Qimen gateway errors as TOP ``error_response``);
-             --batch-fields/--no-batch-fields [absent]; --privacy masked|absent [absent]
+             --batch-fields/--no-batch-fields [absent]; --privacy masked|absent [absent];
+             --stockin-status-type mixed|int|str [mixed: refund status a number, purchase a string]
   --log-requests: log each request to stderr
 """
 
@@ -46,6 +50,7 @@ from emulators.wdt.server import (
     DEFAULT_TARGET_APP_KEY,
     make_server,
 )
+from emulators.wdt.stockin import STATUS_TYPES
 from emulators.wdt.timeline import SHANGHAI
 
 
@@ -134,6 +139,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="absent",
         help="淘系 buyers' personal fields via Qimen left out (default) or masked",
     )
+    p.add_argument(
+        "--stockin-status-type",
+        choices=STATUS_TYPES,
+        default="mixed",
+        help="JSON type of the stock-ins' status: mixed (refund number, purchase string, as observed), int or str",
+    )
     p.add_argument("--log-requests", action="store_true", help="log each request to stderr")
     return p.parse_args(argv)
 
@@ -159,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     print(server.url, flush=True)
     data = server.gateway.dataset
+    stockins = server.stockins.data
     print(
-        f"wdt emulator: {len(data.orders)} orders, {len(data.defects)} defective, sid={args.sid}, "
+        f"wdt emulator: {len(data.orders)} orders, {len(data.defects)} defective, "
+        f"{len(stockins.refunds)} refund and {len(stockins.purchases)} purchase stock-ins, sid={args.sid}, "
         f"clock {server.emulator.now():%Y-%m-%d %H:%M:%S}; Qimen at {server.url}, "
         f"openapi2 at {server.openapi2_url} (appkey={args.openapi2_appkey})",
         file=sys.stderr,

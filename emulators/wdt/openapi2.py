@@ -7,11 +7,14 @@ open ([INF]/[UNCONFIRMED]):
 
 Routes
 - ``ROUTES`` maps an openapi2 file name to the Qimen method whose handler the gateway dispatches
-  (``stockout_order_query_trade.php`` <-> ``wdt.stockout.order.query.trade``), so both paths run the
-  same code; a method added to the gateway is served here by adding its file (the next flows:
-  ``stockin_order_query_refund.php``, ``stockin_order_query_purchase.php``). Any other path under
-  ``/openapi2/`` (``his_stockout_order_query_trade.php`` included: archived data is not emulated) answers
-  HTTP 404 ``text/html`` "404 Not Found", as a web server would, before faults.
+  (``stockout_order_query_trade.php`` <-> ``wdt.stockout.order.query.trade``,
+  ``stockin_order_query_refund.php`` <-> ``wdt.stockin.order.query.refund``,
+  ``stockin_order_query_purchase.php`` <-> ``wdt.stockin.order.query.purchase``), so both paths run the
+  same code. ``his_stockin_order_query_refund.php`` (stock-in spec §9.1; no Qimen method) routes to a
+  handler of its own that validates like the refund query and answers no archived data
+  (:mod:`.stockin`). Any other path under ``/openapi2/`` (``his_stockout_order_query_trade.php``
+  included: archived stock-outs are not emulated) answers HTTP 404 ``text/html`` "404 Not Found", as a
+  web server would, before faults.
 - POST only (the official PHP SDK posts, §3.3); GET answers HTTP 405 with ``Allow: POST``, before faults.
   Every SDK posts, so refusing GET (which a PHP server reading ``$_REQUEST`` may well serve) loses no
   real client and keeps a GET client from passing here only.
@@ -46,10 +49,11 @@ error table is unavailable (§9.1); the codes follow §6:
   error would (the same answer as the 500 fault, so clients retry it).
 
 Answer
-- ``{"code":0,"message":"","total_count":N,"stockout_list":[...]}`` as ``application/json;charset=UTF-8``
+- ``{"code":0,"message":"","total_count":N,"stockout_list":[...]}`` (``stockin_list`` for stock-ins) as ``application/json;charset=UTF-8``
   (the Content-Type of the real server is [UNCONFIRMED]); ``total_count`` on page 0 only, on every page
   with ``total_count_every_page`` (the Qimen gateway's switch).
-- [DOC S1] "本接口不返回淘系订单数据": orders of platform 1 (淘系) are never returned here, and
+- [DOC S1] "本接口不返回淘系订单数据": orders of platform 1 (淘系) are never returned here (nor refund
+  stock-ins of 淘系 shops, stock-in spec §1; purchases have no platform), and
   ``total_count`` counts only what is returned (they are left out of the query itself, so churn never
   picks one for an openapi2 read either). Every other order is exactly what the Qimen path returns: its
   privacy fields are plain on both paths (only 淘系 orders are masked or dropped via Qimen), and
@@ -77,8 +81,12 @@ if TYPE_CHECKING:
 
 PREFIX = "/openapi2/"
 # openapi2 file name -> the Qimen method (the gateway's handler) that serves it
+ARCHIVE_REFUND = "openapi2:his_stockin_order_query_refund"  # a handler with no Qimen method
 ROUTES: dict[str, str] = {
     "stockout_order_query_trade.php": "wdt.stockout.order.query.trade",
+    "stockin_order_query_refund.php": "wdt.stockin.order.query.refund",
+    "stockin_order_query_purchase.php": "wdt.stockin.order.query.purchase",
+    "his_stockin_order_query_refund.php": ARCHIVE_REFUND,
 }
 # "本接口不返回淘系订单数据" [DOC S1]
 HIDDEN_PLATFORMS = frozenset({1})

@@ -52,7 +52,7 @@ class BusinessError(Exception):
         self.code, self.message, self.sub_code = code, message, sub_code
 
 
-def _invalid(name: str, message: str) -> BusinessError:
+def invalid_parameter(name: str, message: str) -> BusinessError:
     return BusinessError(100, message, f"isv.invalid-parameter:{name}")
 
 
@@ -113,34 +113,40 @@ class StockoutQuery:
         return all(value is None or order[key] == value for key, value in exact)
 
 
-def _int_param(params: Mapping[str, str], name: str, default: int | None) -> int | None:
+def int_param(params: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = params.get(name, "")
     if raw == "":
         return default
     try:
         return int(raw.strip())
     except ValueError:
-        raise _invalid(name, f"参数{name}必须是整数: {raw}") from None
+        raise invalid_parameter(name, f"参数{name}必须是整数: {raw}") from None
+
+
+def parse_paging(params: Mapping[str, str]) -> tuple[int, int]:
+    """(page_no, page_size): page_no >= 0 (default 0), page_size 1..100 (default 40); BusinessError 100."""
+    page_size = int_param(params, "page_size", DEFAULT_PAGE_SIZE)
+    assert page_size is not None
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise invalid_parameter("page_size", f"page_size取值范围为1~{MAX_PAGE_SIZE}: {page_size}")
+    page_no = int_param(params, "page_no", 0)
+    assert page_no is not None
+    if page_no < 0:
+        raise invalid_parameter("page_no", f"page_no不能小于0: {page_no}")
+    return page_no, page_size
 
 
 def parse_query(params: Mapping[str, str], max_span: dt.timedelta = MAX_SPAN) -> StockoutQuery:
     """Validate the business parameters; raises BusinessError."""
-    page_size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE)
-    assert page_size is not None
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise _invalid("page_size", f"page_size取值范围为1~{MAX_PAGE_SIZE}: {page_size}")
-    page_no = _int_param(params, "page_no", 0)
-    assert page_no is not None
-    if page_no < 0:
-        raise _invalid("page_no", f"page_no不能小于0: {page_no}")
-    by_modified = _int_param(params, "is_by_modified", 0)
+    page_no, page_size = parse_paging(params)
+    by_modified = int_param(params, "is_by_modified", 0)
     if by_modified not in (0, 1):
-        raise _invalid("is_by_modified", f"is_by_modified只能是0或1: {by_modified}")
-    status = _int_param(params, "status", None)
+        raise invalid_parameter("is_by_modified", f"is_by_modified只能是0或1: {by_modified}")
+    status = int_param(params, "status", None)
     if status is not None and status not in STATUSES:
         allowed = ",".join(map(str, STATUSES))
-        raise _invalid("status", f"status取值无效, 只能是{allowed}之一: {status}")
-    start, end = _window(params, max_span)
+        raise invalid_parameter("status", f"status取值无效, 只能是{allowed}之一: {status}")
+    start, end = parse_window(params, max_span)
     docs = {k: params.get(k) or None for k in ("stockout_no", "src_order_no", "src_tid")}
     if start is None and not any(docs.values()):
         raise BusinessError(2900, "时间范围与订单编号不能全部为空", "isv.missing-parameter:start_time")
@@ -162,21 +168,21 @@ def _span_text(span: dt.timedelta) -> str:
     return f"{minutes // 1440}天" if minutes % 1440 == 0 else f"{minutes}分钟"
 
 
-def _window(params: Mapping[str, str], max_span: dt.timedelta) -> tuple[dt.datetime | None, dt.datetime | None]:
+def parse_window(params: Mapping[str, str], max_span: dt.timedelta) -> tuple[dt.datetime | None, dt.datetime | None]:
     raw = {k: params.get(k, "") for k in ("start_time", "end_time")}
     if not any(raw.values()):
         return None, None
     parsed: dict[str, dt.datetime] = {}
     for name, value in raw.items():
         if value == "":
-            raise _invalid(name, f"start_time与end_time必须同时传入, 缺少{name}")
+            raise invalid_parameter(name, f"start_time与end_time必须同时传入, 缺少{name}")
         try:
             parsed[name] = parse_datetime(value)
         except ValueError:
-            raise _invalid(name, f"{name}格式错误, 应为yyyy-MM-dd HH:mm:ss: {value}") from None
+            raise invalid_parameter(name, f"{name}格式错误, 应为yyyy-MM-dd HH:mm:ss: {value}") from None
     start, end = parsed["start_time"], parsed["end_time"]
     if start > end:
-        raise _invalid("start_time", "start_time不能大于end_time")
+        raise invalid_parameter("start_time", "start_time不能大于end_time")
     if end - start > max_span:
         raise BusinessError(100, f"时间跨度不能超过{_span_text(max_span)}", "isv.time-span-too-long")
     return start, end

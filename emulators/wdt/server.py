@@ -1,10 +1,15 @@
-"""Emulator of the 旺店通 企业版 Qimen gateway for ``wdt.stockout.order.query.trade``, and of WDT's
-direct openapi2 endpoint on the same port (:mod:`emulators.wdt.openapi2`).
+"""Emulator of the 旺店通 企业版 Qimen gateway for ``wdt.stockout.order.query.trade`` and the stock-in
+queries ``wdt.stockin.order.query.refund`` / ``wdt.stockin.order.query.purchase``
+(:mod:`emulators.wdt.stockin`), and of WDT's direct openapi2 endpoint on the same port
+(:mod:`emulators.wdt.openapi2`).
 
-Follows /work/shared/protocols/wdt-qimen-stockout.md. Points the spec marks [INF]/[UNCONFIRMED] are
-decided here (gateway), in :mod:`emulators.wdt.wire` (parameters, signature, XML), :mod:`.openapi2`
-(the direct endpoint), :mod:`.query` (query semantics and parameter errors), :mod:`.timeline` (clock,
-order histories, renumbering, churn) and :mod:`.faults` (latency, 5xx, quota).
+Follows /work/shared/protocols/wdt-qimen-stockout.md (and wdt-qimen-stockin.md for the stock-ins).
+Points the specs mark [INF]/[UNCONFIRMED] are decided here (gateway), in :mod:`emulators.wdt.wire`
+(parameters, signature, XML), :mod:`.openapi2` (the direct endpoint), :mod:`.query` (query semantics and
+parameter errors), :mod:`.timeline` (clock, order histories, renumbering, churn), :mod:`.stockin`
+(the stock-in queries; their data: :mod:`emulators.stockins`) and :mod:`.faults` (latency, 5xx, quota).
+Every method passes the same gateway checks, seller check, quota and faults, and answers in the same
+envelopes.
 
 Transport (§2.1)
 - ``/router/qm`` and ``/router/qmtest`` (a trailing slash is tolerated), GET and POST; ``/openapi2/<file>``
@@ -33,7 +38,8 @@ Gateway checks (§2.2-§2.4), in this order; each failure answers the observed Q
   ``2.0`` 34 "Unsupported Version" (spec §2.2: v is required and is 2.0);
   format other than json/xml 23 "Invalid Format";
   target_app_key missing 40 "Missing Required Arguments" / wrong 41 "Invalid Arguments";
-  method missing 21 "Missing Method" / unknown 22 "Invalid Method" (a leading ``hu3cgwt0tc.`` is stripped).
+  method missing 21 "Missing Method" / unknown 22 "Invalid Method" (a leading ``hu3cgwt0tc.`` is stripped;
+  the customer-specific ``wdt.ext.stockin.*`` variants are unknown, stock-in spec §1).
   ``session`` and ``partner_id`` are only signed. A bug in the emulator answers 15 "Remote service
   error" in the same shape.
   The default shape is the Qimen one because it is the only sample taken from ``/router/qm`` itself
@@ -46,8 +52,9 @@ not change them), in this order: 100 invalid or missing ``sid`` (``isv.invalid-s
 quota of :mod:`.faults`, then the parameter errors of :mod:`.query` (100, 2900).
 
 Success: ``{"response":{"flag":"success","code":0,"errorcode":0,"message":"","total_count":N,
-"stockout_list":[...],"request_id":...}}``; ``total_count`` (orders, not lines) is on page 0 only, on every
-page with ``total_count_every_page=True`` (CLI ``--total-count-every-page``).
+"stockout_list":[...],"request_id":...}}`` (``stockin_list`` for the stock-in methods); ``total_count``
+(orders, not lines) is on page 0 only, on every page with ``total_count_every_page=True`` (CLI
+``--total-count-every-page``), for every method.
 
 Order fields that the spec cannot confirm for 企业版 are switches; the default is the side a client
 cannot wrongly come to rely on (a field that may not exist is absent):
@@ -88,9 +95,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from emulators.dataset import Dataset, build_dataset
+from emulators.stockins import PURCHASE, REFUND, build_stockins
 from emulators.wdt import openapi2
 from emulators.wdt.faults import Faults, Throttle, server_error_body
 from emulators.wdt.query import MAX_SPAN, BusinessError, parse_query
+from emulators.wdt.stockin import (
+    METHOD_PURCHASE,
+    METHOD_REFUND,
+    STATUS_TYPES,
+    StockinStore,
+    parse_stockin_query,
+)
 from emulators.wdt.timeline import SHANGHAI, Clock, OrderStore
 from emulators.wdt.wire import (
     JSON_CONTENT_TYPE,
@@ -155,6 +170,7 @@ class GatewayConfig:
     top_error_shape: bool = False
     batch_fields: bool = False
     privacy: str = "absent"
+    stockin_status_type: str = "mixed"
     openapi2_appkey: str = openapi2.DEFAULT_APPKEY
     openapi2_appsecret: str = openapi2.DEFAULT_APPSECRET
     openapi2_timestamp_tolerance: dt.timedelta = dt.timedelta(seconds=openapi2.DEFAULT_TIMESTAMP_TOLERANCE_S)
@@ -179,22 +195,30 @@ class WdtGateway:
     """HTTP-free core: merged parameters in, the envelope (a dict) out. ``openapi2`` is the direct
     endpoint's core, dispatching to the same method handlers."""
 
-    def __init__(self, config: GatewayConfig, dataset: Dataset, store: OrderStore) -> None:
+    def __init__(self, config: GatewayConfig, dataset: Dataset, store: OrderStore, stockins: StockinStore) -> None:
         self.config = config
         self.dataset = dataset
         self.store = store
+        self.stockins = stockins
         self.throttle = Throttle(config.throttle_per_minute, config.clock)
         # Qimen method -> handler; openapi2.ROUTES maps the direct endpoint's files onto these names.
         self._methods: dict[str, Handler] = {
             METHOD: self._stockout_query_trade,
+            METHOD_REFUND: lambda params, hidden: self._stockin_query(REFUND, params, hidden),
+            METHOD_PURCHASE: lambda params, hidden: self._stockin_query(PURCHASE, params, hidden),
         }
-        missing = set(openapi2.ROUTES.values()) - set(self._methods)
+        # Handlers only the direct endpoint routes to (no Qimen method exists for them).
+        self._direct_only: dict[str, Handler] = {
+            openapi2.ARCHIVE_REFUND: lambda params, hidden: self._stockin_query(REFUND, params, hidden, archive=True),
+        }
+        missing = set(openapi2.ROUTES.values()) - set(self._methods) - set(self._direct_only)
         assert not missing, f"openapi2 routes to unknown methods: {missing}"
         self.openapi2 = openapi2.Openapi2Endpoint(self)
 
     def dispatch(self, method: str, params: Mapping[str, str], hidden_platforms: frozenset[int]) -> dict[str, Any]:
         """Run a method's handler (both transports come here); raises BusinessError."""
-        return self._methods[method](params, hidden_platforms)
+        handler = self._methods.get(method) or self._direct_only[method]
+        return handler(params, hidden_platforms)
 
     def handle(self, params: Mapping[str, str]) -> dict[str, Any]:
         request_id = _new_request_id()
@@ -341,6 +365,34 @@ class WdtGateway:
         body["stockout_list"] = [self._shape(o) for o in matches[offset : offset + q.page_size]]
         return body
 
+    def _stockin_query(
+        self, kind: str, params: Mapping[str, str], hidden_platforms: frozenset[int], *, archive: bool = False
+    ) -> dict[str, Any]:
+        q = parse_stockin_query(kind, params, self.config.max_span)
+
+        def shown(stockin: dict[str, Any], modified: dt.datetime) -> bool:
+            return stockin.get("platform_id") not in hidden_platforms and q.matches(stockin, modified)
+
+        matches = [] if archive else self.stockins.read(kind, shown)
+        offset = q.page_no * q.page_size
+        body: dict[str, Any] = {}
+        if q.page_no == 0 or self.config.total_count_every_page:
+            body["total_count"] = len(matches)
+        body["stockin_list"] = [self._shape_stockin(kind, s) for s in matches[offset : offset + q.page_size]]
+        return body
+
+    def _shape_stockin(self, kind: str, stockin: dict[str, Any]) -> dict[str, Any]:
+        """The stock-in as the switches hand it out (privacy of 淘系 refunds, the status's JSON type)."""
+        shaped = dict(stockin)
+        if self.config.privacy == "absent" and stockin.get("platform_id") == TAOBAO_PLATFORM:
+            shaped = {k: v for k, v in shaped.items() if k not in PRIVACY_FIELDS}
+        status_type = self.config.stockin_status_type
+        if status_type == "int" or (status_type == "mixed" and kind == REFUND):
+            shaped["status"] = int(stockin["status"])
+        else:
+            shaped["status"] = str(stockin["status"])
+        return shaped
+
     def _shape(self, order: dict[str, Any]) -> dict[str, Any]:
         """The order as this gateway's switches hand it out (the stored order is never changed)."""
         hide_privacy = self.config.privacy == "absent" and order["platform_id"] == TAOBAO_PLATFORM
@@ -361,7 +413,9 @@ class WdtEmulatorServer(ThreadingHTTPServer):
     ``openapi2.ROUTES``, e.g. ``stockout_order_query_trade.php``).
 
     `emulator` is the order store: `now()`, `set_now(t, running=False)`, `ground_truth(start, end)`,
-    `orders(when=None)` (see :mod:`emulators.wdt.timeline`).
+    `orders(when=None)` (see :mod:`emulators.wdt.timeline`). `stockins` is the stock-in store on the same
+    clock: `refunds(when=None)`, `purchases(when=None)` (see :mod:`emulators.wdt.stockin`); its `data` is
+    the final ground truth (:func:`emulators.stockins.build_stockins`).
     """
 
     daemon_threads = True
@@ -371,6 +425,7 @@ class WdtEmulatorServer(ThreadingHTTPServer):
     ) -> None:
         self.gateway = gateway
         self.emulator = gateway.store
+        self.stockins = gateway.stockins
         self.faults = faults
         self.log_requests = log_requests
         super().__init__((host, port), _Handler)
@@ -514,6 +569,7 @@ def make_server(
     top_error_shape: bool = False,
     batch_fields: bool = False,
     privacy: str = "absent",
+    stockin_status_type: str = "mixed",
     openapi2_appkey: str = openapi2.DEFAULT_APPKEY,
     openapi2_appsecret: str = openapi2.DEFAULT_APPSECRET,
     openapi2_timestamp_tolerance_s: int = openapi2.DEFAULT_TIMESTAMP_TOLERANCE_S,
@@ -527,6 +583,8 @@ def make_server(
     """
     if privacy not in PRIVACY_MODES:
         raise ValueError(f"privacy must be one of {PRIVACY_MODES}")
+    if stockin_status_type not in STATUS_TYPES:
+        raise ValueError(f"stockin_status_type must be one of {STATUS_TYPES}")
     if (
         max_span_minutes < 1
         or timestamp_tolerance_s < 0
@@ -538,9 +596,10 @@ def make_server(
             "openapi2_timestamp_tolerance_s >= 0"
         )
     dataset = build_dataset(seed, orders, start or default_start(days), days)
+    business_clock = _business_clock(now, clock)
     store = OrderStore(
         dataset.orders,
-        _business_clock(now, clock),
+        business_clock,
         seed=seed,
         late_rate=_rate("late_rate", late_rate),
         renumber_rate=_rate("renumber_rate", renumber_rate),
@@ -558,10 +617,13 @@ def make_server(
         top_error_shape=top_error_shape,
         batch_fields=batch_fields,
         privacy=privacy,
+        stockin_status_type=stockin_status_type,
         openapi2_appkey=openapi2_appkey,
         openapi2_appsecret=openapi2_appsecret,
         openapi2_timestamp_tolerance=dt.timedelta(seconds=openapi2_timestamp_tolerance_s),
         clock=clock,
     )
     faults = Faults(seed=seed, latency_ms=latency_ms, error_rate=error_rate)
-    return WdtEmulatorServer(host, port, WdtGateway(config, dataset, store), faults, log_requests=log_requests)
+    stockins = StockinStore(build_stockins(dataset), business_clock)
+    gateway = WdtGateway(config, dataset, store, stockins)
+    return WdtEmulatorServer(host, port, gateway, faults, log_requests=log_requests)

@@ -540,7 +540,8 @@ def _manifest(ti: Any) -> dict[str, Any]:
 
 def _report(files: Any, counts: Mapping[str, int]) -> tuple[dict[str, int], list[Any]]:
     """``counts`` with the load report's outcome counts, and its problem orders (none without a report)."""
-    from erpsync.steps.load import OUTCOMES, read_report, window_problems
+    from erpsync.outcomes import OUTCOMES
+    from erpsync.steps.load import read_report, window_problems
 
     if not files.load_report.exists():
         return dict(counts), []

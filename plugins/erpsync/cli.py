@@ -3,7 +3,7 @@
     python -m erpsync validate [SCHEME ...] [--kingdee CONNECTION]
                                                    every problem of the schemes, as file:line: key: message
     python -m erpsync preview SCHEME --order FILE.json
-    python -m erpsync preview SCHEME --stockout-no CK2026110100001 [--window START END]
+    python -m erpsync preview SCHEME --number CK2026110100001 [--window START END]
     python -m erpsync schema [--check]             write (or check) include/schemes/scheme.schema.json
 
 ``validate`` exits 1 when a scheme has a problem, so it can guard a commit or a deployment.

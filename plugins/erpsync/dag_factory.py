@@ -7,9 +7,7 @@ task runs. XCom carries the window, paths and counts, never data.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
-from contextlib import closing
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -19,14 +17,13 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task, teardown
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from erpsync.alerts import RobotNotifier, notify_problems
+from erpsync.alerts import RobotNotifier
 from erpsync.mapping.compile import compile_mapping
-from erpsync.preconditions import PreconditionSensor, mark_complete
+from erpsync.preconditions import PreconditionSensor
+from erpsync.run import Run
 from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_schemes
 from erpsync.staging import RunFiles, staging_root
 from erpsync.windows import Window, WindowError, resolve_window
-
-log = logging.getLogger(__name__)
 
 # An ISO date or date-time, optionally with an offset (no offset: Asia/Shanghai). The trigger form's
 # date picker sends UTC with milliseconds ("2026-11-01T16:00:00.000Z"); a fraction other than zero is
@@ -145,16 +142,18 @@ def build_dag(scheme: Scheme) -> DAG:
             ),
         },
     ) as dag:
-        # one pool per WDT connection caps the extract tasks reading on it at once (the call rate per
-        # app key is kept by the shared limiter, [erpsync] wdt_rate_limit_url)
+
+        def run_of(manifest: dict[str, Any], run_id: str | None = None) -> Run:
+            return Run.from_manifest(scheme, manifest, root=staging_root(), run_id=run_id or "manual", mapping=mapping)
+
+        # one pool per source connection caps the extract tasks reading on it at once (WDT's call rate
+        # per app key is kept by the shared limiter, [erpsync] wdt_rate_limit_url)
         @task(task_id="extract", execution_timeout=timedelta(hours=2), pool=scheme.source.connection)
         def extract_task(
             params: dict[str, Any] | None = None, data_interval_start=None, data_interval_end=None, dag_run=None
         ) -> dict[str, Any]:
-            from erpsync.connections import ConnectionConfigError
+            from erpsync.connectors import config_errors, open_reader
             from erpsync.steps.extract import extract
-            from erpsync.wdt.client import WdtConfigError
-            from erpsync.wdt.hook import WdtHook
 
             params = params or {}  # Airflow passes the run's params (the DAG declares them)
             if not settings.enabled:
@@ -171,77 +170,53 @@ def build_dag(scheme: Scheme) -> DAG:
                 filters = scheme.source.check_filters(params.get("filters") or {})
             except SchemeError as exc:
                 raise AirflowFailException(f"run parameters: {exc}") from exc
-            manifest = {"window": window.as_dict(), "filters": filters, "dry_run": bool(params.get("dry_run"))}
-            files = _files(scheme, manifest)
+            run = Run.open(
+                scheme, window, staging_root(), filters=filters, dry_run=bool(params.get("dry_run")), mapping=mapping
+            )
             try:
-                with closing(WdtHook(scheme.source.connection).get_conn()) as client:
-                    result = extract(scheme, window, client, files, filters)
-            except (ConnectionConfigError, WdtConfigError) as exc:  # a retry would be refused alike
+                with open_reader(scheme.source) as reader:
+                    result = extract(run, reader)
+            except config_errors(scheme) as exc:  # a retry would be refused alike
                 raise AirflowFailException(str(exc)) from exc
-            return {**manifest, "dir": str(files.dir), **asdict(result)}
+            return {**run.as_manifest(), "dir": str(run.files.dir), **asdict(result)}
 
         @task(task_id="validate", execution_timeout=timedelta(hours=1))
         def validate_task(manifest: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
             from erpsync.steps.validate import validate
 
-            result = validate(_files(scheme, manifest), scheme.source.suites, scheme.source.keys, run_id or "manual")
-            return {**manifest, **asdict(result)}
+            return {**manifest, **asdict(validate(run_of(manifest, run_id)))}
 
         @task(task_id="transform", execution_timeout=timedelta(hours=1))
         def transform_task(manifest: dict[str, Any]) -> dict[str, Any]:
             from erpsync.steps.transform import transform
 
-            window = Window.from_dict(manifest["window"])  # NOW() in a mapping is the window end: reruns agree
-            result = transform(mapping, _files(scheme, manifest), scheme.source.keys, window.end)
-            return {**manifest, **asdict(result)}
+            return {**manifest, **asdict(transform(run_of(manifest)))}
 
         @task(
             task_id="load",
             execution_timeout=timedelta(hours=2),
             # windows load one after another however runs are made (a backfill has its own run limit)
             max_active_tis_per_dag=settings.max_active_runs,
-            # one pool per Kingdee connection caps the calls of every run and DAG on it: each load
+            # one pool per target connection caps the calls of every run and DAG on it: each load
             # task holds as many slots as it has calls in flight
             pool=scheme.target.connection,
             pool_slots=settings.load.concurrency,
         )
         def load_task(manifest: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
-            from erpsync.connections import ConnectionConfigError
-            from erpsync.kingdee.client import KingdeeConfigError
-            from erpsync.kingdee.hook import KingdeeHook
-            from erpsync.steps.load import load, summary, window_problems
+            from erpsync.connectors import config_errors, open_writer
+            from erpsync.policy import WindowIncomplete, finish_window
+            from erpsync.steps.load import load
 
-            files = _files(scheme, manifest)
-            dry_run = bool(manifest.get("dry_run"))
+            run = run_of(manifest, run_id)
             try:
-                with closing(KingdeeHook(scheme.target.connection).get_conn()) as client:
-                    result = load(client, files, settings.load, dry_run=dry_run)
-            except (ConnectionConfigError, KingdeeConfigError) as exc:  # a retry cannot fix it: fail now, no retries
+                with open_writer(scheme.target) as writer:
+                    result = load(run, writer)
+            except config_errors(scheme) as exc:  # a retry cannot fix it: fail now, no retries
                 raise AirflowFailException(str(exc)) from exc
-            problems = window_problems(files)
-            window = Window.from_dict(manifest["window"])
-            text = summary(str(window), result, problems, dry_run)
-            counts = {**asdict(result), "problems": len(problems)}
-            if problems and not dry_run and settings.load.on_problem == "fail":
-                log.error("%s\nEverything else is loaded. Fix the data or Kingdee, then clear this task.", text)
-                raise AirflowFailException(
-                    f"{len(problems)} orders of this window did not reach Kingdee (listed above)"
-                )
-            (log.warning if problems else log.info)(text)
-            if dry_run:  # shows what would happen; only a real load can be red, alert, or complete a window
-                return {**manifest, **counts}
-            if problems and settings.alerts:  # on_problem: warn: the run stays green, orders are missing
-                notify_problems(
-                    settings.alerts,
-                    dag_id=scheme.dag_id,
-                    run_id=run_id or "manual",
-                    window=window,
-                    counts=counts,
-                    problems=problems,
-                )
-            if not manifest.get("filters"):  # a narrowed run did not read the whole window
-                mark_complete(files, counts)
-            return {**manifest, **counts}
+            try:
+                return {**manifest, **finish_window(run, result)}
+            except WindowIncomplete as exc:
+                raise AirflowFailException(str(exc)) from exc
 
         # a teardown: it runs after a failed load too, and leaves the run's state to the load
         @teardown

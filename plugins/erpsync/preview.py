@@ -1,8 +1,8 @@
 """``python -m erpsync preview``: the Kingdee payload a scheme builds for one order, field by field.
 
 The order comes from a JSON file (one order as the API returns it, or a whole response), from the
-staged windows (``--stockout-no``: newest window first), or, when the staging holds no such order and
-``--window`` is given, from WDT itself through the scheme's connection. Nothing is posted. Each field
+staged windows (``--number``: newest window first), or, when the staging holds no such order and
+``--window`` is given, from the source itself through the scheme's connector and connection. Nothing is posted. Each field
 is printed with the value Kingdee would receive, the mapping row's value and the source values it
 read; rows that send nothing are listed apart.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -46,7 +45,7 @@ def _pick(orders: Sequence[Mapping[str, Any]], number: str | None, scheme: Schem
     if not orders:
         raise PreviewError(f"{where}: no order {number}")
     if len(orders) > 1:
-        raise PreviewError(f"{where}: {len(orders)} orders; say which with --stockout-no ({key})")
+        raise PreviewError(f"{where}: {len(orders)} orders; say which with --number ({key})")
     return orders[0]
 
 
@@ -90,9 +89,10 @@ def order_from_staging(root: Any, scheme: Scheme, number: str) -> tuple[Record, 
     return None
 
 
-def order_from_wdt(scheme: Scheme, number: str, window: Any, connection: str) -> tuple[Record, list[Record]]:
-    from erpsync.steps.extract import request_params, stage_rows
-    from erpsync.wdt.hook import WdtHook
+def order_from_source(scheme: Scheme, number: str, window: Any, connection: str) -> tuple[Record, list[Record]]:
+    """The order numbered ``number`` in ``window``, asked of the scheme's source through its connector."""
+    from erpsync.connectors import open_reader
+    from erpsync.steps.extract import stage_rows
 
     api = scheme.source.api
     if not api.number_param or api.number_param not in scheme.source.filter_fields:
@@ -100,10 +100,9 @@ def order_from_wdt(scheme: Scheme, number: str, window: Any, connection: str) ->
             f"{scheme.path}: {api.method} cannot be asked for one order by number here "
             f"(its number_param {api.number_param or 'is not defined'}, or the scheme sets it)"
         )
-    params = request_params(scheme, window, {api.number_param: number})
-    with closing(WdtHook(connection).get_conn()) as client:
-        response = client.call(api.method, {**params, "page_no": str(scheme.source.start_page), "page_size": "10"})
-    return stage_rows(_pick(response.get(api.list_key) or [], number, scheme, f"WDT {window}"), api)
+    with open_reader(scheme.source, connection) as reader:
+        orders = list(reader.orders(window, {api.number_param: number}))
+    return stage_rows(_pick(orders, number, scheme, f"{scheme.source.system} {window}"), api)
 
 
 def explain(
@@ -183,8 +182,8 @@ def run_preview(args: argparse.Namespace, out: TextIO) -> int:
     from erpsync.windows import Window, parse_datetime
 
     include_dir = Path(args.include).resolve()
-    if not args.order and not args.stockout_no:
-        print("say which order: --order FILE.json or --stockout-no NUMBER", file=out)
+    if not args.order and not args.number:
+        print("say which order: --order FILE.json or --number NUMBER", file=out)
         return 2
     try:
         scheme = load_scheme(Path(args.scheme), include_dir)
@@ -199,25 +198,25 @@ def run_preview(args: argparse.Namespace, out: TextIO) -> int:
     now = parse_datetime(args.now, "now") if args.now else (window.end if window else None)
     try:
         if args.order:
-            order, lines = order_from_file(Path(args.order), scheme, args.stockout_no)
+            order, lines = order_from_file(Path(args.order), scheme, args.number)
             origin = args.order
         else:
-            staged = order_from_staging(staging_root(args.staging_root), scheme, args.stockout_no)
+            staged = order_from_staging(staging_root(args.staging_root), scheme, args.number)
             if staged is not None:
                 order, lines, origin = staged
             elif window is not None:
-                order, lines = order_from_wdt(
-                    scheme, args.stockout_no, window, args.connection or scheme.source.connection
+                order, lines = order_from_source(
+                    scheme, args.number, window, args.connection or scheme.source.connection
                 )
-                origin = f"WDT, {window}"
+                origin = f"{scheme.source.system}, {window}"
             else:
-                raise PreviewError(f"{args.stockout_no} is in no staged window; give --window START END to ask WDT")
+                raise PreviewError(f"{args.number} is in no staged window; give --window START END to ask the source")
         payload, rows = explain(scheme, order, lines, now)
     except PreviewError as exc:
         print(exc, file=out)
         return 1
     except MappingError as exc:
-        print(f"order {args.stockout_no or ''} cannot be mapped: {exc} (the run would list it as unmapped)", file=out)
+        print(f"order {args.number or ''} cannot be mapped: {exc} (the run would list it as unmapped)", file=out)
         return 1
     keys = scheme.source.keys
     print(
@@ -234,16 +233,18 @@ def add_preview_command(commands: Any) -> None:
     parser.add_argument("scheme", help="the scheme file")
     parser.add_argument("--order", help="a JSON file: one order as the API returns it, or a whole response")
     parser.add_argument(
-        "--stockout-no",
         "--number",
-        dest="stockout_no",
-        help="the order's number (the API's number_key): read from the staged windows, else from WDT "
-        "(with --order: which order of the file)",
+        "--stockout-no",
+        dest="number",
+        help="the order's number (the API's number_key: a stock-out's or stock-in's order_no): read from the "
+        "staged windows, else from the source (with --order: which order of the file)",
     )
-    parser.add_argument("--window", nargs=2, metavar=("START", "END"), help="where WDT is asked when staging lacks it")
+    parser.add_argument(
+        "--window", nargs=2, metavar=("START", "END"), help="where the source is asked when staging lacks it"
+    )
     parser.add_argument(
         "--staging-root", help="a path or URL (default: [erpsync] staging_root, else AIRFLOW_HOME/staging)"
     )
-    parser.add_argument("--connection", help="the WDT connection id (default: the scheme's)")
+    parser.add_argument("--connection", help="the source connection id (default: the scheme's)")
     parser.add_argument("--now", help="what NOW()/CURDATE() give (default: the window end, else the clock)")
     parser.set_defaults(run=run_preview)

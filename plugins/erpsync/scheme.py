@@ -78,6 +78,15 @@ class FieldDef(_Model):
     type: FieldType
 
 
+class SearchDef(_Model):
+    """What the order search (the UI's 订单查询) matches and shows, besides the order's id and number."""
+
+    numbers: list[str] = Field(default_factory=list, description="Order fields holding other numbers of the order")
+    number_lists: list[str] = Field(default_factory=list, description="Order fields holding comma-separated numbers")
+    line_numbers: list[str] = Field(default_factory=list, description="Line fields holding an original order number")
+    shown: list[str] = Field(default_factory=list, description="Order fields shown beside each window of the order")
+
+
 class SourceApiFile(_Model):
     """``include/apis/<method>.yaml``: a WDT query API, its request and response fields."""
 
@@ -97,6 +106,21 @@ class SourceApiFile(_Model):
     window_inclusive_end: bool = Field(
         description="true: the API's end time is inclusive, so a window [start, end) is sent as end - 1 s"
     )
+    time_format: str = Field(
+        default="YYYY-MM-DD HH:mm:ss", description="How the API writes a window's times (pendulum tokens)"
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="The zone of the API's times")
+    by_modified_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Request parameters that put the window on last-modified time (sent when the scheme's "
+        "source.by_modified is true)",
+    )
+    always_by_modified: bool = Field(
+        default=False, description="true: the API's window is always on last-modified time (no parameter switches it)"
+    )
+    page_no_param: str = Field(default="page_no", description="The request parameter of the page number")
+    page_size_param: str = Field(default="page_size", description="The request parameter of the page size")
+    search: SearchDef = SearchDef()
     request: dict[str, FieldDef]
     order_fields: dict[str, FieldDef]
     line_fields: dict[str, FieldDef]
@@ -210,6 +234,27 @@ class SourceSettings(_Model):
     request: list[RequestParam]
 
 
+class RequirementDef(_Model):
+    """A bill of another form that must be in the target before this scheme's bill may be saved (the
+    return's original sale): a bill whose requirement is missing is held, with this reason, and is
+    saved by a later run once the other bill is there."""
+
+    form: str = Field(pattern=r"^[A-Za-z0-9_]+$", description="The form the required bill is in, e.g. SAL_OUTSTOCK")
+    field: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Its header field that holds the value, e.g. F_ora_Text_ysdh"
+    )
+    value: str = Field(
+        pattern=r"^\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}$",
+        description="The source order field whose value the required bill holds, e.g. {{tid}}",
+    )
+    list: bool = Field(default=False, description="true: the field holds several values joined with ','")
+    label: Text = Field(default="", description="What the required bill is, for the held reason (原销售出库单)")
+
+    @property
+    def source_field(self) -> str:
+        return self.value.strip()[2:-2].strip()
+
+
 class TargetSettings(_Model):
     system: Literal["kingdee"] = Field(
         description="The target connector; its forms are include/apis/kingdee.<form>.yaml"
@@ -224,6 +269,9 @@ class TargetSettings(_Model):
     bill_key: str = Field(description="The header field that numbers a bill: one bill per number")
     check_base_data: bool = Field(
         default=True, description="Look the bills' base-data numbers up in Kingdee before posting"
+    )
+    requires: list[RequirementDef] = Field(
+        default_factory=list, description="Bills of other forms that must be in the target first (a return's sale)"
     )
     collections: dict[str, CollectionDef] = Field(default_factory=dict)
     mapping: list[MappingRow]
@@ -565,6 +613,24 @@ def load_source_api(path: Path) -> SourceApi:
             problems.append(
                 Problem(path, text.line_of((key,)), key, f"{getattr(definition, key)!r} is not one of {where}")
             )
+    for group in ("numbers", "number_lists", "shown"):
+        for name in getattr(definition.search, group):
+            if name not in definition.order_fields:
+                problems.append(
+                    Problem(
+                        path, text.line_of(("search", group)), f"search.{group}", f"{name!r} is not one of order_fields"
+                    )
+                )
+    for name in definition.search.line_numbers:
+        if name not in definition.line_fields:
+            problems.append(
+                Problem(
+                    path,
+                    text.line_of(("search", "line_numbers")),
+                    "search.line_numbers",
+                    f"{name!r} is not one of line_fields",
+                )
+            )
     if definition.number_param and definition.number_param not in definition.request:
         problems.append(
             Problem(
@@ -621,6 +687,15 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
     if not src.api.startswith(f"{src.system}."):
         problem(("source", "api"), f"a {src.system} API's name starts with '{src.system}.'")
     api = _definition(load_source_api, include_dir / "apis" / f"{src.api}.yaml", text, ("source", "api"))
+    if src.by_modified and not (api.by_modified_params or api.always_by_modified):
+        problem(
+            ("source", "by_modified"),
+            f"{api.method} cannot window on last-modified time (its definition has no by_modified_params)",
+        )
+    if not src.by_modified and api.always_by_modified:
+        problem(
+            ("source", "by_modified"), f"{api.method} windows on last-modified time always; write by_modified: true"
+        )
     if src.pagination.page_size > api.max_page_size:
         problem(
             ("source", "pagination", "page_size"), f"must be 1..{api.max_page_size}, got {src.pagination.page_size}"
@@ -640,6 +715,12 @@ def load_scheme(path: Path, include_dir: Path = INCLUDE_DIR) -> Scheme:
     form = _definition(
         load_target_form, include_dir / "apis" / f"{tgt.system}.{tgt.form}.yaml", text, ("target", "form")
     )
+    for index, requirement in enumerate(tgt.requires):
+        if requirement.source_field not in api.order_fields:
+            problem(
+                ("target", "requires", index, "value"),
+                f"'{requirement.source_field}' is not a response field of {api.method}",
+            )
     collections = {}
     for name, spec in tgt.collections.items():
         if spec.source != api.line_list_key:

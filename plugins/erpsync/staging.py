@@ -81,6 +81,7 @@ class RunFiles:
         filters: dict[str, str] | None = None,
         dry_run: bool = False,
     ) -> None:
+        self.window = window
         self.dir = root / dag_id / window_folder(window, filters, dry_run)
         self.filters = self.dir / "filters.json"
         self.orders = self.dir / "orders.parquet"

@@ -236,7 +236,7 @@ def test_on_problem_warn_gives_a_green_run_with_the_same_bills(
     files, quarantine, report = _reports(tmp_path)
     assert len(quarantine) and (report["outcome"] == "held").any()
     # the window is complete for schemes that wait for this one (前置条件), problems counted
-    from erpsync.steps.load import PROBLEMS
+    from erpsync.outcomes import PROBLEMS
 
     assert json.loads(files.complete.read_text())["problems"] == report["outcome"].isin(PROBLEMS).sum() > 0
 

@@ -18,14 +18,16 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeTransientError
+from erpsync.kingdee.connector import KingdeeTarget
 from erpsync.mapping.compile import compile_mapping
+from erpsync.run import Run
 from erpsync.scheme import INCLUDE_DIR, LoadSettings, load_scheme
-from erpsync.staging import RunFiles
 from erpsync.steps.extract import extract
 from erpsync.steps.load import load, read_report
 from erpsync.steps.transform import transform
 from erpsync.steps.validate import validate
 from erpsync.wdt.client import WdtClient, WdtConfig, WdtTransientError
+from erpsync.wdt.connector import WdtReader
 from erpsync.wdt.paging import PagingError
 from erpsync.windows import Window
 from tests.conftest import KINGDEE, WDT, serving
@@ -34,7 +36,9 @@ pytestmark = pytest.mark.e2e
 
 # pages of 5 orders: several pages per window, so churn moves orders between them while they are read
 _SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
-SCHEME = _SCHEME.edited("source.pagination.page_size", 5)
+SCHEME = _SCHEME.edited("source.pagination.page_size", 5).edited(
+    "settings.load", LoadSettings(chunk_size=10, concurrency=2, rounds=6)
+)
 DAY = date(2026, 11, 2)
 STEP = dt.timedelta(hours=6)  # a coarser schedule than hourly keeps the test short; the logic is the same
 
@@ -92,13 +96,14 @@ def test_a_day_under_every_fault_loads_exactly_the_completed_orders(seed, tmp_pa
         while start < first.add(days=3):  # the day, then the two days its orders may complete on
             window = Window(start, start + STEP)
             wdt.emulator.set_now(window.end.add(minutes=5))  # the run starts just after its window
-            files = RunFiles(root, SCHEME.dag_id, window)
+            run = Run.open(SCHEME, window, root, run_id="drill", mapping=mapping)
+            files = run.files
             for _attempt in range(6):  # Airflow's retries
                 try:
-                    extract(SCHEME, window, reader, files)
-                    validate(files, SCHEME.source.suites, SCHEME.source.keys, "drill")
-                    transform(mapping, files, SCHEME.source.keys)
-                    load(writer, files, LoadSettings(chunk_size=10, concurrency=2, rounds=6))
+                    extract(run, WdtReader(reader, SCHEME.source))
+                    validate(run)
+                    transform(run)
+                    load(run, KingdeeTarget(writer))
                     break
                 except (WdtTransientError, PagingError, KingdeeTransientError):
                     continue

@@ -128,7 +128,7 @@ def base(server: Any) -> str:
 # -- routes and signature --------------------------------------------------------------------------------
 def test_the_base_url_is_the_gateway_host_under_openapi2(server: Any) -> None:
     assert server.openapi2_url == server.url.removesuffix("/router/qm") + "/openapi2/"
-    assert OPENAPI2_ROUTES == {FILE: "wdt.stockout.order.query.trade"}
+    assert OPENAPI2_ROUTES[FILE] == "wdt.stockout.order.query.trade"
 
 
 def test_the_spec_worked_example_is_accepted() -> None:

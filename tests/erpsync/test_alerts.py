@@ -24,7 +24,7 @@ import pytest
 
 from erpsync import alerts
 from erpsync.alerts import AlertError, RobotNotifier, alert_text, notify_problems, report_url, send_alert
-from erpsync.steps.load import Problem
+from erpsync.outcomes import Problem
 from erpsync.windows import Window
 from tests.conftest import serving
 
@@ -501,8 +501,8 @@ def test_the_notifier_called_as_airflow_calls_it_reads_the_failed_loads_report(r
     import pandas as pd
     from airflow.sdk import ObjectStoragePath
 
+    from erpsync.outcomes import REPORT_COLUMNS
     from erpsync.staging import RunFiles, append_part
-    from erpsync.steps.load import REPORT_COLUMNS
 
     root = ObjectStoragePath(tmp_path.as_uri())
     files = RunFiles(root, DAG_ID, WINDOW)

@@ -66,7 +66,7 @@ def test_kingdee_hook_talks_to_the_server(kingdee_emulator, monkeypatch):
         ),
     )
     client = KingdeeHook().get_conn()
-    assert client.find_bills("SAL_OUTSTOCK", ["CK-NONE"]) == {}
+    assert client.find_bills("SAL_OUTSTOCK", "FBillNo", ["CK-NONE"]) == {}
 
 
 def _kingdee_conn(monkeypatch, conn_id: str, **changes) -> None:
@@ -113,7 +113,7 @@ def test_kingdee_hook_password_mode_needs_no_app_id(kingdee_emulator, monkeypatc
     _kingdee_conn(monkeypatch, "kingdee_login", host=kingdee_emulator.url, extra={"auth": "password", "app_id": None})
     client = KingdeeHook("kingdee_login").get_conn()
     assert client.config.auth == "password" and client.config.password == KINGDEE["app_secret"]
-    assert client.find_bills("SAL_OUTSTOCK", ["CK-NONE"]) == {}
+    assert client.find_bills("SAL_OUTSTOCK", "FBillNo", ["CK-NONE"]) == {}
 
 
 # -- Airflow's "Test connection" -------------------------------------------------------------------

@@ -10,9 +10,9 @@ from airflow.sdk import ObjectStoragePath
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeConfigError
 from erpsync.scheme import LoadSettings
 from erpsync.staging import RunFiles, write_json, write_jsonl
-from erpsync.steps.load import load, read_report
+from erpsync.steps.load import read_report
 from erpsync.windows import Window, parse_datetime
-from tests.conftest import KINGDEE
+from tests.conftest import KINGDEE, load_bills
 
 FORM = "SAL_OUTSTOCK"
 OPTIONS = {"IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21"}
@@ -66,17 +66,17 @@ def _files(tmp_path, bills: list[dict]) -> RunFiles:
 
 def test_a_saved_bill_is_found_by_number_with_exact_amounts(kingdee_emulator):
     client = _client(kingdee_emulator)
-    assert client.find_bills(FORM, ["CK-T-1"]) == {}
+    assert client.find_bills(FORM, "FBillNo", ["CK-T-1"]) == {}
     status = client.batch_save(FORM, {**OPTIONS, "Model": [_model("CK-T-1", qty="3", price="33.33")]})
     assert status["IsSuccess"] is True
     fid = status["SuccessEntitys"][0]["Id"]
-    assert client.find_bills(FORM, ["CK-T-1", "CK-T-2"]) == {"CK-T-1": (fid, "CK-T-1")}
+    assert client.find_bills(FORM, "FBillNo", ["CK-T-1", "CK-T-2"]) == {"CK-T-1": (fid, "CK-T-1")}
     rows = client.execute_bill_query(FORM, ["FBillNo", "FRealQty", "FTaxPrice", "FAllAmount"], "FBillNo = 'CK-T-1'")
     assert [[str(v) for v in row] for row in rows] == [["CK-T-1", "3", "33.33", "99.99"]]
 
 
 def test_quotes_in_bill_numbers_cannot_break_the_filter(kingdee_emulator):
-    assert _client(kingdee_emulator).find_bills(FORM, ["x' or '1'='1"]) == {}
+    assert _client(kingdee_emulator).find_bills(FORM, "FBillNo", ["x' or '1'='1"]) == {}
 
 
 def test_load_creates_each_bill_once_and_reports_rejections(kingdee_emulator, tmp_path):
@@ -84,7 +84,7 @@ def test_load_creates_each_bill_once_and_reports_rejections(kingdee_emulator, tm
     bills = [_model("CK-L-1"), _model("CK-L-2", material="NEW-SKU-999"), _model("CK-L-3", price="0"), _model("CK-L-4")]
     files = _files(tmp_path, bills)
 
-    first = load(client, files, LoadSettings(chunk_size=3))
+    first = load_bills(client, files, LoadSettings(chunk_size=3))
     assert (first.created, first.existing, first.rejected) == (3, 0, 1)
     report = read_report(files).set_index("bill_no")
     assert report.loc["CK-L-2", "outcome"] == "rejected"
@@ -95,7 +95,7 @@ def test_load_creates_each_bill_once_and_reports_rejections(kingdee_emulator, tm
     )  # the value, not only the field
     assert report.loc["CK-L-1", "kingdee_id"] and report.loc["CK-L-1", "kingdee_number"] == "CK-L-1"
 
-    again = load(client, files, LoadSettings(chunk_size=3))
+    again = load_bills(client, files, LoadSettings(chunk_size=3))
     assert (again.created, again.existing, again.rejected) == (0, 3, 1)
     rerun = read_report(files).set_index("bill_no")
     assert rerun.loc["CK-L-1", "kingdee_id"] == report.loc["CK-L-1", "kingdee_id"]
@@ -106,7 +106,7 @@ def test_a_dry_run_looks_up_and_sends_nothing(kingdee_emulator, tmp_path):
     client = _client(kingdee_emulator)
     client.batch_save(FORM, {**OPTIONS, "Model": [_model("CK-Y-1")]})
     files = _files(tmp_path, [_model("CK-Y-1"), _model("CK-Y-2"), _model("CK-Y-3")])
-    result = load(client, files, LoadSettings(chunk_size=2), dry_run=True)
+    result = load_bills(client, files, LoadSettings(chunk_size=2), dry_run=True)
     assert (result.existing, result.would_create, result.created) == (1, 2, 0)
     assert dict(read_report(files)[["bill_no", "outcome"]].values) == {
         "CK-Y-1": "existing",
@@ -120,25 +120,25 @@ def test_a_number_saved_twice_in_one_chunk_is_one_bill(kingdee_emulator, tmp_pat
     client = _client(kingdee_emulator)
     twin = copy.deepcopy(_model("CK-D-1"))
     files = _files(tmp_path, [_model("CK-D-1"), twin])
-    result = load(client, files, LoadSettings(chunk_size=10))
+    result = load_bills(client, files, LoadSettings(chunk_size=10))
     assert (result.created, result.existing, result.rejected) == (1, 1, 0)
-    assert len(client.find_bills(FORM, ["CK-D-1"])) == 1
+    assert len(client.find_bills(FORM, "FBillNo", ["CK-D-1"])) == 1
 
 
 def test_a_wrong_secret_is_refused(kingdee_emulator):
     with pytest.raises(KingdeeConfigError, match="refused the credentials.*MsgCode 1"):
-        _client(kingdee_emulator, app_secret="0" * 32).find_bills(FORM, ["X"])
+        _client(kingdee_emulator, app_secret="0" * 32).find_bills(FORM, "FBillNo", ["X"])
 
 
 def test_an_unknown_data_center_is_refused(kingdee_emulator):
     with pytest.raises(KingdeeConfigError, match="data centre in extra.acct_id"):
-        _client(kingdee_emulator, acct_id="nope").find_bills(FORM, ["X"])
+        _client(kingdee_emulator, acct_id="nope").find_bills(FORM, "FBillNo", ["X"])
 
 
 def test_the_session_cookie_is_reused(kingdee_emulator):
     client = _client(kingdee_emulator)
-    client.find_bills(FORM, ["X"])
+    client.find_bills(FORM, "FBillNo", ["X"])
     sid = client.session.cookies.get("kdservice-sessionid")
     assert sid
-    client.find_bills(FORM, ["Y"])
+    client.find_bills(FORM, "FBillNo", ["Y"])
     assert client.session.cookies.get("kdservice-sessionid") == sid

@@ -21,10 +21,10 @@ from airflow.sdk import ObjectStoragePath
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeTransientError
 from erpsync.scheme import LoadSettings
 from erpsync.staging import RunFiles, write_json, write_jsonl
-from erpsync.steps.load import load, read_report
+from erpsync.steps.load import read_report
 from erpsync.windows import Window, parse_datetime
 from scripts.bench_load import FORM, OPTIONS, bills
-from tests.conftest import KINGDEE, REPO, SEED, serving
+from tests.conftest import KINGDEE, REPO, SEED, load_bills, serving
 
 WINDOW = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02", "e"))
 SETTINGS = LoadSettings(chunk_size=8, concurrency=3, rounds=4)
@@ -34,13 +34,13 @@ from airflow.sdk import ObjectStoragePath
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
 from erpsync.scheme import LoadSettings
 from erpsync.staging import RunFiles
-from erpsync.steps.load import load
 from erpsync.windows import Window
+from tests.conftest import load_bills
 url, root, window, acct, user, app_id, secret = sys.argv[1:]
 files = RunFiles(ObjectStoragePath(root), "drill", Window.from_dict(json.loads(window)))
 client = K3CloudClient(K3CloudConfig(server_url=url, acct_id=acct, username=user, app_id=app_id, app_secret=secret,
                                      backoff_seconds=0.01, max_backoff_seconds=0.05))
-load(client, files, LoadSettings(chunk_size=8, concurrency=3, rounds=50))
+load_bills(client, files, LoadSettings(chunk_size=8, concurrency=3, rounds=50))
 """
 
 
@@ -66,7 +66,7 @@ def _load_until_done(url: str, files: RunFiles) -> None:
     """What Airflow's retries do: run the load again while outcomes stay unknown."""
     for _ in range(10):
         try:
-            load(_client(url), files, SETTINGS)
+            load_bills(_client(url), files, SETTINGS)
             return
         except KingdeeTransientError:
             continue
@@ -78,7 +78,7 @@ def test_faults_kills_and_reruns_leave_exactly_one_bill_per_valid_order(tmp_path
 
     clean = _window_files(tmp_path / "clean")
     with serving(make_server("127.0.0.1", 0, **KINGDEE, data_dir=tmp_path / "kd-clean", seed=SEED)) as server:
-        load(_client(server.url), clean, SETTINGS)
+        load_bills(_client(server.url), clean, SETTINGS)
         expected = {no for _, no in _bills_in(server.url)}
     expected_report = read_report(clean)
     rejected = set(expected_report.loc[expected_report["outcome"] == "rejected", "bill_no"])

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig, KingdeeConfigError, KingdeeTransientError
+from erpsync.kingdee.save import ChunkSaver
 from erpsync.scheme import LoadSettings
 from erpsync.staging import write_json
-from erpsync.steps.load import _ChunkLoader, load, read_report
-from tests.conftest import KINGDEE, SEED, serving
+from erpsync.steps.load import read_report
+from tests.conftest import KINGDEE, SEED, load_bills, serving
 from tests.erpsync.test_kingdee_client import FORM, OPTIONS, _files, _model
 
 
@@ -49,11 +50,11 @@ def numbers_in_kingdee(c: K3CloudClient, prefix: str) -> list[str]:
 def test_a_session_login_logs_in_again_when_the_session_expires(tmp_path, caplog, auth):
     with kingdee(tmp_path, session_ttl_s=0.3) as server:
         c = client(server, auth=auth, password=KINGDEE["app_secret"] if auth == "password" else "")
-        assert c.find_bills(FORM, ["X"]) == {}
+        assert c.find_bills(FORM, "FBillNo", ["X"]) == {}
         first = c._sid
         time.sleep(0.4)
         with caplog.at_level(logging.INFO, logger="erpsync.kingdee.client"):
-            assert c.find_bills(FORM, ["X"]) == {}
+            assert c.find_bills(FORM, "FBillNo", ["X"]) == {}
         assert c._sid != first
         assert "session lost; logging in again" in caplog.text
 
@@ -61,10 +62,10 @@ def test_a_session_login_logs_in_again_when_the_session_expires(tmp_path, caplog
 def test_a_signature_client_outlives_its_session(tmp_path):
     with kingdee(tmp_path, session_ttl_s=0.3) as server:
         c = client(server)
-        c.find_bills(FORM, ["X"])
+        c.find_bills(FORM, "FBillNo", ["X"])
         sid = c.session.cookies.get("kdservice-sessionid")
         time.sleep(0.4)
-        c.find_bills(FORM, ["X"])
+        c.find_bills(FORM, "FBillNo", ["X"])
         assert c.session.cookies.get("kdservice-sessionid") not in (None, sid)
 
 
@@ -83,7 +84,7 @@ def test_refused_credentials_fail_at_once_and_name_the_fields(tmp_path, override
         c = client(server, **overrides)
         began = time.monotonic()
         with pytest.raises(KingdeeConfigError, match=message) as caught:
-            c.find_bills(FORM, ["X"])
+            c.find_bills(FORM, "FBillNo", ["X"])
         assert time.monotonic() - began < 2  # no retries with back-off
         for secret in (KINGDEE["app_secret"], "wrong-password", "0" * 32):
             assert secret not in str(caught.value)
@@ -91,7 +92,7 @@ def test_refused_credentials_fail_at_once_and_name_the_fields(tmp_path, override
 
 def test_an_unknown_form_is_a_configuration_error(tmp_path):
     with kingdee(tmp_path) as server, pytest.raises(KingdeeConfigError, match="cannot query form 'NO_SUCH_FORM'"):
-        client(server).find_bills("NO_SUCH_FORM", ["X"])
+        client(server).find_bills("NO_SUCH_FORM", "FBillNo", ["X"])
 
 
 # -- retries of reads --------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def test_reads_are_retried_through_transient_faults(tmp_path, caplog, faults):
 
         def one(number: str) -> Any:
             try:
-                return c.find_bills(FORM, [number])
+                return c.find_bills(FORM, "FBillNo", [number])
             except KingdeeTransientError as exc:
                 return exc
 
@@ -124,10 +125,10 @@ def test_reads_are_retried_through_transient_faults(tmp_path, caplog, faults):
 def test_the_call_limit_is_a_transient_fault(tmp_path):
     with kingdee(tmp_path, call_limit_per_minute=2) as server:
         c = client(server, attempts=1)
-        c.find_bills(FORM, ["A"])
-        c.find_bills(FORM, ["B"])
+        c.find_bills(FORM, "FBillNo", ["A"])
+        c.find_bills(FORM, "FBillNo", ["B"])
         with pytest.raises(KingdeeTransientError, match=r"call limit .*MsgCode 14"):
-            c.find_bills(FORM, ["C"])
+            c.find_bills(FORM, "FBillNo", ["C"])
 
 
 # -- unknown outcomes of writes ------------------------------------------------------------------------
@@ -137,7 +138,7 @@ def test_lost_replies_are_settled_by_looking_the_bills_up(tmp_path, caplog):
         c = client(server)
         files = _files(tmp_path, bills("CK-LOST", 7))
         with caplog.at_level(logging.WARNING):
-            result = load(c, files, LoadSettings(chunk_size=3, concurrency=2))
+            result = load_bills(c, files, LoadSettings(chunk_size=3, concurrency=2))
         assert (result.created, result.existing, result.rejected) == (7, 0, 0)
         assert "looking them up" in caplog.text
         assert numbers_in_kingdee(c, "CK-LOST") == [f"CK-LOST-{i:03d}" for i in range(7)]
@@ -151,7 +152,7 @@ def test_faults_before_the_write_resend_only_the_missing_bills(tmp_path):
     ) as server:
         c = client(server, attempts=10)
         files = _files(tmp_path, bills("CK-MIX", 40))
-        result = load(c, files, LoadSettings(chunk_size=4, concurrency=3, rounds=10))
+        result = load_bills(c, files, LoadSettings(chunk_size=4, concurrency=3, rounds=10))
         assert (result.created, result.rejected) == (40, 0)
         assert numbers_in_kingdee(c, "CK-MIX") == [f"CK-MIX-{i:03d}" for i in range(40)]
 
@@ -160,9 +161,9 @@ def test_outcomes_still_unknown_after_the_rounds_fail_the_task_and_lose_nothing(
     with kingdee(tmp_path, error_rate=1.0) as server:
         files = _files(tmp_path, bills("CK-DOWN", 3))
         with pytest.raises(KingdeeTransientError):
-            load(client(server, attempts=2), files, LoadSettings(chunk_size=3, rounds=2))
+            load_bills(client(server, attempts=2), files, LoadSettings(chunk_size=3, rounds=2))
     with kingdee(tmp_path) as server:  # the same store, healthy again: Airflow's retry
-        result = load(client(server), files, LoadSettings(chunk_size=3))
+        result = load_bills(client(server), files, LoadSettings(chunk_size=3))
         assert (result.created, result.existing) == (3, 0)
 
 
@@ -170,7 +171,7 @@ def test_busy_answers_with_more_calls_than_the_server_takes(tmp_path):
     with kingdee(tmp_path, max_concurrent=2, latency_ms=10, per_bill_ms=5) as server:
         c = client(server, attempts=10)
         files = _files(tmp_path, bills("CK-BUSY", 24))
-        result = load(c, files, LoadSettings(chunk_size=3, concurrency=4, rounds=10))
+        result = load_bills(c, files, LoadSettings(chunk_size=3, concurrency=4, rounds=10))
         assert result.created == 24
         assert len(numbers_in_kingdee(c, "CK-BUSY")) == 24
 
@@ -179,7 +180,7 @@ def test_async_batch_save_query_is_polled_to_completion(tmp_path):
     with kingdee(tmp_path, per_bill_ms=40) as server:
         c = client(server)
         files = _files(tmp_path, [*bills("CK-ASYNC", 5), _model("CK-ASYNC-BAD", material="NEW-SKU-999")])
-        result = load(c, files, LoadSettings(chunk_size=6, asynchronous=True))
+        result = load_bills(c, files, LoadSettings(chunk_size=6, asynchronous=True))
         assert (result.created, result.rejected) == (5, 1)
         report = read_report(files).set_index("bill_no")
         assert "FMaterialID" in report.loc["CK-ASYNC-BAD", "field"]
@@ -191,7 +192,7 @@ def test_a_refused_duplicate_is_decided_by_look_up_not_by_its_message(tmp_path):
         c = client(server, lcid=1033)
         status = c.batch_save(FORM, {**OPTIONS, "Model": [_model("CK-DUP")]})
         assert status["IsSuccess"] is True
-        loader = _ChunkLoader(c, FORM, OPTIONS, LoadSettings())
+        loader = ChunkSaver(c, FORM, "FBillNo", OPTIONS, LoadSettings())
         rows: list[dict] = []
         saved_again = c.batch_save(FORM, {**OPTIONS, "Model": [_model("CK-DUP"), _model("CK-NEW")]})
         assert loader._decide([{"bill_no": "CK-DUP"}, {"bill_no": "CK-NEW"}], saved_again, rows) == []
@@ -215,7 +216,7 @@ def test_a_whole_call_refusal_is_not_pinned_on_the_first_bill(tmp_path):
             {"formid": FORM, "data": {"Numbers": ["CK-REP-2"]}},
             write=True,
         )  # its one saved bill, deleted since
-        result = load(c, files, LoadSettings(chunk_size=3))
+        result = load_bills(c, files, LoadSettings(chunk_size=3))
         report = read_report(files).set_index("bill_no")
         assert (result.created, result.rejected) == (1, 2), report[["outcome", "message"]]
         assert all("物料编码" in report.loc[f"CK-REP-{i}", "message"] for i in range(2))
@@ -234,8 +235,9 @@ class _Unattributed:
         self.saved: dict[str, int] = {}
         self.calls: list[int] = []
 
-    def find_bills(self, form_id, bill_nos):
-        return {n: (self.saved[n], n) for n in bill_nos if n in self.saved}
+    def find_bills(self, form_id, key, values):
+        assert key == "FBillNo"
+        return {n: (self.saved[n], n) for n in values if n in self.saved}
 
     def batch_save(self, form_id, data, *, asynchronous=False):
         models = data["Model"]
@@ -261,7 +263,7 @@ class _Unattributed:
 def test_errors_without_a_usable_dindex_send_each_bill_alone(tmp_path):
     writer = _Unattributed()
     files = _files(tmp_path, [_model("CK-U-1"), _model("CK-U-2X"), _model("CK-U-3")])
-    result = load(writer, files, LoadSettings(chunk_size=3))
+    result = load_bills(writer, files, LoadSettings(chunk_size=3))
     assert (result.created, result.rejected) == (2, 1)
     assert writer.calls == [3, 1, 1, 1]
     report = read_report(files).set_index("bill_no")
@@ -290,7 +292,7 @@ def test_bills_naming_base_data_kingdee_lacks_are_held_back_before_posting(tmp_p
         c.execute_bill_query = lambda form, keys, where="", order="": (
             queries.append(form) or original(form, keys, where, order)
         )
-        result = load(c, files, LoadSettings(chunk_size=10))
+        result = load_bills(c, files, LoadSettings(chunk_size=10))
         assert (result.created, result.held, result.rejected) == (1, 2, 0)
         report = read_report(files).set_index("bill_no")
         assert (

@@ -7,10 +7,11 @@ import copy
 from typing import Any
 
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
+from erpsync.kingdee.save import RequestSize, chunks_of
 from erpsync.scheme import LoadSettings
 from erpsync.staging import write_json
-from erpsync.steps.load import RequestSize, chunks_of, load, read_report, window_problems
-from tests.conftest import KINGDEE, SEED, serving
+from erpsync.steps.load import read_report, window_problems
+from tests.conftest import KINGDEE, SEED, load_bills, serving
 from tests.erpsync.test_kingdee_client import FORM, OPTIONS, _files, _model
 
 SKUS = ["GT1001-01", "HW3001-01", "CP2001-01", "AP4001-01", "EL5001-01"]
@@ -81,7 +82,7 @@ def test_a_kingdee_with_a_64_kb_request_limit_gets_every_bill_once_and_no_reques
             return handle(method, path, headers, body)
 
         server.emulator.handle = spy
-        result = load(_client(server), files, settings)
+        result = load_bills(_client(server), files, settings)
         saved = [str(r[0]) for r in _client(server).execute_bill_query(FORM, ["FBillNo"], "FBillNo like 'CK-SZ-%'")]
 
         assert (result.created, result.rejected, result.existing) == (40, 1, 0)
@@ -96,9 +97,9 @@ def test_a_kingdee_with_a_64_kb_request_limit_gets_every_bill_once_and_no_reques
         assert [(p.order_no, p.outcome) for p in problems] == [("CK-SZ-HUGE", "rejected")]
 
         calls = len(bodies)
-        again = load(_client(server), files, settings)  # a rerun looks everything up and sends nothing
+        again = load_bills(_client(server), files, settings)  # a rerun looks everything up and sends nothing
         assert (again.existing, again.rejected, again.created) == (40, 1, 0) and len(bodies) == calls
-        dry = load(_client(server), files, settings, dry_run=True)
+        dry = load_bills(_client(server), files, settings, dry_run=True)
         assert (dry.existing, dry.rejected, dry.would_create) == (40, 1, 0)
 
 
@@ -121,12 +122,12 @@ def test_disabled_base_data_counts_as_missing_before_posting(tmp_path) -> None:
             },
             files.request,
         )
-        result = load(c, files, LoadSettings(chunk_size=10))
+        result = load_bills(c, files, LoadSettings(chunk_size=10))
         assert (result.created, result.held, result.rejected) == (1, 2, 0)
         report = read_report(files).set_index("bill_no")
         assert "BD_MATERIAL has no number 'EOL9001-01'" in report.loc["CK-DS-2", "message"]
         assert report.loc["CK-DS-3", "field"] == "FCustomerID"
         # without the check, Kingdee itself refuses them: a disabled record is no record on a bill
         unchecked = _files(tmp_path / "unchecked", [_model("CK-DS-4", material="EOL9001-01")])
-        assert load(c, unchecked, LoadSettings()).rejected == 1
+        assert load_bills(c, unchecked, LoadSettings()).rejected == 1
         assert "物料编码" in read_report(unchecked).set_index("bill_no").loc["CK-DS-4", "message"]

@@ -219,7 +219,7 @@ def test_a_value_the_map_lacks_stops_the_order_naming_map_and_value(edited_schem
         (
             {"shop_org.csv": SHOP_ORG},
             "{{maps.shop_orgs.sale_org}}",
-            r"no map 'shop_orgs' in include/maps/ \(known: shop_org\)",
+            r"no map 'shop_orgs' in include/maps/ \(known: shop_org, shops, suppliers, warehouses\)",
         ),
         (
             {"shop_org.csv": SHOP_ORG},

@@ -77,9 +77,10 @@ def test_preview_names_the_field_of_an_order_that_cannot_be_mapped(tmp_path):
 def test_preview_reads_the_staging_and_else_asks_wdt(wdt_emulator, monkeypatch, tmp_path):
     from airflow.sdk import ObjectStoragePath
 
+    from erpsync.run import Run
     from erpsync.scheme import load_scheme
-    from erpsync.staging import RunFiles
     from erpsync.steps.extract import extract
+    from erpsync.wdt.connector import WdtReader
     from erpsync.wdt.hook import WdtHook
 
     monkeypatch.setenv(
@@ -98,7 +99,7 @@ def test_preview_reads_the_staging_and_else_asks_wdt(wdt_emulator, monkeypatch, 
     window = Window.of(parse_datetime("2026-11-01", "start"), parse_datetime("2026-11-04", "end"))
     root = ObjectStoragePath((tmp_path / "staging").as_uri())
     with closing(WdtHook("wdt_preview").get_conn()) as client:
-        extract(scheme, window, client, RunFiles(root, scheme.dag_id, window))
+        extract(Run.open(scheme, window, root), WdtReader(client, scheme.source))
         number = client.call(
             scheme.source.api.method,
             {
@@ -113,7 +114,7 @@ def test_preview_reads_the_staging_and_else_asks_wdt(wdt_emulator, monkeypatch, 
     assert code == 0 and f"order {number}" in staged and "window=20261101T000000_20261104T000000" in staged
 
     code, missing = _run("--stockout-no", number, "--staging-root", str(tmp_path / "empty"))
-    assert code == 1 and "give --window START END to ask WDT" in missing
+    assert code == 1 and "give --window START END to ask the source" in missing
 
     code, asked = _run(
         "--stockout-no",
@@ -126,5 +127,5 @@ def test_preview_reads_the_staging_and_else_asks_wdt(wdt_emulator, monkeypatch, 
         "--connection",
         "wdt_preview",
     )
-    assert code == 0 and "from WDT" in asked
+    assert code == 0 and "from wdt, [2026-11-01" in asked
     assert _payload(asked) == _payload(staged)  # the same bill whichever way the order came

@@ -192,7 +192,7 @@ def test_the_reader_keeps_text_and_lines(tmp_path):
 
 def test_validate_command_prints_every_problem_and_exits_1(include, capsys):
     assert main(["--include", str(include), "validate"]) == 0
-    assert "1 schemes checked, 0 problems" in capsys.readouterr().out
+    assert "3 schemes checked, 0 problems" in capsys.readouterr().out
     path, line = _edit(include, "  retry_delay_seconds: 60", "  retry_delay_second: 60")
     _edit(include, 'value: "{{order_no}}"}', 'value: "{{order_nr}}"}')
     assert main(["--include", str(include), "validate", str(path)]) == 1

@@ -21,6 +21,7 @@ from erpsync.staging import RunFiles, read_jsonl, read_parquet, write_parquet
 from erpsync.steps.extract import EXTRA_COLUMN
 from erpsync.steps.transform import TransformError, line_sort_key, transform
 from erpsync.windows import Window, parse_datetime
+from tests.conftest import run_of
 
 SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 API = SCHEME.source.api
@@ -103,10 +104,9 @@ def window(tmp_path):
 
 def test_small_chunks_give_the_same_files_as_one_chunk(window):
     files, orders, quarantined = window
-    mapping = compile_mapping(SCHEME)
     runs = []
     for chunk_rows in (7, 1, 100_000):
-        result = transform(mapping, files, KEYS, NOW, chunk_rows=chunk_rows)
+        result = transform(run_of(SCHEME, files), chunk_rows=chunk_rows)
         with files.bills.open("rb") as fh:
             runs.append((result, fh.read(), read_parquet(files.unmapped)))
     (result, bills_bytes, unmapped), *others = runs
@@ -141,17 +141,17 @@ def test_lines_out_of_the_orders_sequence_fail_before_any_file_is_written(tmp_pa
     # the second order's line before the first's: a chunk of one order meets a line it cannot place
     files = _stage(tmp_path, [first, second], [_line("2", second), _line("1", first)], [])
     with pytest.raises(TransformError, match=r"line '1' of order '5001'"):
-        transform(compile_mapping(SCHEME), files, KEYS, NOW, chunk_rows=1)
+        transform(run_of(SCHEME, files), chunk_rows=1)
     assert not files.bills.exists() and not files.unmapped.exists()
     # in one chunk the same files are read whole: nothing is out of place
-    assert transform(compile_mapping(SCHEME), files, KEYS, NOW).bills == 2
+    assert transform(run_of(SCHEME, files)).bills == 2
 
 
 def test_a_line_whose_order_is_not_staged_fails_the_step(tmp_path):
     order = _order(1)
     files = _stage(tmp_path, [order], [_line("1", order), _line("2", _order(9))], [])
     with pytest.raises(TransformError, match="'5009'"):
-        transform(compile_mapping(SCHEME), files, KEYS, NOW)
+        transform(run_of(SCHEME, files))
 
 
 def test_the_transform_reads_only_the_columns_the_mapping_uses(edited_scheme):

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from erpsync.mapping.compile import compile_mapping
 from erpsync.scheme import INCLUDE_DIR, load_scheme
 from erpsync.staging import RunFiles, read_json, read_jsonl, read_parquet, write_parquet
 from erpsync.steps.transform import transform
 from erpsync.steps.validate import validate
 from erpsync.windows import Window, parse_datetime
+from tests.conftest import run_of
 
 SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 WINDOW = Window.of(parse_datetime("2026-11-01", "s"), parse_datetime("2026-11-02", "e"))
@@ -73,7 +73,7 @@ def staged(tmp_path_factory):
     ]
     write_parquet(pd.DataFrame(orders, dtype="string"), files.orders)
     write_parquet(pd.DataFrame(lines, dtype="string"), files.lines)
-    result = validate(files, SCHEME.source.suites, SCHEME.source.keys, "test")
+    result = validate(run_of(SCHEME, files))
     return files, result
 
 
@@ -99,7 +99,7 @@ def test_each_broken_rule_is_listed_with_its_value(staged):
 
 def test_transform_builds_bills_for_valid_orders_only(staged):
     files, _ = staged
-    result = transform(compile_mapping(SCHEME), files, SCHEME.source.keys)
+    result = transform(run_of(SCHEME, files))
     bills = {b["bill_no"]: b for b in read_jsonl(files.bills)}
     assert set(bills) == {"CK-GOOD", "CK-GIFT"}
     assert bills["CK-GOOD"]["model"]["FEntity"][1]["FRealQty"] == "2"
@@ -113,8 +113,10 @@ def test_transform_builds_bills_for_valid_orders_only(staged):
     request = read_json(files.request)
     assert request == {
         "form_id": "SAL_OUTSTOCK",
+        "bill_key": "FBillNo",
         "service": "BatchSave",
         "options": {"IsAutoSubmitAndAudit": False, "IsVerifyBaseDataField": False, "SubSystemId": "21"},
         "base_data": request["base_data"],
+        "requires": [],
     }
     assert request["base_data"]["FMaterialID"] == "BD_MATERIAL"

@@ -13,11 +13,12 @@ from airflow.sdk import ObjectStoragePath
 
 from erpsync.scheme import INCLUDE_DIR, SchemeError, load_scheme
 from erpsync.staging import RunFiles, filters_digest, read_parquet
-from erpsync.steps.extract import extract, request_params
+from erpsync.steps.extract import extract
 from erpsync.wdt.client import WdtClient, WdtConfig, WdtConfigError, WdtTransientError
+from erpsync.wdt.connector import WdtReader, api_bounds, request_params
 from erpsync.wdt.paging import PagingError, TotalCountPaginator
 from erpsync.windows import Window, parse_datetime
-from tests.conftest import REPO, SEED, START, WDT, serving
+from tests.conftest import REPO, SEED, START, WDT, run_of, serving
 
 SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 METHOD = "wdt.stockout.order.query.trade"
@@ -47,13 +48,13 @@ def _window(start: str, end: str) -> Window:
 
 def _expected(dataset, window: Window, scheme=SCHEME) -> set[str]:
     """The completed orders a run of ``window`` reads: last modified in the window or its look-back."""
-    start, end = Window(window.start - scheme.source.lookback, window.end).api_bounds()
+    start, end = api_bounds(Window(window.start - scheme.source.lookback, window.end), scheme.source.api)
     return {o["order_no"] for o in dataset.orders if o["status"] == 110 and start <= o["modified"] <= end}
 
 
 def test_a_signed_call_reads_orders_with_exact_numbers(wdt_emulator):
     client = _client(wdt_emulator)
-    params = request_params(SCHEME, _window("2026-11-01", "2026-11-04"))
+    params = request_params(SCHEME.source, _window("2026-11-01", "2026-11-04"))
     assert (params["status"], params["is_by_modified"]) == ("110", "1")
     response = client.call(METHOD, {**params, "page_no": "0", "page_size": "5"})
     assert int(response["total_count"]) > 5
@@ -67,7 +68,7 @@ def test_a_signed_call_reads_orders_with_exact_numbers(wdt_emulator):
 def test_a_wrong_secret_is_a_clear_error_without_the_secret(wdt_emulator):
     client = _client(wdt_emulator, app_secret="not-the-secret")
     with pytest.raises(WdtConfigError, match="code 25: Invalid signature") as caught:
-        client.call(METHOD, request_params(SCHEME, _window("2026-11-01", "2026-11-02")))
+        client.call(METHOD, request_params(SCHEME.source, _window("2026-11-01", "2026-11-02")))
     assert "not-the-secret" not in str(caught.value)
     assert client.calls == 1  # refused at once: resending the same request changes nothing
 
@@ -94,7 +95,7 @@ def test_gateway_refusals_are_config_errors_in_either_shape(top_error_shape, ove
     ) as server:
         client = _client(server, **overrides)
         with pytest.raises(WdtConfigError, match=expected) as caught:
-            client.call(METHOD, request_params(SCHEME, _window("2026-11-01", "2026-11-02")))
+            client.call(METHOD, request_params(SCHEME.source, _window("2026-11-01", "2026-11-02")))
     assert detail in str(caught.value) and "not-the-secret" not in str(caught.value)
     assert client.calls == 1
 
@@ -284,7 +285,7 @@ def test_extract_reads_every_completed_order_of_the_window(wdt_emulator, dataset
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
     client = _client(wdt_emulator)
     scheme = _with_page_size(7)  # many pages: page 0 first, then the rest backwards
-    result = extract(scheme, window, client, files)
+    result = extract(run_of(scheme, files), WdtReader(client, scheme.source))
 
     orders, lines = read_parquet(files.orders), read_parquet(files.lines)
     assert set(orders["order_no"]) == _expected(dataset, window)
@@ -312,7 +313,6 @@ def test_the_scheme_works_with_line_batch_fields_absent_or_present(batch_fields,
     extract stages their columns either way, and the scheme's FProduceDate ({{batch_details.product_date}})
     is sent only when WDT gave a real date."""
     from emulators.wdt import make_server
-    from erpsync.mapping.compile import compile_mapping
     from erpsync.staging import read_jsonl
     from erpsync.steps.transform import transform
     from erpsync.steps.validate import validate
@@ -320,7 +320,7 @@ def test_the_scheme_works_with_line_batch_fields_absent_or_present(batch_fields,
     window = _window("2026-11-01", "2026-11-04")
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
     with serving(make_server(**WDT, seed=SEED, orders=60, start=START, days=3, batch_fields=batch_fields)) as server:
-        result = extract(SCHEME, window, _client(server), files)
+        result = extract(run_of(SCHEME, files), WdtReader(_client(server), SCHEME.source))
     lines = read_parquet(files.lines)
     assert result.orders and set(BATCH_FIELDS) <= set(lines.columns)
     dated = lines["product_date"].dropna()
@@ -328,8 +328,8 @@ def test_the_scheme_works_with_line_batch_fields_absent_or_present(batch_fields,
         assert (dated != "0000-00-00 00:00:00").any() and lines["batch_no"].notna().all()
     else:
         assert dated.empty and all(lines[f].isna().all() for f in BATCH_FIELDS)
-    validate(files, SCHEME.source.suites, SCHEME.source.keys, "batch-fields")
-    built = transform(compile_mapping(SCHEME), files, SCHEME.source.keys)
+    validate(run_of(SCHEME, files))
+    built = transform(run_of(SCHEME, files))
     bills = read_jsonl(files.bills)
     assert built.bills == len(bills) > 0 and built.unmapped == 0
     text = json.dumps(bills, ensure_ascii=False)
@@ -345,7 +345,7 @@ def test_taobao_buyers_data_absent_or_masked_is_staged_as_given(privacy, tmp_pat
     window = _window("2026-11-01", "2026-11-04")
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
     with serving(make_server(**WDT, seed=SEED, orders=60, start=START, days=3, privacy=privacy)) as server:
-        extract(SCHEME, window, _client(server), files)
+        extract(run_of(SCHEME, files), WdtReader(_client(server), SCHEME.source))
     orders = read_parquet(files.orders)
     taobao, others = orders[orders["platform_id"] == "1"], orders[orders["platform_id"] != "1"]
     assert len(taobao) and len(others)
@@ -363,7 +363,7 @@ def test_taobao_buyers_data_absent_or_masked_is_staged_as_given(privacy, tmp_pat
 def test_extract_of_a_window_with_no_orders_writes_empty_files(wdt_emulator, tmp_path):
     window = _window("2025-01-01", "2025-01-02")
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
-    result = extract(SCHEME, window, _client(wdt_emulator), files)
+    result = extract(run_of(SCHEME, files), WdtReader(_client(wdt_emulator), SCHEME.source))
     assert result.orders == 0 and read_parquet(files.orders).empty
     assert "order_no" in read_parquet(files.orders).columns
 
@@ -371,7 +371,7 @@ def test_extract_of_a_window_with_no_orders_writes_empty_files(wdt_emulator, tmp
 def test_a_long_window_is_read_in_sub_windows(wdt_emulator, dataset, tmp_path):
     window = _window("2026-10-01", "2026-11-04")  # 34 days: more than the API's 30
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window)
-    result = extract(SCHEME, window, _client(wdt_emulator), files)
+    result = extract(run_of(SCHEME, files), WdtReader(_client(wdt_emulator), SCHEME.source))
     assert result.sub_windows == 2
     assert set(read_parquet(files.orders)["order_no"]) == _expected(dataset, window)
 
@@ -381,7 +381,7 @@ def test_filters_narrow_a_run_and_get_their_own_folder(wdt_emulator, dataset, tm
     filters = {"shop_no": "FENXIAO004"}
     files = RunFiles(ObjectStoragePath(tmp_path.as_uri()), SCHEME.dag_id, window, filters)
     assert files.dir.name == f"window={window.key},filters={filters_digest(filters)}"
-    extract(SCHEME, window, _client(wdt_emulator), files, filters)
+    extract(run_of(SCHEME, files, filters), WdtReader(_client(wdt_emulator), SCHEME.source))
     assert json.loads(files.filters.read_text()) == filters
     orders = read_parquet(files.orders)
     expected = {o["order_no"] for o in dataset.orders if o["shop_no"] == "FENXIAO004"} & _expected(dataset, window)
@@ -404,12 +404,12 @@ def test_filters_narrow_a_run_and_get_their_own_folder(wdt_emulator, dataset, tm
 )
 def test_bad_filters_are_refused_before_any_call(filters, message):
     with pytest.raises(SchemeError, match=message):
-        request_params(SCHEME, _window("2026-11-01", "2026-11-02"), filters)
+        request_params(SCHEME.source, _window("2026-11-01", "2026-11-02"), filters)
 
 
 def test_good_filters_reach_the_request():
     params = request_params(
-        SCHEME, _window("2026-11-01", "2026-11-02"), {"shop_no": "FENXIAO004", "src_tid": "天猫-123_4"}
+        SCHEME.source, _window("2026-11-01", "2026-11-02"), {"shop_no": "FENXIAO004", "src_tid": "天猫-123_4"}
     )
     assert (params["shop_no"], params["src_tid"], params["status"]) == ("FENXIAO004", "天猫-123_4", "110")
 
@@ -468,11 +468,11 @@ def test_paging_while_the_data_changes_skips_no_order_and_doubles_none(dataset, 
         with caplog.at_level(logging.WARNING, logger="erpsync.wdt.paging"):
             for _retry in range(10):  # a window that kept changing fails its task; Airflow runs it again
                 try:
-                    result = extract(scheme, window, _client(server), files)
+                    result = extract(run_of(scheme, files), WdtReader(_client(server), scheme.source))
                     break
                 except PagingError:
                     continue
-        start, end = Window(window.start - scheme.source.lookback, window.end).api_bounds()
+        start, end = api_bounds(Window(window.start - scheme.source.lookback, window.end), scheme.source.api)
         truth = {
             o["order_no"] for o in server.emulator.orders() if o["status"] == 110 and start <= o["modified"] <= end
         }

@@ -16,10 +16,11 @@ from airflow.sdk import ObjectStoragePath
 
 from erpsync.scheme import INCLUDE_DIR, load_scheme
 from erpsync.staging import RunFiles, read_parquet
-from erpsync.steps.extract import extract, request_params
+from erpsync.steps.extract import extract
 from erpsync.wdt.client import WdtClient, WdtConfig, WdtConfigError, WdtTransientError, openapi2_endpoint
+from erpsync.wdt.connector import WdtReader, request_params
 from erpsync.windows import Window, parse_datetime
-from tests.conftest import SEED, START, WDT, serving
+from tests.conftest import SEED, START, WDT, run_of, serving
 
 SCHEME = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 METHOD = "wdt.stockout.order.query.trade"
@@ -59,7 +60,7 @@ def test_both_transports_extract_the_same_orders_but_openapi2_no_taobao_ones(wdt
     for transport in ("qimen", "openapi2"):
         files = RunFiles(ObjectStoragePath((tmp_path / transport).as_uri()), SCHEME.dag_id, window)
         client = _client(wdt_emulator, transport)
-        summary = extract(SCHEME, window, client, files)
+        summary = extract(run_of(SCHEME, files), WdtReader(client, SCHEME.source))
         client.close()
         staged[transport] = read_parquet(files.orders)
         assert summary.orders == len(staged[transport])
@@ -78,7 +79,7 @@ def test_both_transports_extract_the_same_orders_but_openapi2_no_taobao_ones(wdt
 def test_a_wrong_secret_is_a_configuration_error_without_the_secret(wdt_emulator):
     client = _client(wdt_emulator, app_secret="not-the-secret")
     with pytest.raises(WdtConfigError, match="code 100") as caught:
-        client.call(METHOD, request_params(SCHEME, _window("2026-11-01", "2026-11-02")))
+        client.call(METHOD, request_params(SCHEME.source, _window("2026-11-01", "2026-11-02")))
     assert "not-the-secret" not in str(caught.value)
     assert client.calls == 1  # refused at once
 

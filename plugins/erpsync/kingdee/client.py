@@ -410,11 +410,14 @@ class K3CloudClient:
         rows = self.query_in(form_id, "FNumber", sorted(set(numbers)), ["FNumber"], also="FForbidStatus = 'A'")
         return {str(row[0]) for row in rows}
 
-    def find_bills(self, form_id: str, bill_nos: Iterable[str]) -> dict[str, tuple[int, str]]:
-        """Bills that exist: bill number -> (FID, FBillNo)."""
-        return {
-            str(no): (int(fid), str(no)) for fid, no in self.query_in(form_id, "FBillNo", bill_nos, ["FID", "FBillNo"])
-        }
+    def find_bills(self, form_id: str, key: str, values: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """Bills of ``form_id`` whose header field ``key`` (FBillNo, or a field such as F_ora_Text_ckdh when
+        Kingdee numbers the bills) holds one of ``values``: value -> (FID, FBillNo)."""
+        by_number = key.lower() == "fbillno"
+        found: dict[str, tuple[int, str]] = {}
+        for row in self.query_in(form_id, key, values, [key, "FID"] if by_number else [key, "FID", "FBillNo"]):
+            found.setdefault(str(row[0]), (int(row[1]), str(row[0] if by_number else row[2])))
+        return found
 
     def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]:
         """One BatchSave (or BatchSaveQuery, polled) call; returns ``Result.ResponseStatus``.

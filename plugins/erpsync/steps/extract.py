@@ -1,4 +1,4 @@
-"""Extract: every stock-out of a window from WDT into ``orders.parquet`` and ``lines.parquet``.
+"""Extract: every order of a window from the source into ``orders.parquet`` and ``lines.parquet``.
 
 Every field of the response is kept, as the exact text WDT sent (numbers included), so nothing is
 lost or rounded before the pipeline decides what a field means. Nested lists other than the lines
@@ -6,40 +6,35 @@ lost or rounded before the pipeline decides what a field means. Nested lists oth
 ``extra`` column. Pages stream into Parquet row groups, so memory does not grow with the window.
 
 The read covers the run's window and the scheme's ``lookback`` before it; with ``by_modified`` the
-window is on WDT's last-modified time (spec §4.1), so an order that completes after its consignment
-day is read by the run whose window holds its completion. Orders read by several runs are found in
-Kingdee by the load step and not sent again. One log line per call (sub-window, page, rows,
-latency) and ``extract_summary.json`` say what was read.
+window is on the source's last-modified time, so an order that completes after its consignment day
+is read by the run whose window holds its completion. Orders read by several runs are found in the
+target by the load step and not sent again. How the window is asked for (time format, sub-windows,
+paging) is the source connector's business (``erpsync.connectors``): this step stages what its reader
+yields. The reader logs one line per call; ``extract_summary.json`` says what was read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from erpsync.calls import write_calls
-from erpsync.scheme import Scheme, SourceApi
-from erpsync.staging import RunFiles, put_file, write_json
-from erpsync.wdt.paging import TotalCountPaginator
+from erpsync.connectors import Reader
+from erpsync.run import Run
+from erpsync.scheme import SourceApi
+from erpsync.staging import put_file, write_json
 from erpsync.windows import Window
 
 log = logging.getLogger(__name__)
 
-EXTRA_COLUMN = "extra"  # fields WDT sent that the API definition does not know, as a JSON object
-_SYSTEM_PLACEHOLDER = re.compile(r"^\{\{\s*([A-Z_]+)\s*\}\}$")
-
-
-class WdtCaller(Protocol):
-    def call(self, method: str, params: Mapping[str, str]) -> dict[str, Any]: ...
+EXTRA_COLUMN = "extra"  # fields the source sent that the API definition does not know, as a JSON object
 
 
 class ExtractError(ValueError):
@@ -52,34 +47,6 @@ class ExtractResult:
     lines: int
     calls: int
     sub_windows: int
-
-
-def request_params(scheme: Scheme, window: Window, filters: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The request of the scheme for one (sub-)window, without the page fields.
-
-    ``filters`` (the documented examples: one stockout_no, one shop_no, …) may set only parameters that
-    the scheme leaves empty; they never replace the window, the paging or the scheme's constants.
-    """
-    start, end = window.api_bounds(scheme.source.api.window_inclusive_end)
-    system = {
-        "WINDOW_START": start,
-        "WINDOW_END": end,
-        "PAGINATION_PAGE_SIZE": str(scheme.source.page_size),
-        "PAGINATION_START_PAGE": str(scheme.source.start_page),
-    }
-    params: dict[str, str] = {}
-    for param in scheme.source.request:
-        match = _SYSTEM_PLACEHOLDER.match(param.value.strip())
-        if match:
-            if match.group(1) not in system:
-                raise ExtractError(f"{scheme.path}: request {param.field}: unknown placeholder {param.value!r}")
-            params[param.field] = system[match.group(1)]
-        elif param.value.strip():
-            params[param.field] = param.value.strip()
-    if scheme.source.by_modified:
-        params["is_by_modified"] = "1"
-    params.update(scheme.source.check_filters(filters or {}))
-    return params
 
 
 def _text(value: Any) -> str | None:
@@ -156,44 +123,31 @@ class _ParquetStream:
         self._writer.close()
 
 
-def extract(
-    scheme: Scheme,
-    window: Window,
-    client: WdtCaller,
-    files: RunFiles,
-    filters: Mapping[str, str] | None = None,
-) -> ExtractResult:
-    """Read the window (and the scheme's look-back before it) into ``orders.parquet``/``lines.parquet``."""
-    api = scheme.source.api
-    paginator = TotalCountPaginator(
-        page_size=scheme.source.page_size,
-        start_page=scheme.source.start_page,
-        list_key=api.list_key,
-        total_key=api.total_key,
-        id_key=api.order_key,
-    )
-    read = Window(window.start - scheme.source.lookback, window.end)
-    sub_windows = read.split(timedelta(days=api.max_window_days))
+def extract(run: Run, reader: Reader) -> ExtractResult:
+    """Read the run's window (and the scheme's look-back before it) into ``orders.parquet``/``lines.parquet``."""
+    files, window = run.files, run.window
+    read = Window(window.start - run.scheme.source.lookback, window.end)
     began = time.monotonic()
-    pages: list[int] = []  # page numbers read; appended from the prefetching threads
     # opening the staging filesystem costs a quarter second the first time: do it while page 0 travels
     prepared = threading.Thread(target=files.dir.mkdir, kwargs={"parents": True, "exist_ok": True}, daemon=True)
     prepared.start()
+    calls_before = reader.calls
     try:
-        result = _read(scheme, api, paginator, sub_windows, client, files, filters, pages)
+        orders, lines = _read(run, reader, read)
     finally:  # failed attempts' calls count in the API catalog too
         prepared.join()
-        write_calls(getattr(client, "recorder", None), files, "extract")
-    if filters:
-        write_json(dict(filters), files.filters)
+        write_calls(reader.recorder, files, "extract")
+    result = ExtractResult(orders, lines, reader.calls - calls_before, reader.sub_windows)
+    if run.filters:
+        write_json(dict(run.filters), files.filters)
     summary = {
         "window": window.as_dict(),
         "read": read.as_dict(),
-        "filters": dict(filters or {}),
+        "filters": dict(run.filters),
         **asdict(result),
-        "pages": len(pages),
-        "retries": getattr(client, "retries", 0),
-        "throttled_seconds": getattr(client, "throttled_seconds", 0.0),
+        "pages": reader.pages,
+        "retries": reader.retries,
+        "throttled_seconds": reader.throttled_seconds,
         "seconds": round(time.monotonic() - began, 3),
     }
     write_json(summary, files.extract_summary)
@@ -202,58 +156,30 @@ def extract(
         result.orders,
         result.lines,
         window,
-        read.start.format("YYYY-MM-DD HH:mm:ss"),
+        read.start,
         result.calls,
     )
     return result
 
 
-def _read(
-    scheme: Scheme,
-    api: SourceApi,
-    paginator: TotalCountPaginator,
-    sub_windows: list[Window],
-    client: WdtCaller,
-    files: RunFiles,
-    filters: Mapping[str, str] | None,
-    pages: list[int],
-) -> ExtractResult:
-    """Every page of every sub-window into the two Parquet files, published when all are read."""
-    calls_before = getattr(client, "calls", 0)
+def _read(run: Run, reader: Reader, read: Window) -> tuple[int, int]:
+    """Every order the reader yields into the two Parquet files, published when all are read."""
+    api = run.scheme.source.api
+    files = run.files
     with tempfile.TemporaryDirectory(prefix="erpsync-extract-") as tmp:
         orders = _ParquetStream(list(api.order_fields), Path(tmp) / "orders.parquet")
         lines = _ParquetStream(
             [api.order_key, *[f for f in api.line_fields if f != api.order_key]], Path(tmp) / "lines.parquet"
         )
         try:
-            for sub in sub_windows:
-                params = request_params(scheme, sub, filters)
-
-                def fetch(
-                    page_no: int, page_size: int, params: dict[str, str] = params, sub: Window = sub
-                ) -> dict[str, Any]:
-                    started = time.monotonic()
-                    response = client.call(api.method, {**params, "page_no": str(page_no), "page_size": str(page_size)})
-                    pages.append(page_no)
-                    log.info(
-                        "WDT %s %s page %d: %d orders, total_count %s, %.0f ms",
-                        api.method,
-                        sub,
-                        page_no,
-                        len(response.get(api.list_key) or []),
-                        response.get(api.total_key, "-"),
-                        (time.monotonic() - started) * 1000,
-                    )
-                    return response
-
-                for order in paginator.orders(fetch, f"{api.method} {sub}"):
-                    _stage(order, api, orders, lines)
+            for order in reader.orders(read, run.filters):
+                _stage(order, api, orders, lines)
         finally:
             orders.close()
             lines.close()
         put_file(Path(tmp) / "orders.parquet", files.orders)  # makes the folder if the warm-up has not yet
         put_file(Path(tmp) / "lines.parquet", files.lines)
-    return ExtractResult(orders.rows, lines.rows, getattr(client, "calls", 0) - calls_before, len(sub_windows))
+    return orders.rows, lines.rows
 
 
 def stage_rows(order: Mapping[str, Any], api: SourceApi) -> tuple[dict[str, str | None], list[dict[str, str | None]]]:

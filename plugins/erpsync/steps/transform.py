@@ -27,11 +27,11 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from erpsync.mapping.compile import BillMapping, MappingError
+from erpsync.mapping.compile import MappingError
+from erpsync.run import Run
 from erpsync.scheme import SourceKeys
 from erpsync.staging import RunFiles, StoragePath, put_file, write_json
 
@@ -129,14 +129,10 @@ def _quarantined(files: RunFiles) -> set[str]:
         return {v for v in pq.read_table(handle, columns=["order_id"]).column(0).to_pylist() if v is not None}
 
 
-def transform(
-    mapping: BillMapping,
-    files: RunFiles,
-    keys: SourceKeys,
-    now: datetime | None = None,
-    chunk_rows: int = CHUNK_ROWS,
-) -> TransformResult:
-    """Build the window's bills; ``now`` (the window end) is what NOW()/CURDATE() give in the mapping."""
+def transform(run: Run, chunk_rows: int = CHUNK_ROWS) -> TransformResult:
+    """Build the window's bills; the window's end is what NOW()/CURDATE() give in the mapping, so
+    reruns build the same bills."""
+    mapping, files, keys, now = run.mapping, run.files, run.scheme.source.keys, run.window.end
     import msgspec  # Airflow's own dependency: the bytes of json.dumps(ensure_ascii=False), 10x faster
     import pandas as pd
     import pyarrow as pa
@@ -158,7 +154,9 @@ def transform(
         bills_file, unmapped_file = Path(tmp) / "bills.jsonl", Path(tmp) / "unmapped.parquet"
         lines = _Lines(files, line_columns | {keys.order, keys.line}, keys, chunk_rows)
         with open(bills_file, "wb") as out, pq.ParquetWriter(unmapped_file, unmapped_schema) as unmapped_out:
-            order_chunks = _chunks(files.orders, order_columns | {keys.order, keys.number}, chunk_rows, keys.order)
+            requires = [r.source_field for r in run.scheme.target.requires]
+            read = order_columns | {keys.order, keys.number, *requires}
+            order_chunks = _chunks(files.orders, read, chunk_rows, keys.order)
             for orders in order_chunks:
                 lines_of = lines.take(orders)
                 failed: list[dict[str, Any]] = []
@@ -191,6 +189,8 @@ def transform(
                                 "order_id": str(order_id),
                                 "order_no": order_no,
                                 "model": bill.model,
+                                # the values the bills it requires hold (target.requires), in that order
+                                **({"requires": [order.get(f) for f in requires]} if requires else {}),
                             }
                         )
                     )
@@ -212,9 +212,11 @@ def transform(
     write_json(
         {
             "form_id": request.form_id,
+            "bill_key": mapping.bill_key,  # the field the target looks bills up by: the one they were built with
             "service": request.service,
             "options": dict(request.options),
             "base_data": dict(request.base_data),
+            "requires": [r.model_dump(exclude={"value"}) for r in run.scheme.target.requires],
         },
         files.request,
     )

@@ -20,7 +20,6 @@ import posixpath
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from erpsync.run import Run
 from erpsync.scheme import SourceKeys
 from erpsync.staging import RunFiles, StoragePath, read_parquet, replace_tree, write_bytes, write_json, write_parquet
 
@@ -91,9 +91,10 @@ def _load_suite(path: Path) -> tuple[Any, dict[str, Any]]:
     return suite, spec.get("meta", {})
 
 
-def validate(files: RunFiles, suites: Mapping[str, Path], keys: SourceKeys, run_name: str) -> ValidateResult:
-    """Run ``suites["orders"]`` on the staged orders and ``suites["lines"]`` on their lines (either may
-    be absent: no rules for that table)."""
+def validate(run: Run) -> ValidateResult:
+    """Run the scheme's ``orders`` suite on the staged orders and its ``lines`` suite on their lines
+    (either may be absent: no rules for that table)."""
+    files, suites, keys, run_name = run.files, run.scheme.source.suites, run.scheme.source.keys, run.run_id
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the task log
     import great_expectations as gx

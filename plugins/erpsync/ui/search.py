@@ -1,9 +1,9 @@
 """Where is my order? One number, every window of every DAG the user may read.
 
-The number is matched against the columns people search by: the stock-out id and number (the API
-definition's ``order_key``/``number_key``), the original order numbers of the order (``src_order_no``,
-``src_trade_no``, ``trade_no``, each of the comma-separated ``src_tids``) and of its lines
-(``src_tid``), and the bill and Kingdee numbers of the load report. Then each matching order's
+The number is matched against the columns people search by, as the scheme's API definition names them:
+the order's id and number (``order_key``/``number_key``), its other numbers (``search.numbers``, e.g. a
+stock-out's ``src_order_no``; each of the comma-separated ``search.number_lists``) and its lines'
+(``search.line_numbers``, e.g. ``src_tid``), and the bill and Kingdee numbers of the load report. Then each matching order's
 story is gathered from the same windows: extracted, quarantined for what, unmapped, posted as which
 Kingdee bill or rejected with Kingdee's reason.
 
@@ -24,21 +24,6 @@ from erpsync.ui.staged import DAG_ID, Duck, Staging, quote_ident
 
 MAX_QUERY = 64  # document numbers are shorter; longer input is no number
 MAX_ORDERS = 50  # orders shown; a number that matches more is not a number of one order
-_ORDER_COLUMNS = ("stockout_no", "src_order_no", "src_trade_no", "trade_no")  # besides order_key and number_key
-_ORDER_LISTS = ("src_tids",)  # comma-separated lists of original order numbers
-_LINE_COLUMNS = ("src_tid",)
-_SHOWN = (
-    "src_order_no",
-    "src_trade_no",
-    "src_tids",
-    "shop_no",
-    "shop_name",
-    "warehouse_no",
-    "consign_time",
-    "modified",
-    "status",
-    "goods_count",
-)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -128,15 +113,14 @@ class _Columns:
     def of(cls, scheme: Scheme) -> _Columns:
         api = scheme.source.api
         keys = (api.order_key, api.number_key)
+        found = api.search  # the API definition says which columns hold numbers people search by
         return cls(
             order_key=api.order_key,
             number_key=api.number_key,
-            orders=tuple(
-                dict.fromkeys(c for c in (api.number_key, api.order_key, *_ORDER_COLUMNS) if c in api.order_fields)
-            ),
-            lists=tuple(c for c in _ORDER_LISTS if c in api.order_fields),
-            lines=tuple(c for c in _LINE_COLUMNS if c in api.line_fields and api.order_key in api.line_fields),
-            shown=tuple(c for c in _SHOWN if c in api.order_fields and c not in keys),
+            orders=tuple(dict.fromkeys((api.number_key, api.order_key, *found.numbers))),
+            lists=tuple(found.number_lists),
+            lines=tuple(found.line_numbers) if api.order_key in api.line_fields else (),
+            shown=tuple(c for c in found.shown if c not in keys),
             labels={c: f.label for c, f in api.order_fields.items()},
         )
 
