@@ -142,3 +142,28 @@ def test_the_session_cookie_is_reused(kingdee_emulator):
     assert sid
     client.find_bills(FORM, "FBillNo", ["Y"])
     assert client.session.cookies.get("kdservice-sessionid") == sid
+
+
+def test_a_required_bill_is_found_in_a_joined_list_and_a_missing_one_holds_the_bill(kingdee_emulator):
+    """target.requires: the sale of a merged order keeps its platform numbers joined with ','; a return
+    naming either is let through, one naming a number no sale holds is held with the reason."""
+    from erpsync.kingdee.save import hold_missing_requirements
+
+    client = _client(kingdee_emulator)
+    merged = _model("CK-M-1")
+    merged["F_ora_Text_ysdh"] = "T-100,T-200"
+    single = _model("CK-M-2")
+    single["F_ora_Text_ysdh"] = "T-300"
+    assert client.batch_save(FORM, {**OPTIONS, "Model": [merged, single]})["IsSuccess"] is True
+    requirement = {"form": FORM, "field": "F_ora_Text_ysdh", "list": True, "label": "原销售出库单"}
+    bills = [
+        {"bill_no": f"RK-{tid}", "order_id": tid, "order_no": f"RK-{tid}", "model": {}, "requires": [tid]}
+        for tid in ("T-100", "T-200", "T-300", "T-20", "T-1000")
+    ]
+    send, held = hold_missing_requirements(client, bills, [requirement])
+    assert [b["bill_no"] for b in send] == ["RK-T-100", "RK-T-200", "RK-T-300"]
+    assert [h["bill_no"] for h in held] == ["RK-T-20", "RK-T-1000"]  # a part of a number is no match
+    assert held[0]["outcome"] == "held" and held[0]["field"] == "F_ora_Text_ysdh"
+    assert (
+        "原销售出库单 not in Kingdee yet: SAL_OUTSTOCK has no bill with F_ora_Text_ysdh = 'T-20'" in held[0]["message"]
+    )

@@ -385,17 +385,17 @@ def hold_missing_requirements(
     present: list[set[str]] = []
     for index, req in enumerate(requirements):
         wanted = sorted({str(b["requires"][index]) for b in bills if b.get("requires") and b["requires"][index]})
-        found: set[str] = set()
+        # an exact match first (one indexed `in` query per batch): most lists hold one value
+        found = {str(v) for (v,) in client.query_in(req["form"], req["field"], wanted, [req["field"]])}
         if req.get("list"):
-            for i in range(0, len(wanted), 20):
-                batch = wanted[i : i + 20]
+            rest = [v for v in wanted if v not in found]
+            for i in range(0, len(rest), 20):
+                batch = rest[i : i + 20]
                 rows = client.execute_bill_query(
                     req["form"], [req["field"]], " OR ".join(_member(req["field"], v) for v in batch)
                 )
                 listed = {part.strip() for (text,) in rows for part in str(text or "").split(",")}
                 found |= listed & set(batch)
-        else:
-            found = {str(v) for (v,) in client.query_in(req["form"], req["field"], wanted, [req["field"]])}
         present.append(found)
     send: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
