@@ -257,7 +257,7 @@ def main() -> None:
         root = ObjectStoragePath(staging_root.as_uri())
         # a return is saved once its sale is in Kingdee (target.requires): the schemes that require
         # bills of other flows run after those flows
-        schemes = sorted(load_schemes(), key=lambda s: (len(s.target.requires), s.dag_id != SALES_DAG_ID, s.dag_id))
+        schemes = sorted(load_schemes(), key=lambda s: (len(s.target.requires), s.dag_id))
         tables = []
         for scheme in schemes:
             windows = demo_windows(scheme.dag_id)

@@ -16,7 +16,26 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
-from .schema import Field, field_index
+from .schema import Field, Kind, field_index
+
+# Fields every bill form has and the emulator fills itself (record dates, totals, row ids, row amounts),
+# in the order the forms list them.
+RECORD_DATES: tuple[Field, ...] = (
+    Field("FCreateDate", "创建日期", Kind.DATE),
+    Field("FModifyDate", "最后修改日期", Kind.DATE),
+    Field("FApproveDate", "审核日期", Kind.DATE),
+)
+BILL_TOTALS: tuple[Field, ...] = (
+    Field("FBillAmount", "金额", Kind.DECIMAL),
+    Field("FBillTaxAmount", "税额", Kind.DECIMAL),
+    Field("FBillAllAmount", "价税合计", Kind.DECIMAL),
+)
+ROW_KEYS: tuple[Field, ...] = (Field("FEntryID", "实体主键", Kind.INT), Field("FSeq", "序号", Kind.INT))
+ROW_AMOUNTS: tuple[Field, ...] = (
+    Field("FEntryTaxAmount", "税额", Kind.DECIMAL),
+    Field("FAmount", "金额", Kind.DECIMAL),
+    Field("FAllAmount", "价税合计", Kind.DECIMAL),
+)
 
 Preset = Callable[[str, str], dict[str, Any] | None]  # (form, number) -> a reference, or None
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .form import BillForm, HeadContext, RowContext
+from .form import BILL_TOTALS, RECORD_DATES, ROW_AMOUNTS, ROW_KEYS, BillForm, HeadContext, RowContext
 from .master import BILL_TYPE_FORM, DEFAULT_STOCK_STATUS, LOT_FORM, ORG_FORM, STOCK_STATUS_FORM, SUPPLIER_FORM
 from .schema import Field, Kind
 
@@ -68,9 +68,7 @@ HEAD_FIELDS: tuple[Field, ...] = (
     Field("FOwnerIdHead", "货主", Kind.BASE, ORG_FORM),
     Field("FDeliveryBill", "送货单号", Kind.TEXT),
     Field("FTakeDeliveryBill", "提货单号", Kind.TEXT),
-    Field("FCreateDate", "创建日期", Kind.DATE),
-    Field("FModifyDate", "最后修改日期", Kind.DATE),
-    Field("FApproveDate", "审核日期", Kind.DATE),
+    *RECORD_DATES,
 )
 SUBHEAD_FIELDS: tuple[Field, ...] = (
     Field("FSettleOrgId", "结算组织", Kind.BASE, ORG_FORM),
@@ -79,13 +77,10 @@ SUBHEAD_FIELDS: tuple[Field, ...] = (
     Field("FExchangeRate", "汇率", Kind.DECIMAL),
     Field("FIsIncludedTax", "是否含税", Kind.BOOL),
     Field("FIsPriceExcludeTax", "价外税", Kind.BOOL),
-    Field("FBillAmount", "金额", Kind.DECIMAL),
-    Field("FBillTaxAmount", "税额", Kind.DECIMAL),
-    Field("FBillAllAmount", "价税合计", Kind.DECIMAL),
+    *BILL_TOTALS,
 )
 ENTRY_FIELDS: tuple[Field, ...] = (
-    Field("FEntryID", "实体主键", Kind.INT),
-    Field("FSeq", "序号", Kind.INT),
+    *ROW_KEYS,
     Field("FRowType", "行类型", Kind.ENUM),
     Field("FMaterialId", "物料编码", Kind.BASE, "BD_MATERIAL"),
     Field("FUnitID", "库存单位", Kind.BASE, "BD_UNIT"),
@@ -95,9 +90,7 @@ ENTRY_FIELDS: tuple[Field, ...] = (
     Field("FTaxPrice", "含税单价", Kind.DECIMAL),
     Field("FGiveAway", "是否赠品", Kind.BOOL),
     Field("FEntryTaxRate", "税率%", Kind.DECIMAL),
-    Field("FEntryTaxAmount", "税额", Kind.DECIMAL),
-    Field("FAmount", "金额", Kind.DECIMAL),
-    Field("FAllAmount", "价税合计", Kind.DECIMAL),
+    *ROW_AMOUNTS,
     Field("FLot", "批号", Kind.BASE, LOT_FORM),
     Field("FStockId", "仓库", Kind.BASE, "BD_STOCK"),
     Field("FStockStatusId", "库存状态", Kind.BASE, STOCK_STATUS_FORM),

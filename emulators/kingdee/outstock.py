@@ -34,7 +34,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .form import BillForm, HeadContext, RowContext
+from .form import BILL_TOTALS, RECORD_DATES, ROW_AMOUNTS, ROW_KEYS, BillForm, HeadContext, RowContext
 from .master import BILL_TYPE_FORM, DEFAULT_STOCK_STATUS, LOT_FORM, ORG_FORM, STOCK_STATUS_FORM
 from .schema import Field, Kind
 
@@ -66,9 +66,7 @@ HEAD_FIELDS: tuple[Field, ...] = (
     Field("FLinkMan", "收货方联系人", Kind.TEXT),
     Field("FLinkPhone", "收货方联系电话", Kind.TEXT),
     Field("FCarriageNO", "运输单号", Kind.TEXT),
-    Field("FCreateDate", "创建日期", Kind.DATE),
-    Field("FModifyDate", "最后修改日期", Kind.DATE),
-    Field("FApproveDate", "审核日期", Kind.DATE),
+    *RECORD_DATES,
 )
 SUBHEAD_FIELDS: tuple[Field, ...] = (
     Field("FSettleCurrID", "结算币别", Kind.BASE, "BD_Currency"),
@@ -77,13 +75,10 @@ SUBHEAD_FIELDS: tuple[Field, ...] = (
     Field("FExchangeRate", "汇率", Kind.DECIMAL),
     Field("FIsIncludedTax", "是否含税", Kind.BOOL),
     Field("FIsPriceExcludeTax", "价外税", Kind.BOOL),
-    Field("FBillAmount", "金额", Kind.DECIMAL),
-    Field("FBillTaxAmount", "税额", Kind.DECIMAL),
-    Field("FBillAllAmount", "价税合计", Kind.DECIMAL),
+    *BILL_TOTALS,
 )
 ENTRY_FIELDS: tuple[Field, ...] = (
-    Field("FEntryID", "实体主键", Kind.INT),
-    Field("FSeq", "序号", Kind.INT),
+    *ROW_KEYS,
     Field("FRowType", "产品类型", Kind.ENUM),
     Field("FMaterialID", "物料编码", Kind.BASE, "BD_MATERIAL"),
     Field("FUnitID", "库存单位", Kind.BASE, "BD_UNIT"),
@@ -93,9 +88,7 @@ ENTRY_FIELDS: tuple[Field, ...] = (
     Field("FTaxPrice", "含税单价", Kind.DECIMAL),
     Field("FIsFree", "是否赠品", Kind.BOOL),
     Field("FEntryTaxRate", "税率(%)", Kind.DECIMAL),
-    Field("FEntryTaxAmount", "税额", Kind.DECIMAL),
-    Field("FAmount", "金额", Kind.DECIMAL),
-    Field("FAllAmount", "价税合计", Kind.DECIMAL),
+    *ROW_AMOUNTS,
     Field("FLot", "批号", Kind.BASE, LOT_FORM),
     Field("FProduceDate", "生产日期", Kind.DATE),
     Field("FExpiryDate", "有效期至", Kind.DATE),

@@ -57,7 +57,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .form import BillForm, HeadContext, LinkRule, RowContext
+from .form import BILL_TOTALS, RECORD_DATES, ROW_AMOUNTS, ROW_KEYS, BillForm, HeadContext, LinkRule, RowContext
 from .master import (
     ASSISTANT_DETAIL_FORM,
     BILL_TYPE_FORM,
@@ -94,9 +94,7 @@ HEAD_FIELDS: tuple[Field, ...] = (
     Field("FOwnerIdHead", "货主", Kind.BASE, ORG_FORM),
     Field("FHeadNote", "备注", Kind.TEXT),
     Field("FReceiveAddress", "收货方地址", Kind.TEXT),
-    Field("FCreateDate", "创建日期", Kind.DATE),
-    Field("FModifyDate", "最后修改日期", Kind.DATE),
-    Field("FApproveDate", "审核日期", Kind.DATE),
+    *RECORD_DATES,
 )
 SUBHEAD_FIELDS: tuple[Field, ...] = (
     Field("FSettleOrgId", "结算组织", Kind.BASE, ORG_FORM),
@@ -108,13 +106,10 @@ SUBHEAD_FIELDS: tuple[Field, ...] = (
     Field("FThirdBillNo", "第三方单据编号", Kind.TEXT),
     Field("FThirdBillId", "第三方单据ID", Kind.TEXT),
     Field("FThirdSrcType", "第三方来源", Kind.TEXT),
-    Field("FBillAmount", "金额", Kind.DECIMAL),
-    Field("FBillTaxAmount", "税额", Kind.DECIMAL),
-    Field("FBillAllAmount", "价税合计", Kind.DECIMAL),
+    *BILL_TOTALS,
 )
 ENTRY_FIELDS: tuple[Field, ...] = (
-    Field("FEntryID", "实体主键", Kind.INT),
-    Field("FSeq", "序号", Kind.INT),
+    *ROW_KEYS,
     Field("FRowType", "行类型", Kind.ENUM),
     Field("FMaterialId", "物料编码", Kind.BASE, "BD_MATERIAL"),
     Field("FUnitID", "库存单位", Kind.BASE, "BD_UNIT"),
@@ -123,9 +118,7 @@ ENTRY_FIELDS: tuple[Field, ...] = (
     Field("FTaxPrice", "含税单价", Kind.DECIMAL),
     Field("FIsFree", "是否赠品", Kind.BOOL),
     Field("FEntryTaxRate", "税率%", Kind.DECIMAL),
-    Field("FEntryTaxAmount", "税额", Kind.DECIMAL),
-    Field("FAmount", "金额", Kind.DECIMAL),
-    Field("FAllAmount", "价税合计", Kind.DECIMAL),
+    *ROW_AMOUNTS,
     Field("FReturnType", "退货类型", Kind.BASE, ASSISTANT_DETAIL_FORM, RETURN_TYPE_CATEGORY),
     Field("FOwnerTypeId", "货主类型", Kind.ENUM),
     Field("FOwnerId", "货主", Kind.BASE, ORG_FORM),

@@ -22,7 +22,7 @@ from erpsync.mapping.compile import compile_mapping
 from erpsync.preconditions import PreconditionSensor
 from erpsync.run import Run
 from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_schemes
-from erpsync.staging import RunFiles, staging_root
+from erpsync.staging import staging_root
 from erpsync.windows import Window, WindowError, resolve_window
 
 # An ISO date or date-time, optionally with an offset (no offset: Asia/Shanghai). The trigger form's
@@ -30,16 +30,6 @@ from erpsync.windows import Window, WindowError, resolve_window
 # refused by the window itself, with its reason.
 _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
-
-
-def _files(scheme: Scheme, manifest: Mapping[str, Any]) -> RunFiles:
-    return RunFiles(
-        staging_root(),
-        scheme.dag_id,
-        Window.from_dict(manifest["window"]),
-        manifest.get("filters"),
-        bool(manifest.get("dry_run")),
-    )
 
 
 def _doc(scheme: Scheme) -> str:
@@ -82,6 +72,10 @@ def build_dag(scheme: Scheme) -> DAG:
         except WindowError as exc:
             raise AirflowFailException(f"run parameters: {exc}") from exc
 
+    def run_of(manifest: Mapping[str, Any], run_id: str | None = None) -> Run:
+        """The run a task's manifest describes (window, filters, dry run), with the compiled mapping."""
+        return Run.from_manifest(scheme, manifest, root=staging_root(), run_id=run_id or "manual", mapping=mapping)
+
     with DAG(
         dag_id=scheme.dag_id,
         description=scheme.description,
@@ -94,7 +88,7 @@ def build_dag(scheme: Scheme) -> DAG:
         is_paused_upon_creation=True,
         # given here, not set later: Airflow decides whether a DAG has a failure callback when it is built
         on_failure_callback=RobotNotifier(
-            settings.alerts, window_of=run_window, files_of=lambda manifest: _files(scheme, manifest)
+            settings.alerts, window_of=run_window, files_of=lambda manifest: run_of(manifest).files
         )
         if settings.alerts
         else None,
@@ -142,10 +136,6 @@ def build_dag(scheme: Scheme) -> DAG:
             ),
         },
     ) as dag:
-
-        def run_of(manifest: dict[str, Any], run_id: str | None = None) -> Run:
-            return Run.from_manifest(scheme, manifest, root=staging_root(), run_id=run_id or "manual", mapping=mapping)
-
         # one pool per source connection caps the extract tasks reading on it at once (WDT's call rate
         # per app key is kept by the shared limiter, [erpsync] wdt_rate_limit_url)
         @task(task_id="extract", execution_timeout=timedelta(hours=2), pool=scheme.source.connection)

@@ -64,6 +64,12 @@ class KingdeeWriter(Protocol):
     def config(self) -> _Config: ...
 
     def find_bills(self, form_id: str, key: str, values: Iterable[str]) -> dict[str, tuple[int, str]]: ...
+    def query_in(
+        self, form_id: str, key: str, values: Iterable[str], field_keys: Sequence[str], also: str = ""
+    ) -> list[list[Any]]: ...
+    def execute_bill_query(
+        self, form_id: str, field_keys: Sequence[str], filter_string: str = "", order_string: str = ""
+    ) -> list[list[Any]]: ...
     def existing_numbers(self, form_id: str, numbers: Iterable[str]) -> set[str]: ...
     def batch_save(self, form_id: str, data: Mapping[str, Any], *, asynchronous: bool = False) -> dict[str, Any]: ...
 
@@ -377,7 +383,7 @@ def _member(field: str, value: str) -> str:
 
 
 def hold_missing_requirements(
-    client: Any, bills: Sequence[dict[str, Any]], requirements: Sequence[Mapping[str, Any]]
+    client: KingdeeWriter, bills: Sequence[dict[str, Any]], requirements: Sequence[Mapping[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Look up the bills of other forms these bills require (``target.requires``: a return's original
     sale); return the bills to send and the report rows of those held because one is not in Kingdee
@@ -418,47 +424,63 @@ def hold_missing_requirements(
     return send, held
 
 
-def save_bills(
-    client: KingdeeWriter,
-    bills: Sequence[dict[str, Any]],
-    request: Mapping[str, Any],
-    settings: LoadSettings,
-    record: Record,
-    dry_run: bool = False,
-) -> int:
-    """Save ``bills`` (bills.jsonl records) as ``request`` (request.json: form, bill key, options,
-    base-data forms) says, exactly once; ``record`` gets each chunk's report rows as it is decided
-    (part ``0..n-1``, then one part of the held bills). Returns the number of parts recorded."""
-    held: list[dict[str, Any]] = []
-    if request.get("requires") and bills:
-        bills, held = hold_missing_requirements(client, bills, request["requires"])
-    if request.get("base_data") and bills:
-        bills, held_for_base_data = hold_unknown_base_data(client, bills, request["base_data"])
-        held += held_for_base_data
-    saver = ChunkSaver(
-        client, request["form_id"], request.get("bill_key") or "FBillNo", request.get("options", {}), settings, dry_run
-    )
-    chunks = chunks_of(bills, settings, saver.size)
-    failures: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="batchsave") as pool:
-        futures: dict[Future[list[dict[str, Any]]], int] = {pool.submit(saver, c): i for i, c in enumerate(chunks)}
-        remaining = set(futures)
-        while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=futures.__getitem__):
-                if future.cancelled():
-                    continue
-                if future.exception() is None:
-                    record(futures[future], future.result())
-                    continue
-                error = future.exception()
-                assert error is not None
-                failures.append(error)
-                if isinstance(error, KingdeeConfigError):  # every other chunk would fail alike
-                    for other in remaining:
-                        other.cancel()
-    if failures:
-        raise failures[0]
-    if held:
-        record(len(chunks), held)
-    return len(chunks) + (1 if held else 0)
+class KingdeeTarget:
+    """The target connector's writer: saves bills into one Kingdee connection, each exactly once."""
+
+    def __init__(self, client: KingdeeWriter) -> None:
+        self.client = client
+
+    @property
+    def recorder(self) -> Any:
+        return getattr(self.client, "recorder", None)
+
+    def save(
+        self,
+        bills: Sequence[dict[str, Any]],
+        request: Mapping[str, Any],
+        settings: LoadSettings,
+        record: Record,
+        dry_run: bool = False,
+    ) -> int:
+        """Save ``bills`` (bills.jsonl records) as ``request`` (request.json: form, bill key, options,
+        base-data forms, required bills) says, exactly once; ``record`` gets each chunk's report rows as
+        it is decided (part ``0..n-1``, then one part of the held bills). Returns the parts recorded."""
+        client = self.client
+        held: list[dict[str, Any]] = []
+        if request.get("requires") and bills:
+            bills, held = hold_missing_requirements(client, bills, request["requires"])
+        if request.get("base_data") and bills:
+            bills, held_for_base_data = hold_unknown_base_data(client, bills, request["base_data"])
+            held += held_for_base_data
+        saver = ChunkSaver(
+            client,
+            request["form_id"],
+            request.get("bill_key") or "FBillNo",
+            request.get("options", {}),
+            settings,
+            dry_run,
+        )
+        chunks = chunks_of(bills, settings, saver.size)
+        failures: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="batchsave") as pool:
+            futures: dict[Future[list[dict[str, Any]]], int] = {pool.submit(saver, c): i for i, c in enumerate(chunks)}
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=futures.__getitem__):
+                    if future.cancelled():
+                        continue
+                    if future.exception() is None:
+                        record(futures[future], future.result())
+                        continue
+                    error = future.exception()
+                    assert error is not None
+                    failures.append(error)
+                    if isinstance(error, KingdeeConfigError):  # every other chunk would fail alike
+                        for other in remaining:
+                            other.cancel()
+        if failures:
+            raise failures[0]
+        if held:
+            record(len(chunks), held)
+        return len(chunks) + (1 if held else 0)
