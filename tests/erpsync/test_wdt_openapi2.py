@@ -194,3 +194,28 @@ def test_an_unknown_transport_is_a_configuration_error_naming_the_field(monkeypa
     )
     with pytest.raises(ConnectionConfigError, match=r"extra.transport is 'direct'; expected one of qimen, openapi2"):
         WdtHook("wdt_bad").config()
+
+
+@pytest.mark.parametrize("scheme_file", ["sales_return.yaml", "purchase_instock.yaml"])
+def test_the_stockin_schemes_read_the_same_stockins_over_openapi2_but_taobao_refunds(
+    scheme_file, wdt_emulator, tmp_path
+):
+    """The flows beside the sales run unchanged on either transport: the same stock-ins, staged as the
+    same text, except that the direct endpoint keeps 淘系 refunds to itself (spec stock-in §1)."""
+    scheme = load_scheme(INCLUDE_DIR / "schemes" / scheme_file)
+    window = _window("2026-11-01", "2026-11-15")
+    staged = {}
+    for transport in ("qimen", "openapi2"):
+        files = RunFiles(ObjectStoragePath((tmp_path / transport).as_uri()), scheme.dag_id, window)
+        client = _client(wdt_emulator, transport)
+        extract(run_of(scheme, files), WdtReader(client, scheme.source))
+        client.close()
+        staged[transport] = read_parquet(files.orders).set_index("order_no")
+    qimen, direct = staged["qimen"], staged["openapi2"]
+    assert len(qimen)
+    expected = qimen[qimen["platform_id"] != str(TAOBAO)] if "platform_id" in qimen else qimen
+    assert set(direct.index) == set(expected.index)
+    columns = ["stockin_id", "goods_count", "modified", "status"]
+    assert direct.loc[sorted(direct.index), columns].equals(qimen.loc[sorted(direct.index), columns])
+    if scheme_file == "sales_return.yaml":
+        assert len(expected) < len(qimen)  # the window does hold 淘系 refunds
