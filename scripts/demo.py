@@ -260,7 +260,7 @@ def main() -> None:
         schemes = sorted(load_schemes(), key=lambda s: (len(s.target.requires), s.dag_id))
         tables = []
         for scheme in schemes:
-            windows = demo_windows(scheme.dag_id)
+            windows = demo_windows(scheme)
             states: list[str] = []
             for window in windows:
                 say(f"airflow dags test {scheme.dag_id}  window {window}")
@@ -304,20 +304,21 @@ def main() -> None:
             )
 
 
-def demo_windows(dag_id: str) -> list[Window]:
+def demo_windows(scheme: Scheme) -> list[Window]:
     """Sales stock-outs: one window per day; they complete up to two days after they ship and are read on
     last-modified time, so two days past the last shipping day. Other flows: one window over the seeded
     days and the week after (returns arrive days after their sale)."""
-    day = lambda d: parse_datetime((START + timedelta(days=d)).isoformat(), "day")  # noqa: E731
-    if dag_id == SALES_DAG_ID:
-        return [Window.of(day(d), day(d + 1)) for d in range(DAYS + 2)]
-    return [Window.of(day(0), day(DAYS + 7))]
+    zone = scheme.settings.timezone
+    day = lambda d: parse_datetime((START + timedelta(days=d)).isoformat(), "day", zone)  # noqa: E731
+    if scheme.dag_id == SALES_DAG_ID:
+        return [Window.of(day(d), day(d + 1), zone) for d in range(DAYS + 2)]
+    return [Window.of(day(0), day(DAYS + 7), zone)]
 
 
 def summarize(scheme: Scheme, runs: list[RunFiles], windows: list[Window], states: list[str]) -> None:
     print(f"\n{scheme.dag_id}: {scheme.source.api.method} → {scheme.target.form.form_id} ({scheme.target.form.label})")
     print(
-        f"{'window (Asia/Shanghai)':<24}{'run':>8}{'orders':>7}{'quarantined':>12}{'unmapped':>9}{'created':>8}{'existing':>9}{'rejected':>9}{'held':>6}"
+        f"{f'window ({scheme.settings.timezone})':<24}{'run':>8}{'orders':>7}{'quarantined':>12}{'unmapped':>9}{'created':>8}{'existing':>9}{'rejected':>9}{'held':>6}"
     )
     widths = (7, 12, 9, 8, 9, 9, 6)
     totals = [0] * 7

@@ -25,11 +25,10 @@ from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_
 from erpsync.staging import staging_root
 from erpsync.windows import Window, WindowError, resolve_window
 
-# An ISO date or date-time, optionally with an offset (no offset: Asia/Shanghai). The trigger form's
+# An ISO date or date-time, optionally with an offset (no offset: the scheme's zone). The trigger form's
 # date picker sends UTC with milliseconds ("2026-11-01T16:00:00.000Z"); a fraction other than zero is
 # refused by the window itself, with its reason.
 _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
-START_DATE = pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai")
 
 
 def _doc(scheme: Scheme) -> str:
@@ -41,7 +40,7 @@ def _doc(scheme: Scheme) -> str:
         f"* Schedule (传递时间): `{s.cron}` {s.timezone}; each run covers its window `[start, end)`.\n"
         f"* Retries (重试次数): {s.retries}. Enabled (是否启动): {s.enabled}. "
         f"Preconditions (前置条件): {', '.join(s.preconditions) or 'none'}.\n"
-        "* Trigger with params `window_start`/`window_end` (ISO, Asia/Shanghai when no offset) to run any window; "
+        f"* Trigger with params `window_start`/`window_end` (ISO, {s.timezone} when no offset) to run any window; "
         f'`filters` (any of {", ".join(src.filter_fields)}, e.g. `{{"shop_no": "FENXIAO004"}}`) narrows a run.\n'
         f"* Reads on {'last-modified' if src.by_modified else 'consign'} time, re-reading "
         f"{src.lookback} before each window; loads {s.load.chunk_size} bills a call, {s.load.concurrency} calls at once "
@@ -52,7 +51,9 @@ def _doc(scheme: Scheme) -> str:
     )
 
 
-def build_dag(scheme: Scheme) -> DAG:
+def build_dag(scheme: Scheme, zones: Mapping[str, str] | None = None) -> DAG:
+    """The DAG of ``scheme``; ``zones`` gives the zone of each scheme its preconditions name (default:
+    its own), whose window folders are keyed in their own zone."""
     mapping = compile_mapping(scheme)
     settings = scheme.settings
 
@@ -81,7 +82,7 @@ def build_dag(scheme: Scheme) -> DAG:
         description=scheme.description,
         doc_md=_doc(scheme),
         schedule=CronDataIntervalTimetable(settings.cron, timezone=settings.timezone),
-        start_date=START_DATE,
+        start_date=pendulum.datetime(2024, 1, 1, tz=settings.timezone),
         catchup=False,
         max_active_runs=settings.max_active_runs,
         # new DAGs start paused: connections may not exist yet, and the first run would fire at once
@@ -214,7 +215,7 @@ def build_dag(scheme: Scheme) -> DAG:
         def prune_task() -> None:
             from erpsync.retention import keep_days, prune
 
-            prune(staging_root(), scheme.dag_id, keep_days(), pendulum.now("UTC"))
+            prune(staging_root(), scheme.dag_id, keep_days(), pendulum.now("UTC"), timezone=settings.timezone)
 
         extracted = extract_task()
         # Airflow's Task stub types a call with the function's own parameters, but TaskFlow passes each task
@@ -226,6 +227,7 @@ def build_dag(scheme: Scheme) -> DAG:
                 PreconditionSensor(
                     task_id=f"precondition_{upstream}",
                     upstream=upstream,
+                    upstream_timezone=(zones or {}).get(upstream, settings.timezone),
                     root=staging_root,
                     window_of=run_window,
                     poke_interval=60,
@@ -238,4 +240,5 @@ def build_dag(scheme: Scheme) -> DAG:
 
 def build_dags(include_dir: Path = INCLUDE_DIR) -> dict[str, DAG]:
     schemes = load_schemes(include_dir)
-    return {scheme.dag_id: build_dag(scheme) for scheme in schemes}
+    zones = {scheme.dag_id: scheme.settings.timezone for scheme in schemes}
+    return {scheme.dag_id: build_dag(scheme, zones) for scheme in schemes}

@@ -18,20 +18,23 @@ import pendulum
 from airflow.sdk import BaseSensorOperator
 
 from erpsync.staging import COMPLETE, RunFiles, StoragePath, window_folders, write_json
-from erpsync.windows import Window
+from erpsync.windows import SHANGHAI, Window
 
 
 def mark_complete(files: RunFiles, counts: dict[str, Any]) -> None:
     """Record that this window's orders are all in Kingdee (or accepted with warnings)."""
-    write_json({"completed_at": pendulum.now("Asia/Shanghai").isoformat(), **counts}, files.complete)
+    write_json({"completed_at": pendulum.now(files.window.timezone).isoformat(), **counts}, files.complete)
 
 
-def completed_windows(root: StoragePath, dag_id: str, overlapping: Window | None = None) -> list[Window]:
-    """The whole windows of ``dag_id`` under the staging root that are complete (not narrowed, not dry
-    runs); with ``overlapping``, only those that overlap it (the others' markers are not even read)."""
+def completed_windows(
+    root: StoragePath, dag_id: str, overlapping: Window | None = None, timezone: str = SHANGHAI
+) -> list[Window]:
+    """The whole windows of ``dag_id`` (a scheme in ``timezone``) under the staging root that are
+    complete (not narrowed, not dry runs); with ``overlapping``, only those that overlap it (the others'
+    markers are not even read)."""
     return [
         f.window
-        for f in window_folders(root, dag_id)
+        for f in window_folders(root, dag_id, timezone)
         if f.whole
         and (overlapping is None or (f.window.start < overlapping.end and overlapping.start < f.window.end))
         and (f.path / COMPLETE).exists()
@@ -64,17 +67,19 @@ class PreconditionSensor(BaseSensorOperator):
         self,
         *,
         upstream: str,
+        upstream_timezone: str,
         root: Callable[[], StoragePath],
         window_of: Callable[[Any], Window],
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
-        self.upstream, self.root, self.window_of = upstream, root, window_of
+        self.upstream, self.upstream_timezone, self.root, self.window_of = upstream, upstream_timezone, root, window_of
 
     def poke(self, context: Any) -> bool:
         window = self.window_of(context)
-        gaps = uncovered(window, completed_windows(self.root(), self.upstream, overlapping=window))
+        done = completed_windows(self.root(), self.upstream, overlapping=window, timezone=self.upstream_timezone)
+        gaps = uncovered(window, done)
         if gaps:
             self.log.info(
                 "Waiting for %s: its loaded windows do not yet cover %s (missing %s)",

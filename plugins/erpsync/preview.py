@@ -190,12 +190,17 @@ def run_preview(args: argparse.Namespace, out: TextIO) -> int:
     except SchemeError as exc:
         print(exc, file=out)
         return 1
+    zone = scheme.settings.timezone  # times without an offset are the scheme's, as a run's params
     window = (
-        Window.of(parse_datetime(args.window[0], "window start"), parse_datetime(args.window[1], "window end"))
+        Window.of(
+            parse_datetime(args.window[0], "window start", zone),
+            parse_datetime(args.window[1], "window end", zone),
+            zone,
+        )
         if args.window
         else None
     )
-    now = parse_datetime(args.now, "now") if args.now else (window.end if window else None)
+    now = parse_datetime(args.now, "now", zone) if args.now else (window.end if window else None)
     try:
         if args.order:
             order, lines = order_from_file(Path(args.order), scheme, args.number)

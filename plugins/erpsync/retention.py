@@ -20,6 +20,7 @@ from typing import Any
 import pendulum
 
 from erpsync.staging import COMPLETE, StoragePath, remove_tree, window_folders
+from erpsync.windows import SHANGHAI
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,21 @@ def _mtime(info: dict[str, Any]) -> datetime | None:
 
 
 def prune(
-    root: StoragePath, dag_id: str, keep_days: int, now: datetime, *, idle: timedelta = timedelta(days=1)
+    root: StoragePath,
+    dag_id: str,
+    keep_days: int,
+    now: datetime,
+    *,
+    timezone: str = SHANGHAI,
+    idle: timedelta = timedelta(days=1),
 ) -> list[str]:
-    """Delete the window folders of ``dag_id`` whose window ended more than ``keep_days`` before
+    """Delete the window folders of ``dag_id`` (a scheme in ``timezone``) whose window ended more than ``keep_days`` before
     ``now`` (keeping ``complete.json`` of complete windows); return the names of the folders pruned."""
     if keep_days <= 0:
         return []
     cutoff = pendulum.instance(now) - timedelta(days=keep_days)
     pruned = []
-    for folder in window_folders(root, dag_id):
+    for folder in window_folders(root, dag_id, timezone):
         if folder.window.end >= cutoff:
             continue
         children = list(folder.path.iterdir())

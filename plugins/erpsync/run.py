@@ -48,7 +48,9 @@ class Run:
         run_id: str = "manual",
         mapping: BillMapping | None = None,
     ) -> Run:
-        """The run of ``scheme`` over ``window``, staged under ``root`` (default: the staging root)."""
+        """The run of ``scheme`` over ``window`` (in the scheme's zone: it names the staging folder),
+        staged under ``root`` (default: the staging root)."""
+        window = window.in_timezone(scheme.settings.timezone)
         filters = dict(filters or {})
         files = RunFiles(root if root is not None else staging_root(), scheme.dag_id, window, filters, dry_run)
         return cls(scheme, window, files, filters, dry_run, run_id, mapping)

@@ -5,7 +5,7 @@ Airflow names runs by a UTC time (``backfill__2026-11-02T16:00:00+00:00`` is the
 data interval at all, so neither the runs list nor the run page said which orders a run moved. The
 scheduler calls this listener (registered by ``plugins/erpsync_ui.py``) as it starts a run; the note
 it sets is the window the run's tasks will resolve (``erpsync.windows.resolve_window``), e.g.
-``window [2026-11-02 00:00:00, 2026-11-03 00:00:00) Asia/Shanghai``. A note the user wrote when
+``window [2026-11-02 00:00:00, 2026-11-03 00:00:00) Asia/Shanghai`` (the scheme's zone). A note the user wrote when
 triggering is kept.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from erpsync.windows import Window, WindowError, resolve_window
+from erpsync.windows import SHANGHAI, Window, WindowError, resolve_window
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def run_window(dag: Any, dag_run: Any) -> Window | None:
             data_interval_end=dag_run.data_interval_end,
             run_after=dag_run.run_after,
             cron=schedule["expression"],
-            timezone=schedule.get("timezone") or "Asia/Shanghai",
+            timezone=schedule.get("timezone") or SHANGHAI,
         )
     except WindowError:
         return None  # the run fails in its first task, which says why

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
+from erpsync.windows import SHANGHAI
 from erpsync.yaml_text import Location, YamlText, YamlTextError, read_yaml_text
 
 INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
@@ -279,7 +280,9 @@ class TargetSettings(_Model):
 
 class Schedule(_Model):
     cron: str = Field(description="传递时间: one run per window of this cron")
-    timezone: str = "Asia/Shanghai"
+    timezone: str = Field(
+        default=SHANGHAI, description="The zone of the cron, the windows, params without an offset and folder names"
+    )
 
     @field_validator("cron")
     @classmethod

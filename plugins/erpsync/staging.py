@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from erpsync.windows import Window, WindowError
+from erpsync.windows import SHANGHAI, Window, WindowError
 
 if TYPE_CHECKING:  # pandas is imported by the functions that need it: DAG parsing never does
     import pandas as pd
@@ -128,25 +128,27 @@ class WindowFolder:
         return self.filters_digest is None and not self.dry_run
 
 
-def parse_folder(name: str) -> tuple[Window, str | None, bool] | None:
-    """The window, filters digest and dry-run flag a folder name stands for; None if no window folder."""
+def parse_folder(name: str, timezone: str = SHANGHAI) -> tuple[Window, str | None, bool] | None:
+    """The window, filters digest and dry-run flag a folder name stands for; None if no window folder.
+    ``timezone`` is the zone of the scheme whose folder it is (its keys are wall-clock times there)."""
     match = _FOLDER.match(name)
     if match is None:
         return None
     try:
-        return Window.from_key(match["key"]), match["digest"], match["dry"] is not None
+        return Window.from_key(match["key"], timezone), match["digest"], match["dry"] is not None
     except WindowError:
         return None
 
 
-def window_folders(root: StoragePath, dag_id: str) -> list[WindowFolder]:
-    """The window folders of ``dag_id``, newest window first (whole windows before narrowed or dry runs)."""
+def window_folders(root: StoragePath, dag_id: str, timezone: str = SHANGHAI) -> list[WindowFolder]:
+    """The window folders of ``dag_id`` (a scheme in ``timezone``), newest window first (whole windows
+    before narrowed or dry runs)."""
     folder = root / dag_id
     if not folder.exists():
         return []
     found = []
     for child in folder.iterdir():
-        parsed = parse_folder(child.name)
+        parsed = parse_folder(child.name, timezone)
         if parsed is not None:
             found.append(WindowFolder(child, child.name, *parsed))
     return sorted(found, key=lambda f: (f.window.start, f.window.end, f.whole, f.name), reverse=True)

@@ -72,7 +72,7 @@ class CallRecorder:
 
 
 def _now_iso() -> str:
-    return pendulum.now("Asia/Shanghai").isoformat()
+    return pendulum.now("UTC").isoformat()  # an instant: pages show it in the zone of the reader
 
 
 def http_outcome(status: int) -> tuple[str, str | None]:
@@ -183,7 +183,7 @@ class Session(requests.Session):
     def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         assert self.recorder is not None
         outcome, detail = http_outcome(response.status_code)
-        started = pendulum.now("Asia/Shanghai") - response.elapsed
+        started = pendulum.now("UTC") - response.elapsed
         response.call_record = self.recorder.add(  # type: ignore[attr-defined]
             self.describe(response.request),
             response.elapsed / timedelta(milliseconds=1),

@@ -80,3 +80,23 @@ def test_the_sensor_waits_until_the_upstream_covers_the_window(two_schemes, tmp_
     assert "missing [2026-11-01 12:00:00, 2026-11-01 18:00:00)" in capsys.readouterr().out
     mark_complete(RunFiles(root, "upstream_sync", Window(DAY.add(hours=12), DAY + timedelta(days=1))), {})
     assert sensor.poke(context) is True  # two daily halves cover a window given by params
+
+
+def test_an_upstream_scheme_in_another_zone_is_read_in_its_own_zone(two_schemes, tmp_path, monkeypatch):
+    """The upstream scheme runs in UTC, so its folders are keyed in UTC wall clock: the sensor of a
+    Shanghai scheme reads them as UTC, or it would see every upstream window eight hours early."""
+    materials = two_schemes / "schemes" / "materials.yaml"
+    materials.write_text(
+        materials.read_text(encoding="utf-8").replace("timezone: Asia/Shanghai}", "timezone: UTC}"), encoding="utf-8"
+    )
+    monkeypatch.setenv("AIRFLOW__ERPSYNC__STAGING_ROOT", (tmp_path / "staging").as_uri())
+    sensor = build_dags(two_schemes)["wdt_kingdee_sales_outstock"].get_task("precondition_upstream_sync")
+    # Shanghai 2026-11-01 08:00-16:00 is UTC 00:00-08:00
+    context = {"params": {"window_start": "2026-11-01T08:00:00", "window_end": "2026-11-01T16:00:00", "filters": {}}}
+    root = ObjectStoragePath((tmp_path / "staging").as_uri())
+    utc_day = Window(pendulum.datetime(2026, 11, 1, tz="UTC"), pendulum.datetime(2026, 11, 2, tz="UTC"))
+    mark_complete(RunFiles(root, "upstream_sync", utc_day), {})
+    assert (root / "upstream_sync" / "window=20261101T000000_20261102T000000").exists()
+    assert sensor.poke(context) is True
+    early = {"params": {"window_start": "2026-11-01T06:00:00", "window_end": "2026-11-01T10:00:00", "filters": {}}}
+    assert sensor.poke(early) is False  # 06:00-08:00 Shanghai is the UTC day before, not loaded

@@ -54,3 +54,9 @@ def test_a_users_note_is_kept_and_other_dags_and_bad_windows_are_left_alone():
     assert _noted(_run(note="rerun for shop A")) == "rerun for shop A"
     assert _noted(_run(params={"x": 1})) is None
     assert _noted(_run(conf={"window_start": "2026-11-02"})) is None  # its first task fails and says why
+
+
+def test_a_scheme_in_another_zone_is_noted_in_it_and_its_naive_params_are_its_wall_clock():
+    run = _run(conf={"window_start": "2026-11-01T16:00:00", "window_end": "2026-11-02"})
+    run.dag.timetable = CronDataIntervalTimetable("0 0 * * *", pendulum.timezone("UTC"))
+    assert _noted(run) == "window [2026-11-01 16:00:00, 2026-11-02 00:00:00) UTC"

@@ -16,8 +16,11 @@ import pendulum
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from erpsync.scheme import INCLUDE_DIR, load_scheme
+from erpsync.wdt.connector import api_bounds
 from erpsync.windows import Window
 
+WDT_API = load_scheme(INCLUDE_DIR / "schemes" / "sales_outstock.yaml").source.api
 BASE = pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai")
 seconds = st.integers(min_value=0, max_value=90 * 86400)
 spans = st.integers(min_value=1, max_value=30 * 86400)
@@ -25,7 +28,7 @@ spans = st.integers(min_value=1, max_value=30 * 86400)
 
 def _wdt_seconds(window: Window) -> tuple[int, int]:
     """The inclusive [start_time, end_time] WDT is sent, as seconds after BASE."""
-    start, end = window.api_bounds()
+    start, end = api_bounds(window, WDT_API)
     return _seconds_after_base(start), _seconds_after_base(end)
 
 

@@ -36,7 +36,6 @@ from erpsync.ui import context as ctx
 from erpsync.ui.docs import DOCS_CSP, VERSION, content_type, dress, resolve
 
 URL_PREFIX = "/erpsync"
-TIMEZONE = "Asia/Shanghai"
 _HERE = Path(__file__).parent
 _STATIC = {
     "erpsync.css": "text/css; charset=utf-8",
@@ -52,10 +51,17 @@ TRENDS = (24, 48, 96, 168, 336, 720)  # windows on a DAG's chart (hourly: 1 day 
 GX_STATIC = "_gx_static"  # erpsync.steps.validate.GX_STATIC (not imported: it pulls pandas in)
 
 
+def _site_zone() -> str:
+    """Where a page belongs to no scheme: the zone Airflow reads naive times in, ``[core] default_timezone``."""
+    from airflow.settings import TIMEZONE
+
+    return str(TIMEZONE.name)
+
+
 def _now() -> datetime:
     import pendulum
 
-    return pendulum.now(TIMEZONE)
+    return pendulum.now(_site_zone())
 
 
 def _default_root() -> StoragePath:
@@ -65,7 +71,7 @@ def _default_root() -> StoragePath:
 
 
 def _templates() -> Any:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 
     from erpsync.ui.reports import OUTCOMES
 
@@ -78,7 +84,8 @@ def _templates() -> Any:
     )
     env.filters["n"] = _number
     env.filters["ms"] = _ms
-    env.filters["when"] = _when
+    # a DAG's pages show times in its scheme's zone (the page's ``zone``), the others in Airflow's
+    env.filters["when"] = pass_context(lambda c, value, fmt="YYYY-MM-DD HH:mm:ss": _when(value, c["zone"], fmt))
     env.globals["OUTCOMES"] = OUTCOMES
     return env
 
@@ -97,7 +104,7 @@ def _ms(value: float | None) -> str:
     return f"{value / 1000:,.1f} s" if value >= 10_000 else f"{value:,.0f} ms"
 
 
-def _when(value: Any, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:
+def _when(value: Any, zone: str, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:
     import pendulum
 
     if value is None:
@@ -108,7 +115,7 @@ def _when(value: Any, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:
         except ValueError:
             return value
     if isinstance(value, datetime):
-        return pendulum.instance(value).in_timezone(TIMEZONE).format(fmt)
+        return pendulum.instance(value).in_timezone(zone).format(fmt)
     return str(value)
 
 
@@ -148,6 +155,7 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
     env = _templates()
 
     def page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        values.setdefault("zone", _site_zone())
         body = env.get_template(template).render(
             request=request,
             link=lambda *s, **q: link(request, *s, **q),
@@ -230,7 +238,7 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             narrowed = summaries(c.staging, duck, dag_id, filtered)
         points = [
             {
-                "label": _when(s.window.start, "MM-DD HH:mm"),
+                "label": s.window.start.format("MM-DD HH:mm"),
                 "title": f"{s.window} · {s.status}",
                 "href": link(request, "dags", dag_id, "windows", s.folder.name),
                 "values": s.outcomes,
@@ -245,6 +253,7 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             "dag.html",
             dag_id=dag_id,
             scheme=c.scheme(dag_id),
+            zone=c.staging.zone(dag_id),
             chart=chart,
             shown=shown,
             older=max(len(whole) - len(shown), 0),
@@ -271,6 +280,7 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             "window.html",
             dag_id=dag_id,
             scheme=c.scheme(dag_id),
+            zone=c.staging.zone(dag_id),
             run=run,
             folder_name=folder_name,
             report=report,

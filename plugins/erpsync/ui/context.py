@@ -80,6 +80,6 @@ class Context:
 
 def build(root: Callable[[], StoragePath], include_dir: Path, user: Any) -> Context:
     schemes, problems = current_schemes(include_dir)
-    staging = Staging(root())
+    staging = Staging(root(), {dag_id: s.settings.timezone for dag_id, s in schemes.items()})
     known = set(schemes) | set(staging.dag_ids())
     return Context(staging, include_dir, schemes, problems, sorted(readable_dags(user, known)), user)

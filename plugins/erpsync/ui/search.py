@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from erpsync.scheme import Scheme
-from erpsync.staging import parse_folder
 from erpsync.ui.staged import DAG_ID, Duck, Staging, quote_ident
 
 MAX_QUERY = 64  # document numbers are shorter; longer input is no number
@@ -192,7 +191,7 @@ def _search_dag(
     def at(row: dict[str, Any]) -> OrderWindow | None:
         """The (order, window) a row of a staged file belongs to, by the file's folder."""
         relative = staging.from_duck(row["filename"]).split("/")
-        parsed = parse_folder(relative[1]) if len(relative) > 2 else None
+        parsed = staging.parse(dag_id, relative[1]) if len(relative) > 2 else None
         if parsed is None or str(row["order_id"]) not in ids:
             return None
         key = (str(row["order_id"]), relative[1])

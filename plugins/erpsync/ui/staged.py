@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fsspec.implementations.dirfs import DirFileSystem
 
 from erpsync.staging import StoragePath, WindowFolder, parse_folder, window_folders
+from erpsync.windows import SHANGHAI, Window
 
 DAG_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,249}$")  # the scheme's dag_id pattern (and Airflow's length)
 _PROTOCOL = "erpsync"  # DuckDB reads object storage through this fsspec name, rooted at the staging root
@@ -36,8 +37,9 @@ def is_local(root: StoragePath) -> bool:
 class Staging:
     """The staging root as the pages read it."""
 
-    def __init__(self, root: StoragePath) -> None:
+    def __init__(self, root: StoragePath, zones: Mapping[str, str] | None = None) -> None:
         self.root = root
+        self.zones = dict(zones or {})  # dag_id -> its scheme's zone, in which its folders are keyed
         self.local = is_local(root)
         self._base = root.path.rstrip("/")
 
@@ -47,12 +49,20 @@ class Staging:
             return []
         return sorted(c.name for c in self.root.iterdir() if DAG_ID.match(c.name) and c.is_dir())
 
+    def zone(self, dag_id: str) -> str:
+        """The zone of ``dag_id``'s window keys (a DAG whose scheme is gone: the default zone)."""
+        return self.zones.get(dag_id, SHANGHAI)
+
     def windows(self, dag_id: str) -> list[WindowFolder]:
-        return window_folders(self.root, dag_id) if DAG_ID.match(dag_id) else []
+        return window_folders(self.root, dag_id, self.zone(dag_id)) if DAG_ID.match(dag_id) else []
+
+    def parse(self, dag_id: str, name: str) -> tuple[Window, str | None, bool] | None:
+        """What the folder ``name`` of ``dag_id`` stands for (``erpsync.staging.parse_folder``)."""
+        return parse_folder(name, self.zone(dag_id))
 
     def window(self, dag_id: str, name: str) -> WindowFolder | None:
         """The folder ``name`` of ``dag_id`` if it is a window folder that exists."""
-        parsed = parse_folder(name)
+        parsed = self.parse(dag_id, name)
         if parsed is None or not DAG_ID.match(dag_id):
             return None
         path = self.root / dag_id / name

@@ -48,6 +48,7 @@ from erpsync.wdt.signing import openapi2_sign, qimen_sign
 log = logging.getLogger(__name__)
 
 TRANSPORTS = ("qimen", "openapi2")
+WDT_ZONE = "Asia/Shanghai"  # the gateway's clock: Qimen timestamps are GMT+8 (spec §2.2)
 # WDT "系统调用频繁" and TOP flow control (spec §6): wait, then call again.
 _THROTTLE_CODES = frozenset({"1012", "7"})
 # TOP "service currently unavailable" and "remote service error": may pass.
@@ -143,7 +144,7 @@ class Qimen:
             "method": method,
             "app_key": config.app_key,
             "target_app_key": config.target_app_key,
-            "timestamp": pendulum.now("Asia/Shanghai").format("YYYY-MM-DD HH:mm:ss"),
+            "timestamp": pendulum.now(WDT_ZONE).format("YYYY-MM-DD HH:mm:ss"),
             "format": "json",
             "v": "2.0",
             "sign_method": "md5",

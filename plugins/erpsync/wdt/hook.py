@@ -26,7 +26,7 @@ from airflow.sdk import BaseHook, conf
 from airflow.sdk.log import mask_secret
 
 from erpsync.connections import ConnectionConfigError, connection_test_failure, extra_value, number, required
-from erpsync.wdt.client import TRANSPORTS, WdtApiError, WdtClient, WdtConfig
+from erpsync.wdt.client import TRANSPORTS, WDT_ZONE, WdtApiError, WdtClient, WdtConfig
 
 TEST_METHOD = "wdt.stockout.order.query.trade"
 
@@ -84,7 +84,7 @@ class WdtHook(BaseHook):
             config = self.config()
             timeout = min(config.timeout_seconds, 30)
             config = replace(config, max_attempts=1, max_throttle_seconds=0, timeout_seconds=timeout)
-            end = pendulum.now("Asia/Shanghai")
+            end = pendulum.now(WDT_ZONE)
             client = WdtClient(config)
             try:
                 response = client.call(
