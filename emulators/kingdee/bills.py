@@ -74,15 +74,16 @@ Decisions ([INF]/[?] points of the specs, each one chosen to follow the real ser
 - ``IsVerifyBaseDataField`` true adds, for each non-empty reference that matches no usable record,
   ``字段“物料编码”(FMaterialID)的值“X”在系统中不存在，或者未审核、已禁用`` (text [?]); rows are prefixed
   ``单据体实体【明细信息】第【n】行分录，``.
-- ``FID`` other than 0 asks for an update, which the emulator does not do: the bill fails with
-  ``FID为n的单据不存在，或者已被删除。`` or, for a stored bill of the form,
-  ``FID为n的单据已存在，模拟器只支持新增单据（FID=0）。``
-  FEntryID values sent on rows of a new bill are ignored.
+- ``FID`` other than 0 asks for an update of that stored bill (``updates``: NeedUpDateFields,
+  IsDeleteEntry, FEntryID, refusals); ``FID为n的单据不存在，或者已被删除。`` when the form has no such bill.
+  The Model is merged onto the stored bill and the merged bill is read and checked like a new one (the
+  rules above, amounts and totals recomputed). FEntryID values sent on rows of a new bill are ignored.
 - Errors of a batch are ordered by rule, then by DIndex, then by row (the real grouping of BATCHERR).
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import re
 from dataclasses import dataclass, field
@@ -135,6 +136,8 @@ class SaveOptions:
     verify_base_data: bool = False  # IsVerifyBaseDataField
     auto_audit: bool = False  # IsAutoSubmitAndAudit
     need_return_fields: tuple[str, ...] = ()
+    need_update_fields: tuple[str, ...] = ()  # NeedUpDateFields (updates only)
+    delete_entry: bool = True  # IsDeleteEntry (updates only)
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class DraftEntry:
     fields: dict[str, Any]
     extra: dict[str, Any]
     lot_number: str | None = None  # created or found in BD_BatchMainFile when the bill is saved
+    entry_id: int = 0  # an update's stored row (its FEntryID is kept); 0: a new row
 
 
 @dataclass
@@ -164,6 +168,7 @@ class Draft:
     problems: list[RankedProblem] = field(default_factory=list)
     fid: int = 0
     unknown_keys: dict[str, str] = field(default_factory=dict)  # lower -> key as sent: not in the metadata
+    stored: dict[str, Any] | None = None  # an update: the stored bill's document the draft replaces
 
     def fail(self, rank: int, message: str, field_name: str | None, row: int = 0) -> None:
         self.problems.append(RankedProblem(rank, self.dindex, row, Problem(message, field_name, self.dindex)))
@@ -171,9 +176,23 @@ class Draft:
     def unknown(self, key: Any) -> None:
         self.unknown_keys.setdefault(str(key).lower(), str(key))
 
+    def refuse_unknown(self) -> None:
+        """The packet does not fit the form's metadata: its unknown keys are the bill's only errors."""
+        self.problems = [
+            RankedProblem(RANK_METADATA, self.dindex, 0, Problem(MSG_UNKNOWN_FIELD.format(key), key, self.dindex))
+            for key in self.unknown_keys.values()
+        ]
+
     @property
     def bill_no(self) -> str:
         return str(self.head.get("FBillNo") or "")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A stored field value an update keeps (``updates``): read as it is, neither converted nor looked up."""
+
+    value: Any
 
 
 class ConversionError(ValueError):
@@ -374,10 +393,7 @@ class DraftReader:
         for seq, row in enumerate(rows if isinstance(rows, list) else [], start=1):
             draft.entries.append(self._read_row(draft, row, seq))
         if draft.unknown_keys:  # the packet does not fit the form's metadata: nothing else is checked
-            draft.problems = [
-                RankedProblem(RANK_METADATA, dindex, 0, Problem(MSG_UNKNOWN_FIELD.format(key), key, dindex))
-                for key in draft.unknown_keys.values()
-            ]
+            draft.refuse_unknown()
             return draft
         compute_amounts(form, draft)
         if self.options.validate:
@@ -467,6 +483,8 @@ class DraftReader:
         k = self.form.k
         material = self._material(entry)
         entry.fields[k.lot] = None
+        if isinstance(value, Kept):  # an update keeps the stored lot (its number: the row may change material)
+            value = {"FNumber": value.value["Number"]} if value.value else None
         if not material or not material.get("FIsBatchManage"):
             return  # a material without lot management ignores FLot
         view = lower_keys(value) if isinstance(value, dict) else {}
@@ -512,6 +530,8 @@ class DraftReader:
         return org["Id"] if org else None
 
     def _convert(self, draft: Draft, spec: Field, value: Any, ref_form: str | None, row: int, org: Any = None) -> Any:
+        if isinstance(value, Kept):
+            return copy.deepcopy(value.value)
         try:
             if spec.kind is Kind.BASE:
                 ref, unknown = resolve_reference(self.master, ref_form or "", value, org, spec.scope)
@@ -632,12 +652,9 @@ def duplicate_problem(draft: Draft) -> None:
     draft.fail(RANK_UNIQUE, message, "FBillNo")
 
 
-def fid_problem(draft: Draft, exists: bool) -> None:
-    if exists:
-        message = f"FID为{draft.fid}的单据已存在，模拟器只支持新增单据（FID=0）。"
-    else:
-        message = f"FID为{draft.fid}的单据不存在，或者已被删除。"
-    draft.fail(RANK_FID, message, "FID")
+def fid_problem(draft: Draft) -> None:
+    """An update of a bill the form does not have."""
+    draft.fail(RANK_FID, f"FID为{draft.fid}的单据不存在，或者已被删除。", "FID")
 
 
 def interaction_problem(draft: Draft, message: str) -> None:

@@ -21,8 +21,9 @@ each is prefixed ``单据体实体【明细信息】第【n】行分录，`` and
 - Returned quantity: what all saved bills of the form (and the bills before it in the same batch, and the
   rows before it in the same bill) link to a source row, plus this row's FRealQty, may not exceed the
   source row's FRealQty: else ``实退数量Q超过源单“N”第【s】行的可退数量R。`` (FieldName FRealQty; R = what is
-  left). A row with several link rows counts its quantity against each. Nothing is written back to the
-  source bill, and deleting a source bill does not look at the bills linked to it.
+  left). A row with several link rows counts its quantity against each. An update (``updates``) does not
+  count the stored quantities of the bill it replaces. Nothing is written back to the source bill, and
+  deleting or updating a source bill does not look at the bills linked to it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class LinkCheck:
         usage: dict[SourceRow, Decimal] = defaultdict(Decimal)
         if self.form.link_key is None:
             return usage
+        # An update: what the stored bill links is no longer used once the draft replaces it.
+        own = self._usage_of(draft.stored) if draft.stored is not None else {}
         for entry in draft.entries:
             rows = _link_rows(entry, self.form.link_key)
             if rows is None:
@@ -59,18 +62,27 @@ class LinkCheck:
                 self._fail(draft, entry, message, self.form.link_key)
                 continue
             for link in rows:
-                self._check_link(draft, entry, link, usage)
+                self._check_link(draft, entry, link, usage, own)
         return usage
 
-    def accept(self, usage: dict[SourceRow, Decimal]) -> None:
-        """A checked draft was accepted: the bills after it in the batch see its quantities."""
+    def accept(self, usage: dict[SourceRow, Decimal], replaced: dict[str, Any] | None = None) -> None:
+        """A checked draft was accepted (replacing the stored bill ``replaced``, an update): the bills after
+        it in the batch see its quantities."""
         linked = self._saved()
+        if replaced is not None and self.form.link_key is not None:
+            for source, qty in self._usage_of(replaced).items():
+                linked[source] -= qty
         for source, qty in usage.items():
             linked[source] += qty
 
     # -- one link row -------------------------------------------------------------------------------
     def _check_link(
-        self, draft: Draft, entry: DraftEntry, link: dict[str, Any], usage: dict[SourceRow, Decimal]
+        self,
+        draft: Draft,
+        entry: DraftEntry,
+        link: dict[str, Any],
+        usage: dict[SourceRow, Decimal],
+        own: dict[SourceRow, Decimal],
     ) -> None:
         k, prefix = self.form.k, (self.form.link_key or "").lower() + "_"
         view = lower_keys(link)
@@ -94,7 +106,7 @@ class LinkCheck:
             return
         key = (rule.source_form.lower(), int(row["fields"][sk.entry_id]))
         qty = entry.fields.get(k.qty) or Decimal(0)
-        left = (row["fields"].get(sk.qty) or Decimal(0)) - self._saved()[key] - usage[key]
+        left = (row["fields"].get(sk.qty) or Decimal(0)) - self._saved()[key] + own.get(key, Decimal(0)) - usage[key]
         if qty > left:
             message = f"实退数量{decimal_text(qty)}超过源单“{number}”第【{seq}】行的可退数量{decimal_text(max(left, Decimal(0)))}。"
             self._fail(draft, entry, message, k.qty)
@@ -124,17 +136,24 @@ class LinkCheck:
         """Quantity per source row that the saved bills of the form link to (read once per call)."""
         if self._linked is None:
             linked: dict[SourceRow, Decimal] = defaultdict(Decimal)
-            k, prefix = self.form.k, (self.form.link_key or "").lower() + "_"
             for doc in self.store.bills(self.form.form_id):
-                for entry in doc["entries"]:
-                    for link in _link_rows_of(entry["extra"], self.form.link_key or "") or []:
-                        view = lower_keys(link)
-                        rule = self.form.link_rules.get(_text(view.get(prefix + "fruleid")).lower())
-                        row_id = _text(view.get(prefix + "fsid"))
-                        if rule is not None and row_id.isdigit():
-                            linked[(rule.source_form.lower(), int(row_id))] += entry["fields"].get(k.qty) or Decimal(0)
+                for source, qty in self._usage_of(doc).items():
+                    linked[source] += qty
             self._linked = linked
         return self._linked
+
+    def _usage_of(self, doc: dict[str, Any]) -> dict[SourceRow, Decimal]:
+        """Quantity per source row that one saved bill links to."""
+        usage: dict[SourceRow, Decimal] = defaultdict(Decimal)
+        k, prefix = self.form.k, (self.form.link_key or "").lower() + "_"
+        for entry in doc["entries"]:
+            for link in _link_rows_of(entry["extra"], self.form.link_key or "") or []:
+                view = lower_keys(link)
+                rule = self.form.link_rules.get(_text(view.get(prefix + "fruleid")).lower())
+                row_id = _text(view.get(prefix + "fsid"))
+                if rule is not None and row_id.isdigit():
+                    usage[(rule.source_form.lower(), int(row_id))] += entry["fields"].get(k.qty) or Decimal(0)
+        return usage
 
     def _fail(self, draft: Draft, entry: DraftEntry, message: str, field_name: str | None) -> None:
         seq = entry.fields[self.form.k.seq]

@@ -54,9 +54,11 @@ Decisions ([INF]/[?] points of the spec):
   ValidateFlag/IsVerifyBaseDataField see ``bills.py``; NeedReturnFields (array or comma string;
   ``<entry key>.X`` per row, ``<sub-head key>.X`` nested: ``FEntity.X``/``SubHeadEntity.X``,
   ``FInStockEntry.X``/``FInStockFin.X``) fills NeedReturnData (base data as ``{"FNumber": …}``);
-  ValidateRepeatJson true rejects a data packet identical to one received before with MsgCode 11 ``数据包重复提交：相同的JSON数据包已经提交过。``. SubSystemId,
-  NeedUpDateFields, IsDeleteEntry, IsEntryBatchFill, NumberSearch, IgnoreInterationFlag,
-  IsAutoAdjustField, IsControlPrecision, BatchCount and Creator are accepted and have no effect.
+  ValidateRepeatJson true rejects a data packet identical to one received before with MsgCode 11 ``数据包重复提交：相同的JSON数据包已经提交过。``.
+  A Model with FID other than 0 updates that bill, NeedUpDateFields (array or comma string) and
+  IsDeleteEntry (default true) saying what changes (``updates.py``). SubSystemId, IsEntryBatchFill,
+  NumberSearch, IgnoreInterationFlag, IsAutoAdjustField, IsControlPrecision, BatchCount and Creator are
+  accepted and have no effect.
 - BatchSaveQuery (``beginmethod: BeginQueryImpl``) and QueryAsyncResult: see ``tasks.py``.
 - Unexpected server errors answer HTTP 500 with text ``response_error:<type>: <message>``.
 """
@@ -78,7 +80,7 @@ from urllib.parse import unquote, urlsplit
 
 from emulators.dataset import build_catalog
 
-from . import basedata, operations
+from . import basedata, operations, updates
 from . import envelopes as env
 from .auth import (
     ASP_COOKIE,
@@ -99,7 +101,6 @@ from .bills import (
     DraftReader,
     SaveOptions,
     duplicate_problem,
-    fid_problem,
     interaction_problem,
     ordered_problems,
 )
@@ -428,7 +429,27 @@ class KingdeeEmulator:
             fresh = self.store.remember_payload(digest, now)
             if to_bool(view.get("validaterepeatjson"), False) and not fresh:
                 return env.failure("数据包重复提交：相同的JSON数据包已经提交过。", env.MSG_VALIDATION)
+            drafts = self._updates(form, reader, drafts, models, options)
             return self._save_drafts(form, drafts, options, negative_ok, now, single=single)
+
+    def _updates(
+        self, form: BillForm, reader: DraftReader, drafts: list[Draft], models: list[Any], options: SaveOptions
+    ) -> list[Draft]:
+        """Models with an FID read again merged onto their stored bill (``updates``); the caller holds the lock."""
+        out: list[Draft] = []
+        seen: set[int] = set()
+        for draft in drafts:
+            if draft.fid and draft.fid in seen and not draft.unknown_keys:
+                refused = Draft(draft.dindex, fid=draft.fid)
+                updates.duplicate_fid(refused)
+                draft = refused
+            elif draft.fid:
+                seen.add(draft.fid)
+                draft = updates.prepare(
+                    form, reader, self.store, draft, models[draft.dindex], options.need_update_fields
+                )
+            out.append(draft)
+        return out
 
     def _save_drafts(
         self, form: BillForm, drafts: list[Draft], options: SaveOptions, negative_ok: bool, now: str, *, single: bool
@@ -438,10 +459,11 @@ class KingdeeEmulator:
         numbers: set[str] = set()
         links = LinkCheck(form, self.store)
         for draft in drafts:
-            if draft.fid:
-                fid_problem(draft, self.store.bill(draft.fid, form.form_id) is not None)
             number = draft.bill_no
-            if number and (self.store.number_taken(form.form_id, number) or number_key(number) in numbers):
+            holder = self.store.bill_by_number(form.form_id, number) if number else None
+            if number and (
+                (holder is not None and holder["head"]["FID"] != draft.fid) or number_key(number) in numbers
+            ):
                 duplicate_problem(draft)
             usage = links.check(draft) if not draft.unknown_keys else {}
             if not draft.problems and options.auto_audit and not negative_ok and self._short(form, draft):
@@ -450,13 +472,13 @@ class KingdeeEmulator:
                 continue
             if draft.bill_no:
                 numbers.add(number_key(draft.bill_no))
-            links.accept(usage)
+            links.accept(usage, draft.stored)
             if options.auto_audit:
                 self.inventory.audit(form, _entries(draft))  # the next bill of the batch sees what is left
             accepted.append(draft)
-        status = "C" if options.auto_audit else "A"
         try:
-            docs = self.store.save_all(form, [(d, status) for d in accepted], now=now) if accepted else []
+            saving = [(d, _status(d, options)) for d in accepted]
+            docs = self.store.save_all(form, saving, now=now) if accepted else []
         except BaseException:
             if options.auto_audit:
                 for draft in accepted:
@@ -579,6 +601,13 @@ def login_success(creds: Credentials, session: Session) -> dict[str, Any]:
     }
 
 
+def _status(draft: Draft, options: SaveOptions) -> str:
+    """A saved bill's FDocumentStatus: audited with IsAutoSubmitAndAudit, else created (an update keeps its own)."""
+    if options.auto_audit:
+        return "C"
+    return str(draft.stored["head"]["FDocumentStatus"]) if draft.stored is not None else "A"
+
+
 def _async(call: Call) -> bool:
     """Whether the body asks for BatchSaveQuery's task mode."""
     begin = lower_keys(call.body).get("beginmethod") if isinstance(call.body, dict) else None
@@ -614,7 +643,15 @@ def _save_options(view: dict[str, Any]) -> SaveOptions:
         verify_base_data=to_bool(view.get("isverifybasedatafield"), False),
         auto_audit=to_bool(view.get("isautosubmitandaudit"), False),
         need_return_fields=tuple(str(f).strip() for f in fields if str(f).strip()),
+        need_update_fields=_keys(view.get("needupdatefields")),
+        delete_entry=to_bool(view.get("isdeleteentry"), True),
     )
+
+
+def _keys(value: Any) -> tuple[str, ...]:
+    """A list of field keys sent as an array or a comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(str(k).strip() for k in items if isinstance(k, str) and k.strip())
 
 
 def _returned(spec_kind: Kind | None, value: Any) -> Any:

@@ -15,7 +15,9 @@ Decisions:
   ``XSTHD000001``, ``CGRK000001``), one sequence per form, skipping numbers a client already used; only
   saved bills consume a number. Delete removes the bill's row, which frees its number (an FID or FEntryID
   is never reused).
-- Status changes (Submit/Audit/UnAudit) rewrite the bill's document in place.
+- Status changes (Submit/Audit/UnAudit) and updates (Save with FID, ``updates``) rewrite the bill's
+  document in place; an update is written in the same transaction as the other bills of its call, keeps
+  FID, FCreateDate and the FEntryIDs of the rows that stay, and re-indexes the bill's number.
 - Master records created through Save on BD_MATERIAL/BD_Customer are rows of ``master_records`` and are
   loaded into the master data before the bills that may refer to them.
 - Look-ups by bill number go through an in-memory dict per form (number key → FID), never a scan; the
@@ -163,18 +165,28 @@ class Store:
             taken.add(number_key(docs[-1]["head"]["FBillNo"]))
         rows = [
             (d["head"]["FID"], form.form_id, d["head"]["FBillNo"], number_key(d["head"]["FBillNo"]), dumps(d), now)
-            for d in docs
+            for d, (draft, _) in zip(docs, drafts, strict=True)
+            if draft.stored is None
+        ]
+        # Updates (``updates``): the bill's row is rewritten, its FID and creation time stay.
+        changed = [
+            (d["head"]["FBillNo"], number_key(d["head"]["FBillNo"]), dumps(d), d["head"]["FID"])
+            for d, (draft, _) in zip(docs, drafts, strict=True)
+            if draft.stored is not None
         ]
         with self._transaction():
             self._conn.executemany(
                 "INSERT INTO lots VALUES (?, ?, ?, ?, ?)", [(i, m["Id"], m["Number"], n, now) for i, m, n in new_lots]
             )
+            self._conn.executemany("UPDATE bills SET bill_no = ?, bill_no_key = ?, doc = ? WHERE fid = ?", changed)
             self._conn.executemany("INSERT INTO bills VALUES (?, ?, ?, ?, ?, ?)", rows)
             self._conn.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", counters.items())
         self._counters = counters
         for lot_id, material, number in new_lots:
             self._master.add_lot(lot_id, _ref(material), number, now)
-        for doc in docs:
+        for doc, (draft, _) in zip(docs, drafts, strict=True):
+            if draft.stored is not None:
+                self._uncache(self._bills[doc["head"]["FID"]])
             self._cache(doc)
         return docs
 
@@ -193,14 +205,7 @@ class Store:
         doc = self._bills[fid]
         with self._transaction():
             self._conn.execute("DELETE FROM bills WHERE fid = ?", (fid,))
-        del self._bills[fid]
-        form = doc["form"].lower()
-        self._by_number.pop((form, number_key(doc["head"]["FBillNo"])), None)
-        for key, value in _indexed_values(doc):
-            if isinstance(value, str):
-                self._by_text.get((form, key), {}).get(text_key(value), set()).discard(fid)
-            else:
-                self._unindexed.get((form, key), set()).discard(fid)
+        self._uncache(doc)
         return doc
 
     def add_master(self, form_id: str, record: dict[str, Any], now: str) -> None:
@@ -236,10 +241,17 @@ class Store:
         now: str,
     ) -> dict[str, Any]:
         head = dict(draft.head)
-        head["FID"] = _take(counters, "fid")
-        head["FBillNo"] = draft.bill_no or self._auto_number(form, counters, taken)
+        if draft.stored is not None:  # an update: FID and creation time stay, an empty number keeps it
+            before = draft.stored["head"]
+            head["FID"] = before["FID"]
+            head["FBillNo"] = draft.bill_no or before["FBillNo"]
+            head["FCreateDate"] = before.get("FCreateDate")
+        else:
+            head["FID"] = _take(counters, "fid")
+            head["FBillNo"] = draft.bill_no or self._auto_number(form, counters, taken)
+            head["FCreateDate"] = now
         head["FDocumentStatus"] = status
-        head["FCreateDate"] = head["FModifyDate"] = now
+        head["FModifyDate"] = now
         head["FApproveDate"] = now if status == "C" else None
         entries = [self._entry(form, e, counters, new_lots) for e in draft.entries]
         return {
@@ -254,7 +266,7 @@ class Store:
         self, form: BillForm, entry: DraftEntry, counters: dict[str, int], new_lots: list[NewLot]
     ) -> dict[str, Any]:
         fields = dict(entry.fields)
-        fields[form.k.entry_id] = _take(counters, "entryid")
+        fields[form.k.entry_id] = entry.entry_id or _take(counters, "entryid")
         if entry.lot_number:
             fields[form.k.lot] = self._lot(fields[form.k.material], entry.lot_number, counters, new_lots)
         return {"fields": fields, "extra": dict(entry.extra)}
@@ -294,6 +306,16 @@ class Store:
             bill_form = self._forms(form_id)
             if bill_form is not None:  # a form this emulator no longer has stays in the file, unused
                 self._cache(_revive(bill_form, {**loads(doc_text), "form": bill_form.form_id}))
+
+    def _uncache(self, doc: dict[str, Any]) -> None:
+        fid, form = doc["head"]["FID"], doc["form"].lower()
+        del self._bills[fid]
+        self._by_number.pop((form, number_key(doc["head"]["FBillNo"])), None)
+        for key, value in _indexed_values(doc):
+            if isinstance(value, str):
+                self._by_text.get((form, key), {}).get(text_key(value), set()).discard(fid)
+            else:
+                self._unindexed.get((form, key), set()).discard(fid)
 
     def _cache(self, doc: dict[str, Any]) -> None:
         head = doc["head"]
