@@ -21,7 +21,22 @@ def dagbag():
 
 def test_the_dag_folder_has_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {load_scheme(p).dag_id for p in scheme_paths()}
+    schemes = {load_scheme(p).dag_id for p in scheme_paths()}
+    assert set(dagbag.dag_ids) == schemes | {f"{dag_id}_reconcile" for dag_id in schemes}
+
+
+def test_each_scheme_has_a_daily_reconciliation_after_its_windows(dagbag):
+    scheme = load_scheme(INCLUDE_DIR / "schemes" / "sales_return.yaml")
+    dag = dagbag.dags["wdt_kingdee_sales_return_reconcile"]
+    assert dag.task_ids == ["windows_loaded", "reconcile"]
+    sensor = dag.get_task("windows_loaded")
+    assert sensor.upstream == scheme.dag_id and sensor.mode == "reschedule" and sensor.marker == "finished.json"
+    assert dag.timetable == type(dag.timetable)(scheme.settings.reconcile.cron, timezone="Asia/Shanghai")
+    assert set(dag.params) == {"day", "days", "repush"} and dag.params["days"] == scheme.settings.reconcile.days
+    # the window it waits for: the last N days before the run, in the scheme's zone
+    run = type("Run", (), {"run_after": __import__("pendulum").datetime(2026, 11, 8, 0, 30, tz="UTC")})()
+    window = sensor.window_of({"params": {}, "dag_run": run})
+    assert str(window) == "[2026-11-01 00:00:00, 2026-11-08 00:00:00) Asia/Shanghai"
 
 
 def test_the_sales_outstock_dag_follows_its_scheme(dagbag):
@@ -136,7 +151,9 @@ def test_parsing_loads_no_client_or_data_library():
     ).stdout
     assert (
         out.strip().splitlines()[-1]
-        == "['wdt_kingdee_purchase_instock', 'wdt_kingdee_sales_outstock', 'wdt_kingdee_sales_return'] []"
+        == "['wdt_kingdee_purchase_instock', 'wdt_kingdee_sales_outstock', 'wdt_kingdee_sales_return', "
+        "'wdt_kingdee_purchase_instock_reconcile', 'wdt_kingdee_sales_outstock_reconcile', "
+        "'wdt_kingdee_sales_return_reconcile'] []"
     )
 
 

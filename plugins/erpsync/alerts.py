@@ -77,10 +77,20 @@ class AlertError(RuntimeError):
 # The text
 
 
-def report_url(dag_id: str, run_id: str) -> str:
-    """The run's report page, under Airflow's ``[api] base_url``."""
+def _page_url(*segments: str) -> str:
+    """A page of the erpsync UI, under Airflow's ``[api] base_url``."""
     base = (conf.get("api", "base_url", fallback=None) or "http://localhost:8080").rstrip("/")
-    return f"{base}/erpsync/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return f"{base}/erpsync/" + "/".join(quote(s, safe="") for s in segments)
+
+
+def report_url(dag_id: str, run_id: str) -> str:
+    """The run's report page."""
+    return _page_url("dags", dag_id, "runs", run_id)
+
+
+def reconcile_url(dag_id: str, day: str) -> str:
+    """A reconciled day's page."""
+    return _page_url("dags", dag_id, "reconcile", day)
 
 
 def _count_line(counts: Mapping[str, Any]) -> str:
@@ -442,6 +452,24 @@ def notify_problems(
     if not conn_ids or not problems:
         return True
     text = alert_text(dag_id, window, counts, problems, report_url(dag_id, run_id))
+    try:
+        send_alert(conn_ids, text)
+    except AlertError as exc:
+        log.error("%s", exc)
+        return False
+    return True
+
+
+_KIND_LABELS = {"missing": "缺失", "extra": "多余", "mismatched": "不符", "deleted": "已删除"}
+
+
+def notify_reconciliation(conn_ids: Sequence[str], *, dag_id: str, day: str, counts: Mapping[str, int]) -> bool:
+    """A reconciled day with new differences: the counts of each kind and the day's page. Logged, not
+    raised, when a robot cannot be told (the reconciliation is stored either way)."""
+    if not conn_ids:
+        return True
+    shown = " · ".join(f"{label} {counts.get(kind, 0)}" for kind, label in _KIND_LABELS.items())
+    text = f"【erpsync 对账】{dag_id} {day} 有差异\n{shown}\n对账：{reconcile_url(dag_id, day)}"
     try:
         send_alert(conn_ids, text)
     except AlertError as exc:

@@ -5,6 +5,8 @@
     python -m erpsync preview SCHEME --order FILE.json
     python -m erpsync preview SCHEME --number CK2026110100001 [--window START END]
     python -m erpsync schema [--check]             write (or check) include/schemes/scheme.schema.json
+    python -m erpsync reconcile SCHEME --day YYYY-MM-DD [--days N] [--json] [--repush]
+                                                   对账: the source's documents against the target's bills
 
 ``validate`` exits 1 when a scheme has a problem, so it can guard a commit or a deployment.
 """
@@ -149,7 +151,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     publish.set_defaults(run=schema)
 
     from erpsync.preview import add_preview_command
+    from erpsync.reconcile.cli import add_reconcile_command
 
     add_preview_command(commands)
+    add_reconcile_command(commands)
     args = parser.parse_args(argv)
     return args.run(args, out or sys.stdout)

@@ -6,15 +6,18 @@ A source module has ``open_reader(source, connection_id=None)``: a context manag
 ``orders(window, filters)`` (every order of the window, each once, as the API returned it) and the
 counters ``calls``, ``retries``, ``throttled_seconds``, ``sub_windows``, ``pages``, ``recorder``. A target
 module has ``open_writer(target, connection_id=None)``: a writer with ``save(bills, request, settings,
-record, dry_run)`` (each bill exactly once; ``record`` gets the report rows) and ``recorder``. Both
-have ``CONFIG_ERRORS``: the exceptions that no retry can fix.
+record, dry_run)`` (each bill exactly once; ``record`` gets the report rows), ``read_bills(query)`` (the
+bills a reconciliation compares, :class:`BillQuery`) and ``recorder``. Both have ``CONFIG_ERRORS``: the
+exceptions that no retry can fix.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -41,9 +44,36 @@ class Reader(Protocol):
     def orders(self, window: Window, filters: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]: ...
 
 
+@dataclass(frozen=True)
+class BillQuery:
+    """The bills of ``form`` a reconciliation reads: those whose ``key`` is one of ``keys`` (wherever their
+    date), and, when ``dated``, those whose ``date`` field falls on a day of ``[start, end)``.
+
+    ``header`` and ``lines`` name the fields to read (name -> field key; ``lines`` are entry fields, so
+    the answer has one row per entry row); ``references`` are the fields that point at other records
+    (customers, materials, stocks), read by their number. Each row holds ``bill_id``, ``bill_no`` (the
+    target's own number), ``key`` and every name of ``header`` and ``lines``: dates as ``yyyy-MM-dd``,
+    numbers as ``Decimal``, the rest as text.
+    """
+
+    form: str
+    entry: str  # the entry entity (FEntity, FInStockEntry): its rows are the answer's rows
+    key: str
+    keys: Sequence[str]
+    date: str
+    start: dt.date
+    end: dt.date
+    header: Mapping[str, str]
+    lines: Mapping[str, str]
+    references: frozenset[str]
+    dated: bool = True
+
+
 class Writer(Protocol):
     @property
     def recorder(self) -> Any: ...
+
+    def read_bills(self, query: BillQuery) -> list[dict[str, Any]]: ...
 
     def save(
         self,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task, teardown
+from airflow.sdk import DAG, CronDataIntervalTimetable, CronTriggerTimetable, Param, task, teardown
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from erpsync.alerts import RobotNotifier
@@ -22,7 +22,7 @@ from erpsync.mapping.compile import compile_mapping
 from erpsync.preconditions import PreconditionSensor
 from erpsync.run import Run
 from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_schemes
-from erpsync.staging import staging_root
+from erpsync.staging import FINISHED, staging_root
 from erpsync.windows import Window, WindowError, resolve_window
 
 # An ISO date or date-time, optionally with an offset (no offset: the scheme's zone). The trigger form's
@@ -238,7 +238,111 @@ def build_dag(scheme: Scheme, zones: Mapping[str, str] | None = None) -> DAG:
     return dag
 
 
+def reconcile_dag_id(scheme: Scheme) -> str:
+    return f"{scheme.dag_id}_reconcile"
+
+
+def build_reconcile_dag(scheme: Scheme) -> DAG:
+    """The scheme's daily reconciliation (对账): once the scheme's windows over the days have loaded
+    (red or green), compare the last ``settings.reconcile.days`` days of both systems, store each day
+    under the staging root and tell the robots of differences not seen before."""
+    settings, zone = scheme.settings, scheme.settings.timezone
+    mapping = compile_mapping(scheme)
+
+    def days_of(context: Any) -> list[date]:
+        from erpsync.reconcile import days_before
+
+        params = context.get("params") or {}
+        try:
+            last = date.fromisoformat(params["day"]) if params.get("day") else None
+        except ValueError as exc:
+            raise AirflowFailException(f"run parameters: day: not a date (YYYY-MM-DD): {params['day']!r}") from exc
+        if last is None:  # the day before the run, in the scheme's zone
+            ran = getattr(context.get("dag_run"), "run_after", None) or pendulum.now("UTC")
+            last = pendulum.instance(ran).in_timezone(zone).date().subtract(days=1)
+        return days_before(last, int(params.get("days") or settings.reconcile.days))
+
+    def days_window_of(context: Any) -> Window:
+        from erpsync.reconcile.sides import days_window
+
+        return days_window(days_of(context), zone)
+
+    with DAG(
+        dag_id=reconcile_dag_id(scheme),
+        description=f"对账 {scheme.description}",
+        doc_md=(
+            f"### 对账 {scheme.dag_id}\n\nEach run compares the last {settings.reconcile.days} days (`{zone}`) of "
+            f"{scheme.source.api.method} with Kingdee's {scheme.target.form.form_id} bills, once the windows of "
+            f"`{scheme.dag_id}` over those days have loaded. Results: the erpsync UI's reconciliation page and "
+            "`<staging root>/<dag_id>/reconcile/day=…/`. Params: `day` (the last day, YYYY-MM-DD), `days`, "
+            "`repush` (save the missing bills that are loadable now)."
+        ),
+        schedule=CronTriggerTimetable(settings.reconcile.cron, timezone=zone),
+        start_date=pendulum.datetime(2024, 1, 1, tz=zone),
+        catchup=False,
+        max_active_runs=1,
+        is_paused_upon_creation=True,
+        tags=[*scheme.tags, "reconcile"],
+        default_args={"retries": settings.retries, "retry_delay": timedelta(seconds=settings.retry_delay_seconds)},
+        params={
+            "day": Param(
+                None, type=["null", "string"], format="date", title="Last day", description="Default: yesterday"
+            ),
+            "days": Param(settings.reconcile.days, type="integer", minimum=1, maximum=92, title="Days"),
+            "repush": Param(
+                False,
+                type="boolean",
+                title="Re-push",
+                description="Save the missing bills that are loadable now (held, rejected, deleted), then check again",
+            ),
+        },
+    ) as dag:
+
+        @task(task_id="reconcile", execution_timeout=timedelta(hours=2))
+        def reconcile_task(params: dict[str, Any] | None = None, dag_run: Any = None) -> dict[str, Any]:
+            from erpsync.alerts import notify_reconciliation
+            from erpsync.connectors import config_errors, open_reader, open_writer
+            from erpsync.reconcile import reconcile, repush
+            from erpsync.reconcile.compare import new_differences
+            from erpsync.reconcile.store import read_day
+
+            days = days_of({"params": params or {}, "dag_run": dag_run})
+            root = staging_root()
+            before = {d.isoformat(): read_day(root, scheme.dag_id, d.isoformat()) for d in days}
+            try:
+                with open_writer(scheme.target) as writer:
+                    done = reconcile(scheme, days, root, open_reader, writer, mapping=mapping)
+                    if (params or {}).get("repush"):
+                        repush(scheme, done, root, writer)
+                        done = reconcile(scheme, days, root, open_reader, writer, mapping=mapping)
+            except config_errors(scheme) as exc:
+                raise AirflowFailException(str(exc)) from exc
+            for result in done.results:
+                if new_differences(before[result.day], result):
+                    notify_reconciliation(settings.alerts, dag_id=scheme.dag_id, day=result.day, counts=result.counts)
+            return {r.day: r.counts for r in done.results}
+
+        (
+            PreconditionSensor(
+                task_id="windows_loaded",
+                upstream=scheme.dag_id,
+                upstream_timezone=zone,
+                root=staging_root,
+                window_of=days_window_of,
+                marker=FINISHED,
+                poke_interval=300,
+                timeout=6 * 3600,
+            )
+            >> reconcile_task()
+        )
+    return dag
+
+
 def build_dags(include_dir: Path = INCLUDE_DIR) -> dict[str, DAG]:
     schemes = load_schemes(include_dir)
     zones = {scheme.dag_id: scheme.settings.timezone for scheme in schemes}
-    return {scheme.dag_id: build_dag(scheme, zones) for scheme in schemes}
+    dags = {scheme.dag_id: build_dag(scheme, zones) for scheme in schemes}
+    for scheme in schemes:
+        if scheme.target.form.reconcile is not None:
+            dags[reconcile_dag_id(scheme)] = build_reconcile_dag(scheme)
+    return dags

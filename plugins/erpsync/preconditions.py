@@ -27,17 +27,21 @@ def mark_complete(files: RunFiles, counts: dict[str, Any]) -> None:
 
 
 def completed_windows(
-    root: StoragePath, dag_id: str, overlapping: Window | None = None, timezone: str = SHANGHAI
+    root: StoragePath,
+    dag_id: str,
+    overlapping: Window | None = None,
+    timezone: str = SHANGHAI,
+    marker: str = COMPLETE,
 ) -> list[Window]:
     """The whole windows of ``dag_id`` (a scheme in ``timezone``) under the staging root that are
     complete (not narrowed, not dry runs); with ``overlapping``, only those that overlap it (the others'
-    markers are not even read)."""
+    markers are not even read). ``marker`` ``FINISHED``: those whose load ended, red or green."""
     return [
         f.window
         for f in window_folders(root, dag_id, timezone)
         if f.whole
         and (overlapping is None or (f.window.start < overlapping.end and overlapping.start < f.window.end))
-        and (f.path / COMPLETE).exists()
+        and (f.path / marker).exists()
     ]
 
 
@@ -70,15 +74,19 @@ class PreconditionSensor(BaseSensorOperator):
         upstream_timezone: str,
         root: Callable[[], StoragePath],
         window_of: Callable[[Any], Window],
+        marker: str = COMPLETE,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
         self.upstream, self.upstream_timezone, self.root, self.window_of = upstream, upstream_timezone, root, window_of
+        self.marker = marker
 
     def poke(self, context: Any) -> bool:
         window = self.window_of(context)
-        done = completed_windows(self.root(), self.upstream, overlapping=window, timezone=self.upstream_timezone)
+        done = completed_windows(
+            self.root(), self.upstream, overlapping=window, timezone=self.upstream_timezone, marker=self.marker
+        )
         gaps = uncovered(window, done)
         if gaps:
             self.log.info(

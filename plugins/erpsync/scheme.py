@@ -147,6 +147,35 @@ class RequestOptionDef(_Model):
     values: list[str] = Field(default_factory=list, description="The only values allowed (empty: any)")
 
 
+class ReconcileFields(_Model):
+    """What a reconciliation (对账) compares bill by bill: header fields, then entry fields."""
+
+    date: str = Field(description="The header field of the bill's business date")
+    party: str = Field(description="The header field of the customer or supplier")
+    material: str = Field(description="The entry field of the material")
+    warehouse: str = Field(description="The entry field of the warehouse (stock)")
+    quantity: str = Field(description="The entry field of the quantity")
+    amount: str = Field(description="The entry field of the tax-inclusive amount")
+    price: str = Field(
+        default="",
+        description="The entry field of the tax-inclusive price: where the mapping sends no amount, the target "
+        "computes it as round(quantity x price, 2), and so does the reconciliation",
+    )
+
+    @property
+    def header(self) -> dict[str, str]:
+        return {"date": self.date, "party": self.party}
+
+    @property
+    def lines(self) -> dict[str, str]:
+        return {
+            "material": self.material,
+            "warehouse": self.warehouse,
+            "quantity": self.quantity,
+            "amount": self.amount,
+        }
+
+
 class TargetFormFile(_Model):
     """``include/apis/kingdee.<form>.yaml``: a Kingdee form as Save/BatchSave reads it."""
 
@@ -155,6 +184,7 @@ class TargetFormFile(_Model):
     entities: dict[str, EntityDef]
     fields: dict[str, dict[str, FormFieldDef]] = Field(description="header, or an entity key -> field key -> field")
     request_options: dict[str, RequestOptionDef]
+    reconcile: ReconcileFields | None = Field(default=None, description="What 对账 compares (none: not reconciled)")
 
 
 class Pagination(_Model):
@@ -278,20 +308,21 @@ class TargetSettings(_Model):
     mapping: list[MappingRow]
 
 
+def _valid_cron(value: str) -> str:
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
+        raise ValueError(f"not a valid cron expression: {value!r}")
+    return value
+
+
 class Schedule(_Model):
     cron: str = Field(description="传递时间: one run per window of this cron")
     timezone: str = Field(
         default=SHANGHAI, description="The zone of the cron, the windows, params without an offset and folder names"
     )
 
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        from croniter import croniter
-
-        if not croniter.is_valid(value):
-            raise ValueError(f"not a valid cron expression: {value!r}")
-        return value
+    _cron = field_validator("cron")(classmethod(lambda cls, value: _valid_cron(value)))
 
     @field_validator("timezone")
     @classmethod
@@ -327,6 +358,22 @@ class LoadSettings(_Model):
     )
 
 
+class ReconcileSettings(_Model):
+    """``settings.reconcile``: the daily reconciliation (对账) of the scheme's documents against the target."""
+
+    days: int = Field(default=7, ge=1, le=92, description="Days each daily run checks again, yesterday included")
+    cron: str = Field(
+        default="0 7 * * *", description="When the daily DAG <dag_id>_reconcile runs, in the scheme's zone"
+    )
+    date: str = Field(
+        default="",
+        description="The source field of a document's business date (empty: the one the mapping sends to the "
+        "form's date field, e.g. consign_time)",
+    )
+
+    _cron = field_validator("cron")(classmethod(lambda cls, value: _valid_cron(value)))
+
+
 class Settings(_Model):
     schedule: Schedule
     retries: int = Field(ge=0, description="重试次数: Airflow retries of each task")
@@ -343,6 +390,7 @@ class Settings(_Model):
         description="Airflow connections of chat robots (DingTalk, WeCom, Feishu) told of a failed run or of "
         "orders that did not reach Kingdee",
     )
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @property
     def cron(self) -> str:
@@ -421,6 +469,7 @@ class TargetForm:
     fields: Mapping[str, FormField]  # lower-cased key -> field
     request_options: Mapping[str, RequestOptionDef]
     path: Path
+    reconcile: ReconcileFields | None = None
 
     @property
     def entry_entity(self) -> str:
@@ -665,9 +714,20 @@ def load_target_form(path: Path) -> TargetForm:
             )
         for key, spec in members.items():
             fields[key.lower()] = FormField(key, entity, spec.kind, spec.label, spec.lookup, spec.form)
+    if definition.reconcile is not None:
+        entry = next((name for name, kind in entities.items() if kind == "entry"), "")
+        for name, key in definition.reconcile.model_dump().items():
+            found = fields.get(key.lower()) if key else None
+            if key and (found is None or (found.entity == entry) != (name not in ("date", "party"))):
+                where = "an entry field" if name not in ("date", "party") else "a header field"
+                problems.append(
+                    Problem(path, text.line_of(("reconcile", name)), f"reconcile.{name}", f"{key!r} is not {where}")
+                )
     if problems:
         raise SchemeError(problems)
-    return TargetForm(definition.form_id, definition.label, entities, fields, definition.request_options, path)
+    return TargetForm(
+        definition.form_id, definition.label, entities, fields, definition.request_options, path, definition.reconcile
+    )
 
 
 def _definition(load: Any, path: Path, scheme: YamlText, location: Location) -> Any:

@@ -63,6 +63,7 @@ def staging_root(location: str | None = None) -> StoragePath:
 
 
 COMPLETE = "complete.json"  # a window whose orders are all in Kingdee (see preconditions)
+FINISHED = "finished.json"  # a whole window whose load ended, red or green, and the problems it reported
 
 
 class RunFiles:
@@ -94,6 +95,7 @@ class RunFiles:
         self.request = self.dir / "request.json"
         self.load_report = self.dir / "load_report"  # one Parquet part per chunk: see append_part
         self.complete = self.dir / COMPLETE
+        self.finished = self.dir / FINISHED
         self.calls = self.dir / "calls"  # one Parquet part per task attempt: see erpsync.calls
 
 

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
+from erpsync.connectors import BillQuery
 from erpsync.kingdee.client import KingdeeConfigError, KingdeeTransientError, sql_quote
 from erpsync.outcomes import report_row
 from erpsync.scheme import LoadSettings
@@ -433,6 +434,12 @@ class KingdeeTarget:
     @property
     def recorder(self) -> Any:
         return getattr(self.client, "recorder", None)
+
+    def read_bills(self, query: BillQuery) -> list[dict[str, Any]]:
+        """The bills a reconciliation compares (:mod:`erpsync.kingdee.bills`)."""
+        from erpsync.kingdee.bills import read_bills
+
+        return read_bills(self.client, query)
 
     def save(
         self,

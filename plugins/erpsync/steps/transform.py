@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from erpsync.mapping.compile import MappingError
+from erpsync.mapping.compile import BillMapping, MappingError
 from erpsync.run import Run
-from erpsync.scheme import SourceKeys
+from erpsync.scheme import Scheme, SourceKeys
 from erpsync.staging import RunFiles, StoragePath, put_file, write_json
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,20 @@ def _quarantined(files: RunFiles) -> set[str]:
         return {v for v in pq.read_table(handle, columns=["order_id"]).column(0).to_pylist() if v is not None}
 
 
+def save_request(scheme: Scheme, mapping: BillMapping) -> dict[str, Any]:
+    """How the target is to save the scheme's bills (``request.json``): form, bill key, options, the
+    base-data forms to check and the bills they require."""
+    request = mapping.request
+    return {
+        "form_id": request.form_id,
+        "bill_key": mapping.bill_key,  # the field the target looks bills up by: the one they were built with
+        "service": request.service,
+        "options": dict(request.options),
+        "base_data": dict(request.base_data),
+        "requires": [r.model_dump(exclude={"value"}) for r in scheme.target.requires],
+    }
+
+
 def transform(run: Run, chunk_rows: int = CHUNK_ROWS) -> TransformResult:
     """Build the window's bills; the window's end is what NOW()/CURDATE() give in the mapping, so
     reruns build the same bills."""
@@ -208,17 +222,6 @@ def transform(run: Run, chunk_rows: int = CHUNK_ROWS) -> TransformResult:
             )
         put_file(bills_file, files.bills)
         put_file(unmapped_file, files.unmapped)
-    request = mapping.request
-    write_json(
-        {
-            "form_id": request.form_id,
-            "bill_key": mapping.bill_key,  # the field the target looks bills up by: the one they were built with
-            "service": request.service,
-            "options": dict(request.options),
-            "base_data": dict(request.base_data),
-            "requires": [r.model_dump(exclude={"value"}) for r in run.scheme.target.requires],
-        },
-        files.request,
-    )
+    write_json(save_request(run.scheme, mapping), files.request)
     log.info("Built %d bills; %d orders unmapped, %d quarantined", bills, unmapped, skipped)
     return TransformResult(bills=bills, unmapped=unmapped, skipped_quarantined=skipped)
