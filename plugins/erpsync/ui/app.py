@@ -9,6 +9,9 @@ Routes (under ``/erpsync``):
 * ``/dags/{dag_id}``                     trend over recent windows, the windows and the recent runs
 * ``/dags/{dag_id}/runs/{run_id}``       a run's report (its window: see ``runs``); alerts link here
 * ``/dags/{dag_id}/windows/{folder}``    a window's report, by its staging folder
+* ``/dags/{dag_id}/reconcile``           the DAG's reconciled days (对账), as a calendar
+* ``/dags/{dag_id}/reconcile/{day}``     a day's totals, groups and differences; alerts link here
+* ``/dags/{dag_id}/reconcile/{day}/export.xlsx`` and ``…/export.csv``: the day's exports
 * ``/search?q=…``                        where is my order: its history across all windows
 * ``/apis``                              the API catalog with figures of recent windows
 * ``/staging/{dag_id}/{folder}/quality/docs/{path}`` and ``/staging/_gx_static/{version}/{path}``:
@@ -304,6 +307,86 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
         if c.staging.window(dag_id, folder) is None:
             raise HTTPException(404, f"no window folder {folder!r} of {dag_id!r} under the staging root")
         return window_page(request, c, dag_id, folder)
+
+    # -- reconciliation (对账) -------------------------------------------------------------------
+    def reconciled(c: ctx.Context, dag_id: str, day: str) -> Any:
+        from erpsync.reconcile.store import read_day
+        from erpsync.ui.reconciliation import valid_day
+
+        readable(c, dag_id, runs=True)
+        if not valid_day(day):  # checked before the day becomes part of a path
+            raise HTTPException(404, f"{day!r} is not a day (YYYY-MM-DD)")
+        result = read_day(c.staging.root, dag_id, day)
+        if result is None:
+            raise HTTPException(404, f"{dag_id!r} has no reconciliation of {day}")
+        return result
+
+    @app.get("/dags/{dag_id}/reconcile", response_class=HTMLResponse, name="reconcile")
+    def reconcile(request: Request, dag_id: str, c: Ctx) -> HTMLResponse:
+        from erpsync.reconcile.store import reconciled_days
+        from erpsync.ui.reconciliation import KINDS, is_clean, months
+
+        readable(c, dag_id, runs=True)
+        days = reconciled_days(c.staging.root, dag_id)
+        return page(
+            request,
+            "reconcile.html",
+            dag_id=dag_id,
+            scheme=c.scheme(dag_id),
+            days=days,
+            months=months(days),
+            kinds=KINDS,
+            is_clean=is_clean,
+            search=None,
+        )
+
+    @app.get("/dags/{dag_id}/reconcile/{day}", response_class=HTMLResponse, name="reconcile_day")
+    def reconcile_day(request: Request, dag_id: str, day: str, c: Ctx) -> HTMLResponse:
+        from erpsync.reconcile.store import day_folder
+        from erpsync.ui import reconciliation as shown
+
+        result = reconciled(c, dag_id, day)
+        summary = c.staging.json(day_folder(c.staging.root, dag_id, day) / "summary.json") or {}
+        return page(
+            request,
+            "reconcile_day.html",
+            dag_id=dag_id,
+            scheme=c.scheme(dag_id),
+            day=day,
+            result=result,
+            reconciled_at=summary.get("reconciled_at"),
+            totals=shown.totals(result.totals),
+            groups=shown.group_rows(result.groups),
+            differences=shown.by_kind(result.differences),
+            counts=result.counts,
+            kinds=shown.KINDS,
+            field_label=shown.field_label,
+            reason_label=shown.reason_label,
+            limit=shown.ROW_LIMIT,
+            search=None,
+        )
+
+    @app.get("/dags/{dag_id}/reconcile/{day}/export.xlsx", name="reconcile_xlsx")
+    def reconcile_xlsx(dag_id: str, day: str, c: Ctx) -> Response:
+        from erpsync.ui.reconciliation import export_xlsx
+
+        result = reconciled(c, dag_id, day)
+        return Response(
+            export_xlsx(result),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{dag_id}-reconcile-{day}.xlsx"'},
+        )
+
+    @app.get("/dags/{dag_id}/reconcile/{day}/export.csv", name="reconcile_csv")
+    def reconcile_csv(dag_id: str, day: str, c: Ctx) -> Response:
+        from erpsync.ui.reconciliation import export_csv
+
+        result = reconciled(c, dag_id, day)
+        return Response(
+            export_csv(result),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{dag_id}-reconcile-{day}.csv"'},
+        )
 
     @app.get("/search", response_class=HTMLResponse, name="search")
     def search(
