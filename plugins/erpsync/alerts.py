@@ -451,7 +451,11 @@ def notify_problems(
     the window again. True when every robot got the message."""
     if not conn_ids or not problems:
         return True
-    text = alert_text(dag_id, window, counts, problems, report_url(dag_id, run_id))
+    return _tell(conn_ids, alert_text(dag_id, window, counts, problems, report_url(dag_id, run_id)))
+
+
+def _tell(conn_ids: Sequence[str], text: str) -> bool:
+    """``send_alert`` for a task whose work is done: a robot not told is logged, not raised."""
     try:
         send_alert(conn_ids, text)
     except AlertError as exc:
@@ -469,13 +473,7 @@ def notify_reconciliation(conn_ids: Sequence[str], *, dag_id: str, day: str, cou
     if not conn_ids:
         return True
     shown = " · ".join(f"{label} {counts.get(kind, 0)}" for kind, label in _KIND_LABELS.items())
-    text = f"【erpsync 对账】{dag_id} {day} 有差异\n{shown}\n对账：{reconcile_url(dag_id, day)}"
-    try:
-        send_alert(conn_ids, text)
-    except AlertError as exc:
-        log.error("%s", exc)
-        return False
-    return True
+    return _tell(conn_ids, f"【erpsync 对账】{dag_id} {day} 有差异\n{shown}\n对账：{reconcile_url(dag_id, day)}")
 
 
 class RobotNotifier(BaseNotifier):

@@ -677,3 +677,19 @@ def test_a_red_run_of_the_real_dag_tells_the_robots(
     assert robots.one("/cgi-bin/")["json"]["markdown"]["content"].startswith(lines[0])
     out = capsys.readouterr()
     _no_secret_in(logs.text, out.out, out.err, *(r["raw"].decode() for r in robots.received))
+
+
+def test_a_reconciled_day_with_differences_tells_the_robots_its_counts_and_page(robots, logs):
+    from erpsync.alerts import notify_reconciliation
+
+    counts = {"missing": 2, "extra": 1, "mismatched": 0, "deleted": 1}
+    assert notify_reconciliation(["alert_wecom"], dag_id=DAG_ID, day="2026-11-03", counts=counts) is True
+    text = robots.one("/cgi-bin/")["json"]["markdown"]["content"]
+    assert text.split("\n")[:2] == [
+        f"【erpsync 对账】{DAG_ID} 2026-11-03 有差异",
+        "缺失 2 · 多余 1 · 不符 0 · 已删除 1",
+    ]
+    assert f"{BASE_URL}/erpsync/dags/{DAG_ID}/reconcile/2026-11-03" in text
+    robots.script.append((500, {"errcode": 1, "errmsg": "down"}))
+    robots.script.append((500, {"errcode": 1, "errmsg": "down"}))
+    assert notify_reconciliation(["alert_wecom"], dag_id=DAG_ID, day="2026-11-03", counts=counts) is False
