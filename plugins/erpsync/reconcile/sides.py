@@ -26,7 +26,8 @@ from erpsync.outcomes import REPORT_COLUMNS
 from erpsync.scheme import ReconcileFields, Scheme, Source
 from erpsync.staging import StoragePath, read_parts, window_folders
 from erpsync.steps.extract import stage_rows
-from erpsync.steps.transform import line_sort_key
+from erpsync.steps.load import given
+from erpsync.steps.transform import bill_record, line_sort_key
 from erpsync.windows import Window
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,9 @@ class _Reading:
         self.scheme, self.mapping, self.date_field, self.wanted, self.now = scheme, mapping, date_field, wanted, now
         self.fields = reconcile_fields(scheme)
         self.form = scheme.target.form
+        self.requires = [r.source_field for r in scheme.target.requires]
+        amount = self.fields.amount.lower()  # sent by the mapping, or computed by the target from the price
+        self.amount_sent = any(r.field.split(".")[-1].lower() == amount and r.value for r in scheme.target.mapping)
         self.docs: list[Doc] = []
         self.keys: set[str] = set()
         self.read = 0
@@ -182,10 +186,7 @@ class _Reading:
             return
         doc = Doc(order_id, order_no, built.bill_no if built else None, day, problem=problem)
         if built is not None:
-            doc.bill = {"bill_no": built.bill_no, "order_id": order_id, "order_no": order_no, "model": built.model}
-            requires = [r.source_field for r in self.scheme.target.requires]
-            if requires:
-                doc.bill["requires"] = [row.get(f) for f in requires]
+            doc.bill = bill_record(built, row, keys, self.requires)
             self._expect(doc, built.model)
         self.docs.append(doc)
 
@@ -201,13 +202,9 @@ class _Reading:
         f = self.fields
         doc.date = _as_day(self._header(model, f.date))
         doc.party = _as_text(self._header(model, f.party))
-        entry = self.form.entry_entity
-        amount_sent = any(
-            r.field.split(".")[-1].lower() == f.amount.lower() and r.value for r in self.scheme.target.mapping
-        )
-        for row in model.get(entry) or []:
+        for row in model.get(self.form.entry_entity) or []:
             quantity = _as_decimal(_get(row, f.quantity)) or Decimal(0)
-            if amount_sent:
+            if self.amount_sent:
                 amount = _as_decimal(_get(row, f.amount)) or Decimal(0)
             else:
                 price = _as_decimal(_get(row, f.price)) if f.price else None
@@ -313,8 +310,4 @@ def known_outcomes(root: StoragePath, scheme: Scheme, since: pendulum.DateTime) 
 
 
 def _cell(value: Any) -> str | None:
-    try:
-        missing = value is None or value != value or str(value) in ("", "<NA>")
-    except TypeError:  # pandas' NA
-        missing = True
-    return None if missing else str(value)
+    return str(value) if given(value) else None

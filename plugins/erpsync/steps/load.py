@@ -74,7 +74,7 @@ def read_report(files: RunFiles):  # -> pd.DataFrame
     return read_parts(files.load_report, REPORT_COLUMNS)
 
 
-def _given(value: Any) -> bool:
+def given(value: Any) -> bool:
     """Whether a report cell holds a value (not None, NaN or pandas' NA, whose truth is ambiguous)."""
     try:
         return value is not None and bool(value == value) and str(value) not in ("", "<NA>")
@@ -89,7 +89,7 @@ def _upstream_rows(files: RunFiles) -> list[dict[str, Any]]:
         for order_id, rules in read_parquet(files.quarantine).groupby("order_id", sort=False):
             reasons = "; ".join(
                 dict.fromkeys(
-                    f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.line_id})" if _given(r.line_id) else "")
+                    f"{r.column}={r.value!r} breaks '{r.check}'" + (f" (line {r.line_id})" if given(r.line_id) else "")
                     for r in rules.itertuples()
                 )
             )
@@ -112,7 +112,7 @@ def window_problems(files: RunFiles) -> list[Problem]:
             str(r.order_id),
             str(r.order_no),
             r.outcome,
-            f"[{r.field if _given(r.field) else '-'}] {r.message}" if r.outcome == "rejected" else str(r.message),
+            f"[{r.field if given(r.field) else '-'}] {r.message}" if r.outcome == "rejected" else str(r.message),
         )
         for r in report[report["outcome"].isin(PROBLEMS)].itertuples()
     ]

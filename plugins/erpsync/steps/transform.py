@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from erpsync.mapping.compile import BillMapping, MappingError
+from erpsync.mapping.compile import Bill, BillMapping, MappingError
 from erpsync.run import Run
 from erpsync.scheme import Scheme, SourceKeys
 from erpsync.staging import RunFiles, StoragePath, put_file, write_json
@@ -129,6 +129,20 @@ def _quarantined(files: RunFiles) -> set[str]:
         return {v for v in pq.read_table(handle, columns=["order_id"]).column(0).to_pylist() if v is not None}
 
 
+def bill_record(bill: Bill, order: Mapping[str, Any], keys: SourceKeys, requires: Sequence[str]) -> dict[str, Any]:
+    """A ``bills.jsonl`` record: the bill, the order it was built from, and the values the bills it
+    requires hold (``target.requires``' source fields, in that order)."""
+    record = {
+        "bill_no": bill.bill_no,
+        "order_id": str(order.get(keys.order)),
+        "order_no": order.get(keys.number),
+        "model": bill.model,
+    }
+    if requires:
+        record["requires"] = [order.get(f) for f in requires]
+    return record
+
+
 def save_request(scheme: Scheme, mapping: BillMapping) -> dict[str, Any]:
     """How the target is to save the scheme's bills (``request.json``): form, bill key, options, the
     base-data forms to check and the bills they require."""
@@ -196,18 +210,7 @@ def transform(run: Run, chunk_rows: int = CHUNK_ROWS) -> TransformResult:
                         )
                         log.warning("Order %s (id %s) cannot be mapped: %s", order_no, order_id, exc)
                         continue
-                    out.write(
-                        encode(
-                            {
-                                "bill_no": bill.bill_no,
-                                "order_id": str(order_id),
-                                "order_no": order_no,
-                                "model": bill.model,
-                                # the values the bills it requires hold (target.requires), in that order
-                                **({"requires": [order.get(f) for f in requires]} if requires else {}),
-                            }
-                        )
-                    )
+                    out.write(encode(bill_record(bill, order, keys, requires)))
                     out.write(b"\n")
                     bills += 1
                 if failed:

@@ -366,26 +366,17 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             search=None,
         )
 
-    @app.get("/dags/{dag_id}/reconcile/{day}/export.xlsx", name="reconcile_xlsx")
-    def reconcile_xlsx(dag_id: str, day: str, c: Ctx) -> Response:
-        from erpsync.ui.reconciliation import export_xlsx
+    @app.get("/dags/{dag_id}/reconcile/{day}/export.{kind}", name="reconcile_export")
+    def reconcile_export(dag_id: str, day: str, kind: str, c: Ctx) -> Response:
+        from erpsync.ui.reconciliation import EXPORTS
 
-        result = reconciled(c, dag_id, day)
+        if kind not in EXPORTS:
+            raise HTTPException(404, f"no export as {kind!r} (xlsx or csv)")
+        export, media_type = EXPORTS[kind]
         return Response(
-            export_xlsx(result),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": f'attachment; filename="{dag_id}-reconcile-{day}.xlsx"'},
-        )
-
-    @app.get("/dags/{dag_id}/reconcile/{day}/export.csv", name="reconcile_csv")
-    def reconcile_csv(dag_id: str, day: str, c: Ctx) -> Response:
-        from erpsync.ui.reconciliation import export_csv
-
-        result = reconciled(c, dag_id, day)
-        return Response(
-            export_csv(result),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{dag_id}-reconcile-{day}.csv"'},
+            export(reconciled(c, dag_id, day)),
+            media_type=media_type,
+            headers={"Content-Disposition": f'attachment; filename="{dag_id}-reconcile-{day}.{kind}"'},
         )
 
     @app.get("/search", response_class=HTMLResponse, name="search")

@@ -290,3 +290,10 @@ def export_csv(result: Any) -> bytes:
     """The day's differences as CSV in UTF-8 with a BOM (so Excel opens it with the Chinese intact)."""
     text: str = _difference_frame(result.differences).to_csv(index=False, lineterminator="\r\n")
     return text.encode("utf-8-sig")
+
+
+# the day's exports: file suffix -> (what writes it, its media type)
+EXPORTS = {
+    "xlsx": (export_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "csv": (export_csv, "text/csv; charset=utf-8"),
+}
