@@ -2,33 +2,37 @@
 
     .venv/bin/python scripts/bench_reconcile.py [--scheme sales_outstock] [--orders 20000]
 
-The day's documents are loaded into Kingdee first (untimed, emulators at full speed), then both
-emulators are started again on the same data at realistic limits (WDT ``--throttle-per-minute 600
---latency-ms 80``, the client's own limit to match; Kingdee ``--latency-ms 50 --per-bill-ms 10
---max-concurrent 4``) and the day is reconciled: the seconds, documents per second, the calls each side
-took, the bound WDT's call limit sets (pages / 10 per second) and the peak RSS are printed, with the
-day's differences (the data set's bad orders: missing, with their reason).
+The day's documents are loaded into Kingdee first (untimed: emulators at full speed, the pipeline's
+steps in a child process), then both emulators are started again as processes on the same data at
+realistic limits (WDT ``--throttle-per-minute 600 --latency-ms 80``, the client's own limit to match;
+Kingdee ``--latency-ms 50 --per-bill-ms 10 --max-concurrent 4``) and the day is reconciled here, the
+client alone in this process as against real servers: the seconds, documents per second, the calls
+each side took, the bound WDT's call limit sets (pages / 10 per second) and the reconciling process's
+peak RSS are printed, with the day's differences (the data set's bad orders: missing, with their reason).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import resource
 import tempfile
 import time
-from contextlib import nullcontext
+from collections.abc import Mapping
+from contextlib import ExitStack, nullcontext
 from datetime import date, timedelta
 from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
 
-from bench_pipeline import KINGDEE, WDT, serve  # scripts/ is on the path of a script run
-from emulators import kingdee, wdt
+from bench_pipeline import KINGDEE, WDT  # scripts/ is on the path of a script run
+from demo import emulator
 from erpsync.kingdee.client import K3CloudClient, K3CloudConfig
 from erpsync.kingdee.connector import KingdeeTarget
 from erpsync.reconcile import reconcile
 from erpsync.run import Run
-from erpsync.scheme import INCLUDE_DIR, load_schemes
+from erpsync.scheme import INCLUDE_DIR, Scheme, load_schemes
+from erpsync.staging import StoragePath
 from erpsync.steps.extract import extract
 from erpsync.steps.load import load
 from erpsync.steps.transform import transform
@@ -38,6 +42,35 @@ from erpsync.wdt.connector import WdtReader
 from erpsync.windows import Window, parse_datetime
 
 DAY = date(2026, 10, 1)
+WDT_LIMITS = ["--latency-ms", "80", "--throttle-per-minute", "600"]
+KINGDEE_LIMITS = ["--latency-ms", "50", "--per-bill-ms", "10", "--max-concurrent", "4"]
+
+
+def _flags(identity: Mapping[str, str]) -> list[str]:
+    """An identity (``WDT``, ``KINGDEE``) as the emulator's command line takes it."""
+    return [item for key, value in identity.items() for item in (f"--{key.replace('_', '-')}", value)]
+
+
+def _emulators(stack: ExitStack, tmp: Path, orders: int, limited: bool) -> tuple[str, str]:
+    """Both emulators as processes on the one day's data (Kingdee's kept in ``tmp``); their URLs."""
+    wdt = [*_flags(WDT), "--seed", "1", "--orders", str(orders), "--start", DAY.isoformat(), "--days", "1"]
+    kingdee = [*_flags(KINGDEE), "--data-dir", str(tmp / "kingdee"), "--seed", "1"]
+    return (
+        stack.enter_context(emulator("wdt", tmp, wdt + (WDT_LIMITS if limited else []))),
+        stack.enter_context(emulator("kingdee", tmp, kingdee + (KINGDEE_LIMITS if limited else []))),
+    )
+
+
+def _load(scheme: Scheme, staging: StoragePath, wdt: str, kingdee: str) -> None:
+    """The days loaded by the pipeline's steps (run in a child: its memory is not the reconciliation's)."""
+    began = time.perf_counter()
+    window = Window.of(parse_datetime(DAY.isoformat(), "s"), parse_datetime((DAY + timedelta(days=9)).isoformat(), "e"))
+    run = Run.open(scheme, window, staging, run_id="bench")
+    extract(run, WdtReader(WdtClient(WdtConfig(url=wdt, min_interval_seconds=0, **WDT)), scheme.source))
+    validate(run)
+    transform(run)
+    loaded = load(run, KingdeeTarget(K3CloudClient(K3CloudConfig(server_url=kingdee, **KINGDEE))))
+    print(f"loaded first (untimed, {time.perf_counter() - began:.0f} s): {loaded}", flush=True)
 
 
 def main() -> None:
@@ -48,46 +81,30 @@ def main() -> None:
     scheme = {s.name: s for s in load_schemes(INCLUDE_DIR)}[args.scheme]
 
     with tempfile.TemporaryDirectory(prefix="erpsync-bench-") as tmp:
-        data = Path(tmp) / "kingdee"
         staging = ObjectStoragePath(Path(tmp).as_uri()) / "staging"
-        rate = str(Path(tmp) / "rate.db")
-        fast_wdt = wdt.make_server("127.0.0.1", 0, **WDT, seed=1, orders=args.orders, start=DAY, days=1)
-        fast_kingdee = kingdee.make_server("127.0.0.1", 0, **KINGDEE, data_dir=data, seed=1)
-        serve(fast_wdt)
-        serve(fast_kingdee)
-        began = time.perf_counter()
-        window = Window.of(
-            parse_datetime(DAY.isoformat(), "s"), parse_datetime((DAY + timedelta(days=9)).isoformat(), "e")
-        )
-        run = Run.open(scheme, window, staging, run_id="bench")
-        extract(run, WdtReader(WdtClient(WdtConfig(url=fast_wdt.url, min_interval_seconds=0, **WDT)), scheme.source))
-        validate(run)
-        transform(run)
-        loaded = load(run, KingdeeTarget(K3CloudClient(K3CloudConfig(server_url=fast_kingdee.url, **KINGDEE))))
-        print(f"loaded first (untimed, {time.perf_counter() - began:.0f} s): {loaded}")
-        fast_wdt.shutdown()
-        fast_kingdee.shutdown()
-        fast_kingdee.server_close()
+        with ExitStack() as fast:
+            child = multiprocessing.get_context("fork").Process(
+                target=_load, args=(scheme, staging, *_emulators(fast, Path(tmp), args.orders, limited=False))
+            )
+            child.start()
+            child.join()
+            if child.exitcode:
+                raise SystemExit(f"the load failed (exit {child.exitcode})")
 
-        slow_wdt = wdt.make_server(
-            "127.0.0.1", 0, **WDT, seed=1, orders=args.orders, start=DAY, days=1, latency_ms=80, throttle_per_minute=600
-        )
-        slow_kingdee = kingdee.make_server(
-            "127.0.0.1", 0, **KINGDEE, data_dir=data, seed=1, latency_ms=50, per_bill_ms=10, max_concurrent=4
-        )
-        serve(slow_wdt)
-        serve(slow_kingdee)
-        wdt_client = WdtClient(WdtConfig(url=slow_wdt.url, min_interval_seconds=0.1, rate_limit_url=rate, **WDT))
-        kingdee_client = K3CloudClient(K3CloudConfig(server_url=slow_kingdee.url, **KINGDEE))
-        readers: list[WdtReader] = []
+        with ExitStack() as slow:
+            wdt, kingdee = _emulators(slow, Path(tmp), args.orders, limited=True)
+            rate = str(Path(tmp) / "rate.db")
+            wdt_client = WdtClient(WdtConfig(url=wdt, min_interval_seconds=0.1, rate_limit_url=rate, **WDT))
+            kingdee_client = K3CloudClient(K3CloudConfig(server_url=kingdee, **KINGDEE))
+            readers: list[WdtReader] = []
 
-        def open_reader(source):
-            readers.append(WdtReader(wdt_client, source))
-            return nullcontext(readers[-1])
+            def open_reader(source):
+                readers.append(WdtReader(wdt_client, source))
+                return nullcontext(readers[-1])
 
-        began = time.perf_counter()
-        done = reconcile(scheme, [DAY], staging, open_reader, KingdeeTarget(kingdee_client))
-        seconds = time.perf_counter() - began
+            began = time.perf_counter()
+            done = reconcile(scheme, [DAY], staging, open_reader, KingdeeTarget(kingdee_client))
+            seconds = time.perf_counter() - began
         result = done.results[0]
         documents = result.totals["wdt"]["documents"]
         pages = sum(r.pages for r in readers)
@@ -101,9 +118,7 @@ def main() -> None:
         )
         print(f"  differences: {result.counts}")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"  peak RSS of this process (client and both emulators): {peak_mb:.0f} MB")
-        slow_wdt.shutdown()
-        slow_kingdee.shutdown()
+        print(f"  peak RSS of the reconciling process (the emulators run apart): {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

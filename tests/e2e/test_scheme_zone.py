@@ -7,6 +7,7 @@ UTC window holds it, and nothing else.
 
 from __future__ import annotations
 
+import io
 import json
 
 import pendulum
@@ -63,3 +64,43 @@ def test_a_scheme_in_utc_reads_loads_and_files_its_windows_in_utc(
     pages = Staging(root, {DAG_ID: "UTC"})
     assert [f.window for f in pages.windows(DAG_ID)] == [window]
     assert pages.windows(DAG_ID)[0].window.key == window.key
+
+
+def test_a_scheme_in_another_zone_reconciles_its_day_without_false_differences(
+    airflow_db, wdt_emulator, kingdee_emulator, dataset, tmp_path, monkeypatch, edited_scheme
+):
+    """Los Angeles' 2026-11-02 is 16:00 the 2nd to 16:00 the 3rd in Shanghai, where the warehouses ship
+    from 09:00 to 22:00: the day's bills are dated the 2nd or the 3rd as the mapping writes them (WDT's
+    local time), and the bills dated the 2nd before 16:00 are Los Angeles' 1st. None of that is a
+    difference; what is missing is exactly the orders the run could not load, and the totals differ by
+    exactly them."""
+    from erpsync.cli import main
+    from erpsync.dag_factory import build_dag
+
+    def in_los_angeles(data: dict) -> None:
+        _in_utc(data)
+        data["settings"]["schedule"]["timezone"] = "America/Los_Angeles"
+
+    _connections(monkeypatch, tmp_path, wdt_emulator, kingdee_emulator)
+    scheme = edited_scheme(in_los_angeles)
+    # loads Shanghai's 2nd 00:00 to the 3rd 16:00: the day, and what is dated the 2nd before it
+    run = build_dag(scheme).test(run_conf={"window_start": "2026-11-01T08:00:00", "window_end": "2026-11-03T00:00:00"})
+    assert run.state == "success", run.state
+    out = io.StringIO()
+    include = str(tmp_path / "include")
+    code = main(["--include", include, "reconcile", str(scheme.path), "--day", "2026-11-02", "--json"], out=out)
+    [day] = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+
+    of_day = {
+        o["order_no"]
+        for o in dataset.orders
+        if o["status"] == 110 and "2026-11-02 16:00:00" <= o["consign_time"] < "2026-11-03 16:00:00"
+    }
+    # not loaded: the bad ones, and those changed after the run's read (to 2026-11-03 16:00 Shanghai)
+    later = {o["order_no"] for o in dataset.orders if o["modified"] >= "2026-11-03 16:00:00"}
+    unloaded = of_day & (set(dataset.defects) | later)
+    assert day["totals"]["wdt"]["documents"] == len(of_day) > len(unloaded) > 0
+    assert not day["extra"] and not day["mismatched"] and not day["deleted"], day
+    assert {m["wdt_no"] for m in day["missing"]} == unloaded and code == 1
+    assert {m["reason"] for m in day["missing"]} <= {"quarantined", "held", "not read yet"}
+    assert day["totals"]["kingdee"]["bills"] == len(of_day - unloaded)

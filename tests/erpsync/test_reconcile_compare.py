@@ -46,7 +46,7 @@ def test_each_kind_with_its_reason_and_values():
         _bill(105, "CK5", {A: (D(1), D("19.90"))}, party="C9"),
         _bill(106, "HAND-1", {A: (D(1), D("7.00"))}),  # made by hand
         _bill(107, "CK5", {A: (D(1), D("19.90"))}),  # a second bill of CK5
-        _bill(108, "CK1", {A: (D(2), D("39.80"))}, date="2026-11-04"),  # a second bill, dated another day
+        _bill(108, "CK1", {A: (D(2), D("39.80"))}, date="2026-11-04"),  # a second bill of CK1, dated the 4th
     ]
     known = {
         "2": Known(
@@ -66,10 +66,31 @@ def test_each_kind_with_its_reason_and_values():
         ("CK5", "party", None, "C2", "C9"),
     }
     extra = [(e["kingdee_bill_no"], e["reason"]) for e in result.of_kind("extra")]
-    assert extra == [("XSCK106", "no WDT document"), ("XSCK107", "duplicate")]  # XSCK108 is the 4th's
+    # a bill is its document's day's, whatever its date: XSCK108 is a second bill of the 3rd's CK1
+    assert extra == [("XSCK106", "no WDT document"), ("XSCK107", "duplicate"), ("XSCK108", "duplicate")]
     # the totals differ by exactly the differences: held, deleted, unread and the edit against the extras
     gap = D(result.totals["wdt"]["amount"]) - D(result.totals["kingdee"]["amount"])
-    assert gap == D("5.00") + D("19.90") + D("19.90") - (D("99.50") - D("39.80")) - D("7.00") - D("19.90")
+    assert gap == D("5.00") + D("19.90") + D("19.90") - (D("99.50") - D("39.80")) - D("7.00") - D("19.90") - D("39.80")
+
+
+def test_a_bill_counts_on_its_documents_day_whatever_date_it_carries():
+    """A scheme in UTC over an API in Shanghai time: a document shipped 2026-11-04 03:00 Shanghai is the
+    3rd's (UTC) and its bill is dated the 4th as the mapping wrote it; a bill dated the 3rd whose document
+    is the 2nd's is no extra of the 3rd. Only a bill of no document read is the day's by its date."""
+    docs = [_doc(1, {A: (D(2), D("4"))})]
+    docs[0].date = "2026-11-04"
+    bills = [
+        _bill(100, "CK1", {A: (D(2), D("4"))}, date="2026-11-04"),
+        _bill(101, "CK0", {A: (D(1), D("2"))}),  # the 2nd's document (read, not of the day)
+        _bill(102, "HAND", {A: (D(1), D("1"))}),
+        _bill(103, "HAND-4", {A: (D(1), D("1"))}, date="2026-11-04"),
+    ]
+    result = _compare(docs, bills, keys={"CK1", "CK0"})
+    assert [(e["kingdee_bill_no"], e["reason"]) for e in result.of_kind("extra")] == [("XSCK102", "no WDT document")]
+    assert result.of_kind("mismatched") == [] and result.of_kind("missing") == []
+    assert result.totals["kingdee"] == {"bills": 2, "quantity": "3", "amount": "5"}
+    gap = D(result.totals["wdt"]["amount"]) - D(result.totals["kingdee"]["amount"])
+    assert gap == -D("1")  # the extra bill, exactly
 
 
 def test_a_line_whose_material_changed_is_named_with_both_materials():

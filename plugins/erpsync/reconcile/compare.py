@@ -10,9 +10,12 @@ Each document is matched to its bill by the scheme's bill key. The kinds of diff
 - ``extra``: a bill dated on the day whose key no document read has (made by hand, or left behind by a
   renumbered document), or a second bill of one document.
 
-Totals are per party, warehouse and material on both sides: the documents of the day as the mapping
-makes them, the bills the target dates on the day. A missing document counts on the source side only,
-an extra bill on the target side only, so the totals differ by exactly the differences' amounts.
+A bill belongs to the day of the document whose key it has, whatever date it carries (a date changed
+in the target is a ``mismatched`` date of the document's day), and a bill of no document to the day it
+is dated. Totals are per party, warehouse and material on both sides: the documents of the day as the
+mapping makes them, and the bills of the day. A missing document counts on the source side only, an
+extra bill on the target side only, so the totals differ by exactly the differences' amounts, also for
+a scheme whose zone is not the API's (its documents' days and its bills' dates part at midnight).
 """
 
 from __future__ import annotations
@@ -110,18 +113,26 @@ def compare_day(
     keys_read: set[str],
     known: Mapping[str, Known],
 ) -> DayResult:
-    """Compare the documents of ``day`` with the target's bills (``bills``: those of the documents' keys
-    and those dated on the days); ``keys_read`` are the keys of every document read, whatever its day."""
+    """Compare the documents of ``day`` with the target's bills. ``docs`` are the documents of every day
+    reconciled, ``bills`` the target's bills of their keys and those it dates on the days, ``keys_read``
+    the keys of every document read, whatever its day.
+
+    A bill belongs to the day of its document (whatever date it carries: a changed date is a
+    difference of that day), a bill of no document read to the day it is dated; the day's target side
+    (its totals) is the first bill of each document of the day and the day's extra bills."""
+    owner = {d.key: d.day for d in docs if d.key}
     docs = [d for d in docs if d.day == day]
+    ordered = sorted(bills, key=lambda b: _id_order(b.bill_id))
     by_key: dict[str, list[Bill]] = defaultdict(list)
-    for bill in sorted(bills, key=lambda b: _id_order(b.bill_id)):
+    for bill in ordered:
         if bill.key:
             by_key[bill.key].append(bill)
-    dated = [b for b in bills if b.date == day]
+    held: list[Bill] = []
     differences: list[dict[str, Any]] = []
     for doc in docs:
         found = by_key.get(doc.key or "", [])
         if found:
+            held.append(found[0])
             differences += _mismatches(doc, found[0])
             continue
         said = known.get(doc.order_id)
@@ -146,14 +157,16 @@ def compare_day(
                 "missing", wdt_no=doc.order_no, order_id=doc.order_id, bill_key=doc.key, reason=reason, detail=detail
             )
         )
-    for bill in dated:
-        same = by_key.get(bill.key or "", [])
-        if bill.key and bill.key in keys_read and same and same[0] is not bill:
-            reason, detail = "duplicate", f"a second bill of {bill.key} (the first is {same[0].bill_no})"
-        elif not bill.key or bill.key not in keys_read:
-            reason, detail = "no WDT document", f"no document read has {bill.key or 'an empty key'}"
+    for bill in ordered:
+        if bill.key in owner:
+            if owner[bill.key] != day or by_key[bill.key][0] is bill:
+                continue  # another day's, or the document's own bill
+            reason, detail = "duplicate", f"a second bill of {bill.key} (the first is {by_key[bill.key][0].bill_no})"
+        elif (bill.key and bill.key in keys_read) or bill.date != day:
+            continue  # the bill of a document of a day not reconciled here
         else:
-            continue
+            reason, detail = "no WDT document", f"no document read has {bill.key or 'an empty key'}"
+        held.append(bill)
         differences.append(
             _difference(
                 "extra",
@@ -165,7 +178,7 @@ def compare_day(
                 kingdee=_describe(bill.lines),
             )
         )
-    groups, totals = _totals(docs, dated)
+    groups, totals = _totals(docs, held)
     return DayResult(day, scheme, dag_id, totals, groups, differences)
 
 

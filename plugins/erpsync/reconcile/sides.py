@@ -11,11 +11,16 @@ half up, which is how the target computes it (``ReconcileFields.price``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from functools import partial
+from queue import Full, Queue
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pendulum
 
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 Line = tuple[str, str]  # (material, warehouse)
+T = TypeVar("T")
 
 
 class ReconcileError(ValueError):
@@ -119,18 +125,26 @@ def days_window(days: list[date], zone: str) -> Window:
     return Window(start, end)
 
 
+def reading_days(days: list[date], scheme: Scheme) -> Window:
+    """``days`` in the scheme's zone and in the API's, whichever reaches further each way: the source
+    times the documents of the days lie in, and those of the bills the target dates on them (the
+    mapping writes the target's date as the API's local time)."""
+    ours, theirs = days_window(days, scheme.settings.timezone), days_window(days, scheme.source.api.timezone)
+    return Window(min(ours.start, theirs.start), max(ours.end, theirs.end)).in_timezone(scheme.settings.timezone)
+
+
 def source_reading(scheme: Scheme, days: list[date], now: pendulum.DateTime) -> tuple[Source, Window]:
-    """How to read every document whose business day is one of ``days``: the source settings to open the
-    reader with, and the window to read.
+    """How to read every document whose business day is one of ``days``, and every document whose bill
+    the target may date on them: the source settings to open the reader with, and the window to read.
 
     On last-modified time from the first day to ``now`` where the API can (a document is modified at or
     after its business time, and may complete days later), else the days themselves on the API's time.
     """
-    api, zone = scheme.source.api, scheme.settings.timezone
-    window = days_window(days, zone)
+    api = scheme.source.api
+    window = reading_days(days, scheme)
     if not (api.by_modified_params or api.always_by_modified):
         return scheme.source, window
-    end = max(now.in_timezone(zone).replace(microsecond=0), window.end)
+    end = max(now.in_timezone(window.timezone).replace(microsecond=0), window.end)
     return scheme.edited("source.by_modified", True).source, Window(window.start, end)
 
 
@@ -138,10 +152,14 @@ def read_documents(
     scheme: Scheme, mapping: BillMapping, reader: Reader, window: Window, days: list[date]
 ) -> tuple[list[Doc], set[str]]:
     """The documents of ``days`` as the source has them now (``reader`` over ``window``, as
-    :func:`source_reading` says), and the bill keys of every document read."""
+    :func:`source_reading` says), and the bill keys of every document read.
+
+    Pages are fetched in a thread while the documents already read are mapped here: the fetching waits
+    on the network and the API's call limit, the mapping on the CPU."""
     wanted = {d.isoformat() for d in days}
-    reading = _Reading(scheme, mapping, business_date_field(scheme), wanted, days_window(days, window.timezone).end)
-    for order in reader.orders(window):
+    end = days_window(days, scheme.settings.timezone).end  # NOW() in the mapping, as the days' last window gives it
+    reading = _Reading(scheme, mapping, business_date_field(scheme), wanted, end)
+    for order in prefetched(reader.orders(window), PREFETCH):
         reading.add(order)
     log.info(
         "Read %d documents of %s in %s, %d of them on the days",
@@ -151,6 +169,48 @@ def read_documents(
         len(reading.docs),
     )
     return reading.docs, reading.keys
+
+
+PREFETCH = 5000  # documents fetched ahead of the mapping: a few pages
+
+
+def prefetched(items: Iterable[T], ahead: int) -> Iterator[T]:
+    """``items`` in order, produced by a thread up to ``ahead`` items ahead of the consumer; an error
+    the producer meets is raised here, where the items are consumed."""
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def offer(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():  # the consumer may have stopped: never block on a full queue for good
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((True, item)):
+                    return
+            offer((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer((False, exc))
+
+    producer = threading.Thread(target=produce, name="reconcile-source", daemon=True)
+    producer.start()
+    try:
+        while True:
+            more, item = queue.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        producer.join()
 
 
 class _Reading:
@@ -163,13 +223,23 @@ class _Reading:
         self.requires = [r.source_field for r in scheme.target.requires]
         amount = self.fields.amount.lower()  # sent by the mapping, or computed by the target from the price
         self.amount_sent = any(r.field.split(".")[-1].lower() == amount and r.value for r in scheme.target.mapping)
+        order_columns, line_columns = mapping.source_columns()  # only what the mapping reads is staged
+        keys = scheme.source.keys
+        self.order_columns = order_columns | {keys.order, keys.number, date_field, *self.requires}
+        self.line_columns = line_columns | {keys.order, keys.line}
+        self.header_fields = {  # date, party -> (entity, field key): looked up once, not per document
+            key: (found.entity, found.key)
+            for key in (self.fields.date, self.fields.party)
+            if (found := self.form.field(key)) is not None
+        }
+        self.day_of = day_parser(scheme.source.api.time_format, scheme.source.api.timezone, scheme.settings.timezone)
         self.docs: list[Doc] = []
         self.keys: set[str] = set()
         self.read = 0
 
     def add(self, order: Mapping[str, Any]) -> None:
         api, keys = self.scheme.source.api, self.scheme.source.keys
-        row, lines = stage_rows(order, api)
+        row, lines = stage_rows(self._narrow(order, api.line_list_key), api)
         self.read += 1
         lines.sort(key=lambda line: line_sort_key(line.get(keys.line)))
         order_id, order_no = str(row.get(keys.order)), str(row.get(keys.number))
@@ -181,7 +251,7 @@ class _Reading:
             problem = f"{exc.field}: {exc.message}"
         else:
             self.keys.add(built.bill_no)
-        day = self._day(row.get(self.date_field))
+        day = self.day_of(row.get(self.date_field))
         if day is None or day not in self.wanted:
             return
         doc = Doc(order_id, order_no, built.bill_no if built else None, day, problem=problem)
@@ -190,13 +260,17 @@ class _Reading:
             self._expect(doc, built.model)
         self.docs.append(doc)
 
-    def _day(self, text: Any) -> str | None:
-        api = self.scheme.source.api
-        try:
-            moment = pendulum.from_format(str(text), api.time_format, tz=api.timezone)
-        except ValueError:
-            return None  # not set ("0000-00-00 00:00:00"): not done
-        return str(moment.in_timezone(self.scheme.settings.timezone).date().isoformat())
+    def _narrow(self, order: Mapping[str, Any], line_list: str) -> dict[str, Any]:
+        narrow = {k: order[k] for k in self.order_columns if k in order}
+        details = order.get(line_list)
+        if isinstance(details, list):
+            narrow[line_list] = [
+                {k: line[k] for k in self.line_columns if k in line} if isinstance(line, Mapping) else line
+                for line in details
+            ]
+        elif line_list in order:
+            narrow[line_list] = details  # stage_rows names what is wrong with it
+        return narrow
 
     def _expect(self, doc: Doc, model: Mapping[str, Any]) -> None:
         f = self.fields
@@ -215,11 +289,51 @@ class _Reading:
             total[1] += amount
 
     def _header(self, model: Mapping[str, Any], key: str) -> Any:
-        found = self.form.field(key)
+        found = self.header_fields.get(key)
         if found is None:
             return None
-        holder = model if found.entity == "header" else model.get(found.entity) or {}
-        return _get(holder, found.key)
+        entity, name = found
+        holder = model if entity == "header" else model.get(entity) or {}
+        return _get(holder, name)
+
+
+_STRPTIME = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
+_FORMAT_TOKEN = re.compile(r"\[([^\]]*)\]|[A-Za-z]+|[^A-Za-z\[]+")
+
+
+def day_parser(time_format: str, api_zone: str, zone: str) -> Callable[[Any], str | None]:
+    """``text -> its day (yyyy-MM-dd) in zone``, for the API's times (``time_format`` in ``api_zone``);
+    None for a time not set ("0000-00-00 00:00:00"). The usual formats go through ``strptime``, ten times
+    faster than pendulum's parser, which takes any other."""
+    parts = []
+    for token in _FORMAT_TOKEN.finditer(time_format):
+        text = token.group(0)
+        if token.group(1) is not None or not text[0].isalpha():
+            parts.append((token.group(1) if token.group(1) is not None else text).replace("%", "%%"))
+        elif text in _STRPTIME:
+            parts.append(_STRPTIME[text])
+        else:
+            return partial(_pendulum_day, time_format, api_zone, zone)
+    pattern, source, target = "".join(parts), ZoneInfo(api_zone), ZoneInfo(zone)
+
+    def day(text: Any) -> str | None:
+        try:
+            moment = datetime.strptime(str(text), pattern)
+        except ValueError:
+            return None
+        if api_zone != zone:
+            moment = moment.replace(tzinfo=source).astimezone(target)
+        return moment.date().isoformat()
+
+    return day
+
+
+def _pendulum_day(time_format: str, api_zone: str, zone: str, text: Any) -> str | None:
+    try:
+        moment = pendulum.from_format(str(text), time_format, tz=api_zone)
+    except ValueError:
+        return None
+    return str(moment.in_timezone(zone).date().isoformat())
 
 
 def _get(holder: Mapping[str, Any], key: str) -> Any:
