@@ -59,7 +59,25 @@ def staging_root(location: str | None = None) -> StoragePath:
     if location is None:
         home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser().resolve()
         location = conf.get("erpsync", "staging_root", fallback=(home / "staging").as_uri())
-    return ObjectStoragePath(location if "://" in location else Path(location).resolve().as_uri())
+    if "://" not in location or location.startswith("file://"):
+        return ObjectStoragePath(location if "://" in location else Path(location).resolve().as_uri())
+    root = ObjectStoragePath(location)
+    uncached_listings(root.fs)
+    return root
+
+
+def uncached_listings(fs: Any) -> None:
+    """Make ``fs`` ask the store for every listing and file size instead of its listings cache.
+
+    Other processes on other hosts write the staging root: a worker replaces a window's files, the
+    api-server shows them. fsspec filesystems (s3fs's among them) keep every listing they made, with
+    each object's size and ETag, for as long as the process lives, and Airflow keeps one filesystem per
+    connection: a long-lived reader would list a window as it was when first read and fail to open
+    its replaced files (s3fs ``FileExpired``: the cached ETag is gone)."""
+    cache = getattr(fs, "dircache", None)
+    if cache is not None:
+        cache.use_listings_cache = False  # fsspec's DirCache then stores nothing
+        cache.clear()
 
 
 COMPLETE = "complete.json"  # a window whose orders are all in Kingdee (see preconditions)
