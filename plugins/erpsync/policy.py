@@ -30,6 +30,7 @@ import pendulum
 from erpsync.run import Run
 from erpsync.staging import FINISHED, read_json, window_folders, write_json
 from erpsync.steps.load import LoadResult, summary, window_problems
+from erpsync.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,13 @@ def known_problems(run: Run, order_ids: set[str]) -> set[str]:
     if not order_ids:
         return set()
     lookback = run.scheme.source.lookback
-    start, end = run.window.start - lookback, run.window.end + lookback
+    read = Window(run.window.start - lookback, run.window.end + lookback)
     dag_folder = run.files.dir.parent
     known: set[str] = set()
-    for folder in window_folders(dag_folder.parent, dag_folder.name, run.window.timezone):
+    for folder in window_folders(dag_folder.parent, dag_folder.name, run.window.timezone, overlapping=read):
         if folder.name == run.files.dir.name or not folder.whole:
             continue
-        if folder.window.start < end and start < folder.window.end and (folder.path / FINISHED).exists():
+        if (folder.path / FINISHED).exists():
             known |= order_ids & set(read_json(folder.path / FINISHED).get("reported", []))
     return known
 

@@ -38,10 +38,8 @@ def completed_windows(
     markers are not even read). ``marker`` ``FINISHED``: those whose load ended, red or green."""
     return [
         f.window
-        for f in window_folders(root, dag_id, timezone)
-        if f.whole
-        and (overlapping is None or (f.window.start < overlapping.end and overlapping.start < f.window.end))
-        and (f.path / marker).exists()
+        for f in window_folders(root, dag_id, timezone, overlapping=overlapping)
+        if f.whole and (f.path / marker).exists()
     ]
 
 

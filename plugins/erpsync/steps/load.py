@@ -10,6 +10,9 @@ leaves a true record of what reached the target and a long backfill never rewrit
 last part lists the orders held back upstream (``quarantined``, ``unmapped``), so the report has every
 order of the window. What that means for the run (red, alerts, completion) is decided by
 :func:`erpsync.policy.finish_window`.
+
+The window's key file (:mod:`erpsync.keys`: each order's numbers and outcome, what the order search
+and the report pages read) is removed as the load begins and written again from the complete report.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from erpsync.calls import write_calls
 from erpsync.connectors import Writer
+from erpsync.keys import drop_keys, record_keys
 from erpsync.outcomes import OUTCOMES, PROBLEMS, REPORT_COLUMNS, Problem, report_row
 from erpsync.run import Run
 from erpsync.staging import RunFiles, append_part, read_json, read_jsonl, read_parquet, read_parts, remove_tree
@@ -53,6 +57,7 @@ def _load(run: Run, writer: Writer) -> LoadResult:
 
     files = run.files
     bills = read_jsonl(files.bills)
+    drop_keys(files.dir)  # the key file says what the report says: none while it is rewritten
     remove_tree(files.load_report)  # this attempt's report: created now, or existing
     counts = dict.fromkeys(OUTCOMES, 0)
 
@@ -67,6 +72,10 @@ def _load(run: Run, writer: Writer) -> LoadResult:
     upstream = _upstream_rows(files)
     if upstream:
         record(parts, upstream)
+    try:
+        record_keys(files, run.scheme.source.api)
+    except Exception:  # the bills are in; without its key file the window is read from its wide files
+        log.warning("Could not write the key file of %s", files.dir.name, exc_info=True)
     return LoadResult(bills=len(bills), **counts)
 
 

@@ -18,6 +18,9 @@ bill's lines are in line-id order: numerically where ids are numbers, then as te
 An order the mapping cannot build (a value that is not a number, a missing bill number, no lines…) is
 listed in ``unmapped.parquet`` with the field and the reason, never dropped silently. Column names are
 the API definition's (``SourceKeys``); the files written name them ``order_id``, ``order_no``.
+
+A rerun begins by removing the window's key file (:func:`erpsync.keys.drop_keys`): the orders it lists may
+have been read again, and the load writes it anew.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from erpsync.keys import drop_keys
 from erpsync.mapping.compile import Bill, BillMapping, MappingError
 from erpsync.run import Run
 from erpsync.scheme import Scheme, SourceKeys
@@ -168,6 +172,7 @@ def transform(run: Run, chunk_rows: int = CHUNK_ROWS) -> TransformResult:
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    drop_keys(files.dir)
     order_columns, line_columns = mapping.source_columns()
     quarantined = _quarantined(files)
     encode = msgspec.json.Encoder().encode

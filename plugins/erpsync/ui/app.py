@@ -204,18 +204,21 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
     # -- pages --------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, name="index")
     def index(request: Request, c: Ctx) -> HTMLResponse:
+        from erpsync.keys import dag_keys
         from erpsync.ui.reports import summaries
 
         rows = []
         with c.staging.duck() as duck:
             for dag_id in c.dags:
-                folders = [f for f in c.staging.windows(dag_id) if f.whole]
-                latest = summaries(c.staging, duck, dag_id, folders[:24])
+                whole = [n for n in c.staging.names(dag_id) if "," not in n]  # not narrowed, not a dry run
+                latest_names = whole[:24]
+                keys = dag_keys(c.staging.root / dag_id, latest_names) if latest_names else None
+                latest = summaries(c.staging, duck, dag_id, c.staging.folders(dag_id, latest_names), keys)
                 rows.append(
                     {
                         "dag_id": dag_id,
                         "scheme": c.scheme(dag_id),
-                        "windows": len(folders),
+                        "windows": len(whole),
                         "latest": latest[0] if latest else None,
                         "orders": sum(s.orders or 0 for s in latest),
                         "in_kingdee": sum(s.in_kingdee for s in latest),
@@ -228,17 +231,19 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
     def dag(
         request: Request, dag_id: str, c: Ctx, session: SessionDep, n: Annotated[int, Query(ge=1, le=max(TRENDS))] = 48
     ) -> HTMLResponse:
+        from erpsync.keys import dag_keys
         from erpsync.ui.chart import stacked
         from erpsync.ui.reports import OUTCOMES, summaries
         from erpsync.ui.runs import recent_runs
 
         readable(c, dag_id)
-        folders = c.staging.windows(dag_id)
-        whole = [f for f in folders if f.whole]
-        filtered = [f for f in folders if not f.whole][:50]
+        names = c.staging.names(dag_id)  # only the windows shown are parsed and read
+        whole = [name for name in names if "," not in name]
+        filtered = [name for name in names if "," in name][:50]
+        keys = dag_keys(c.staging.root / dag_id, whole[:n] + filtered) if names else None
         with c.staging.duck() as duck:
-            shown = summaries(c.staging, duck, dag_id, whole[:n])
-            narrowed = summaries(c.staging, duck, dag_id, filtered)
+            shown = summaries(c.staging, duck, dag_id, c.staging.folders(dag_id, whole[:n]), keys)
+            narrowed = summaries(c.staging, duck, dag_id, c.staging.folders(dag_id, filtered), keys)
         points = [
             {
                 "label": s.window.start.format("MM-DD HH:mm"),
@@ -250,7 +255,6 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
         ]
         chart = stacked(points, {k: f"{v[0]} {k}" for k, v in OUTCOMES.items()})
         runs = recent_runs(session, dag_id, c.scheme(dag_id)) if ctx.may_read_runs(c.user, dag_id) else []
-        staged = {f.name for f in folders}
         return page(
             request,
             "dag.html",
@@ -262,7 +266,7 @@ def create_app(root: Callable[[], StoragePath] | None = None, include_dir: Path 
             older=max(len(whole) - len(shown), 0),
             narrowed=narrowed,
             runs=runs,
-            staged=staged,
+            staged=set(names),
             n=n,
             trends=TRENDS,
             search=None,

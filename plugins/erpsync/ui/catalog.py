@@ -18,11 +18,12 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from erpsync.scheme import Scheme, SchemeError, TargetFormFile, load_source_api, load_target_form, read_model
+from erpsync.staging import KEY_TIME, NAME_END, WindowFolder
 from erpsync.ui.reports import report_parts
 from erpsync.ui.staged import Duck, Staging
 
@@ -187,44 +188,52 @@ class FormFigures:
     recorded_errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _recent(staging: Staging, dag_ids: Sequence[str], since: datetime) -> dict[str, list[Any]]:
-    return {d: [f for f in staging.windows(d) if f.window.end >= since] for d in dag_ids}
+def _recent(staging: Staging, dag_ids: Sequence[str], since: datetime) -> dict[str, list[WindowFolder]]:
+    """The window folders of each DAG that ended at or after ``since``; only names that can be are
+    parsed (a year of hourly windows is 8,760 folders a DAG)."""
+    import pendulum
+
+    found = {}
+    for dag_id in dag_ids:
+        # wall-clock keys sort as instants within a zone's offset changes: a day's margin
+        low = (pendulum.instance(since).in_timezone(staging.zone(dag_id)) - timedelta(days=1)).strftime(KEY_TIME)
+        names = [n for n in staging.names(dag_id) if n[NAME_END] >= low]
+        found[dag_id] = [f for f in staging.folders(dag_id, names) if f.window.end >= since]
+    return found
 
 
 def _recorded(
-    duck: Duck, windows: dict[str, list[Any]], system: str
+    staging: Staging, duck: Duck, windows: dict[str, list[WindowFolder]], system: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per-method figures and errors by kind from ``calls/*.parquet`` of these windows."""
+    """Per-method figures and errors by kind from ``calls/*.parquet`` of these windows (only theirs
+    are read: a glob over every window would open a year of them)."""
     stats: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    source = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
-    scope = "split_part(replace(filename, '\\', '/'), '/', -3) in (select unnest($folders)) and system = $system"
     for dag_id, folders in windows.items():
-        if not folders:
+        files = [
+            f"{dag_id}/{f.name}/calls/{n}"
+            for f in folders
+            for n in sorted(staging.listdir(f"{dag_id}/{f.name}/calls"))
+            if n.endswith(".parquet") and not n.startswith(".")
+        ]
+        if not files:
             continue
-        params = {
-            "files": duck.parquet([f"{dag_id}/window=*/calls/*.parquet"]),
-            "folders": [f.name for f in folders],
-            "system": system,
-        }
-        try:
-            stats += duck.rows(
-                f"""
-                select method, count(*) as calls, count(*) filter (where outcome <> 'ok') as errors,
-                       quantile_cont(try_cast(ms as double), 0.5) as p50, quantile_cont(try_cast(ms as double), 0.95) as p95,
-                       sum(try_cast("rows" as bigint)) as "rows"
-                from {source} where {scope} group by method order by method""",
-                params,
-            )
-            errors += duck.rows(
-                f"""
-                select method, outcome, coalesce(cast(detail as varchar), '') as detail, count(*) as n
-                from {source} where {scope} and outcome <> 'ok' group by all order by n desc limit 20""",
-                params,
-            )
-        except Exception as exc:  # duckdb.IOException: no window records calls yet
-            if "No files found" not in str(exc):
-                raise
+        # the source's and the form's figures ask of the same files: read once
+        table = duck.table(duck.parquet(files), 'system, method, ms, outcome, detail, "rows"')
+        stats += duck.rows(
+            f"""
+            select method, count(*) as calls, count(*) filter (where outcome <> 'ok') as errors,
+                   quantile_cont(try_cast(ms as double), 0.5) as p50, quantile_cont(try_cast(ms as double), 0.95) as p95,
+                   sum(try_cast("rows" as bigint)) as "rows"
+            from {table} where system = $system group by method order by method""",
+            {"system": system},
+        )
+        errors += duck.rows(
+            f"""
+            select method, outcome, coalesce(cast(detail as varchar), '') as detail, count(*) as n
+            from {table} where system = $system and outcome <> 'ok' group by all order by n desc limit 20""",
+            {"system": system},
+        )
     return stats, errors
 
 
@@ -238,7 +247,7 @@ def source_figures(
     for folders in windows.values():
         for folder in folders:
             figures.windows += 1
-            summary = staging.json(folder.path / "extract_summary.json")
+            summary = staging.json_at(f"{folder.dag_dir.name}/{folder.name}/extract_summary.json")
             if not isinstance(summary, dict):
                 figures.without_summary += 1
                 continue
@@ -253,7 +262,7 @@ def source_figures(
                 figures.per_call_ms.append(float(summary["seconds"]) * 1000 / calls)
     if session is not None:
         figures.task_seconds = task_durations(session, list(dag_ids), "extract", since)
-    figures.recorded, figures.recorded_errors = _recorded(duck, windows, "wdt")
+    figures.recorded, figures.recorded_errors = _recorded(staging, duck, windows, "wdt")
     return figures
 
 
@@ -264,16 +273,15 @@ def form_figures(staging: Staging, duck: Duck, session: Any, dag_ids: Sequence[s
     figures = FormFigures(windows=sum(len(v) for v in windows.values()))
     parts = [p for folders in windows.values() for f in folders for p in report_parts(staging, f)]
     if parts:
-        source = "read_parquet($files, union_by_name=true, hive_partitioning=false)"
-        for row in duck.rows(f"select outcome, count(*) as n from {source} group by outcome", {"files": parts}):
+        table = duck.table(parts, "outcome, field, message")
+        for row in duck.rows(f"select outcome, count(*) as n from {table} group by outcome"):
             figures.outcomes[str(row["outcome"])] = int(row["n"])
         figures.reasons = duck.rows(
             f"""
             select outcome, coalesce(field, '') as field, coalesce(message, '') as message, count(*) as n
-            from {source} where outcome in ('rejected', 'held') group by all order by n desc, outcome limit 15""",
-            {"files": parts},
+            from {table} where outcome in ('rejected', 'held') group by all order by n desc, outcome limit 15"""
         )
     if session is not None:
         figures.task_seconds = task_durations(session, list(dag_ids), "load", since)
-    figures.recorded, figures.recorded_errors = _recorded(duck, windows, "kingdee")
+    figures.recorded, figures.recorded_errors = _recorded(staging, duck, windows, "kingdee")
     return figures

@@ -1,5 +1,9 @@
 """What a window's staged files say: counts for lists and the trend, and the full report of one
-window (quality, quarantine, Kingdee outcomes, Data Docs pages)."""
+window (quality, quarantine, Kingdee outcomes, Data Docs pages).
+
+A window folded into its DAG's key index (``erpsync.keys``) gives its outcome counts from there, so
+the trend over 720 windows reads no load report; the others count their load report's rows.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from erpsync.keys import DagKeys
 from erpsync.staging import WindowFolder
 from erpsync.ui.staged import Duck, Staging
 
@@ -23,6 +28,7 @@ OUTCOMES: dict[str, tuple[str, str]] = {
 }
 PROBLEMS = ("rejected", "held", "quarantined", "unmapped")  # a valid order that is not in Kingdee
 ROW_LIMIT = 1000  # rows of one table on a page; the count says how many there are
+QUALITY = "quality/summary.json"
 
 
 def _rows(duck: Duck, sql: str, files: Sequence[str], **params: Any) -> list[dict[str, Any]]:
@@ -100,17 +106,25 @@ class WindowSummary:
 
 
 def report_parts(staging: Staging, folder: WindowFolder) -> list[str]:
-    report = folder.path / "load_report"
-    if not report.exists():
-        return []
-    names = sorted(p.name for p in report.iterdir() if p.name.startswith("part-") and p.name.endswith(".parquet"))
-    return [staging.duck_name(report / n) for n in names]
+    report = f"{folder.dag_dir.name}/{folder.name}/load_report"
+    names = sorted(n for n in staging.listdir(report) if n.startswith("part-") and n.endswith(".parquet"))
+    return [staging.duck_name(f"{report}/{n}") for n in names]
 
 
-def summaries(staging: Staging, duck: Duck, dag_id: str, folders: Sequence[WindowFolder]) -> list[WindowSummary]:
-    """One summary per folder, in the order given; the outcomes of all come from one query."""
-    parts = {f.name: report_parts(staging, f) for f in folders}
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
+def summaries(
+    staging: Staging, duck: Duck, dag_id: str, folders: Sequence[WindowFolder], keys: DagKeys | None = None
+) -> list[WindowSummary]:
+    """One summary per folder, in the order given. Outcome counts: from the DAG's key index (``keys``)
+    for the windows it holds whose files are still there (a window pruned to ``complete.json`` reads as
+    pruned), for the others from their load reports, in one query."""
+    found = {
+        f.name: [staging.json_at(f"{dag_id}/{f.name}/{n}") for n in ("extract_summary.json", QUALITY, "complete.json")]
+        for f in folders
+    }
+    indexed = keys.indexed if keys is not None else {}
+    from_index = {f.name for f in folders if f.name in indexed and found[f.name][0] is not None}
+    parts = {f.name: report_parts(staging, f) for f in folders if f.name not in from_index}
+    counts: dict[str, dict[str, int]] = defaultdict(dict, {n: dict(indexed[n].outcomes) for n in from_index})
     files = [p for names in parts.values() for p in names]
     for row in _rows(duck, "select filename, outcome, count(*) as n from {src} group by all", files):
         folder = staging.from_duck(row["filename"]).split("/")[1]
@@ -119,11 +133,11 @@ def summaries(staging: Staging, duck: Duck, dag_id: str, folders: Sequence[Windo
         WindowSummary(
             dag_id=dag_id,
             folder=f,
-            extract=staging.json(f.path / "extract_summary.json"),
-            quality=staging.json(f.path / "quality" / "summary.json"),
-            complete=staging.json(f.path / "complete.json"),
+            extract=found[f.name][0],
+            quality=found[f.name][1],
+            complete=found[f.name][2],
             outcomes=counts.get(f.name, {}),
-            loaded=bool(parts[f.name]),
+            loaded=bool(counts.get(f.name)) if f.name in from_index else bool(parts[f.name]),
         )
         for f in folders
     ]

@@ -3,12 +3,18 @@
 The number is matched against the columns people search by, as the scheme's API definition names them:
 the order's id and number (``order_key``/``number_key``), its other numbers (``search.numbers``, e.g. a
 stock-out's ``src_order_no``; each of the comma-separated ``search.number_lists``) and its lines'
-(``search.line_numbers``, e.g. ``src_tid``), and the bill and Kingdee numbers of the load report. Then each matching order's
-story is gathered from the same windows: extracted, quarantined for what, unmapped, posted as which
-Kingdee bill or rejected with Kingdee's reason.
+(``search.line_numbers``, e.g. ``src_tid``), and the bill and Kingdee numbers of the load report.
+Then each matching order's story is gathered from the windows it is in: extracted, quarantined for
+what, unmapped, posted as which Kingdee bill or rejected with Kingdee's reason.
+
+Where the numbers are looked up: each window's key file (``erpsync.keys``), through the DAG's index
+for the windows folded into it (a few month files sorted by number) and the window's own key file for
+those changed since; a window without a key file (staged before key files, or a rerun under way) in
+its wide files, as before. Then the story is read from the wide files of only the windows the orders
+are in.
 
 The number only ever travels as a DuckDB parameter; file names come from the staging root's own
-folder names (dag ids checked against the scheme pattern, globs built by this module).
+folder names (dag ids checked against the scheme pattern, paths built by this module).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from erpsync.keys import DagKeys, SearchColumns, dag_keys
 from erpsync.scheme import Scheme
+from erpsync.staging import KEYS
 from erpsync.ui.staged import DAG_ID, Duck, Staging, quote_ident
 
 MAX_QUERY = 64  # document numbers are shorter; longer input is no number
@@ -76,24 +84,81 @@ class SearchResult:
     skipped: list[str]  # DAGs that could not be searched, and why
 
 
-def _glob(dag_id: str, name: str) -> str:
+_WIDE = ("orders.parquet", "lines.parquet", "quarantine.parquet", "unmapped.parquet")
+REPORT = "load_report"
+_ONE_BY_ONE = 64  # windows listed one by one on object storage; more: one listing of the whole DAG
+
+
+def _files(staging: Staging, dag_id: str, folders: list[str]) -> dict[str, list[str]]:
+    """The staged files of the window folders ``folders`` of ``dag_id`` that exist, by name (``REPORT``:
+    the load report's parts), as DuckDB names them: DuckDB refuses a list naming a missing file."""
+    found: dict[str, list[str]] = {name: [] for name in (*_WIDE, REPORT)}
+    if not folders:
+        return found
     if not DAG_ID.match(dag_id):
         raise ValueError(f"not a dag id: {dag_id!r}")
-    return f"{dag_id}/window=*/{name}"
+    wanted = set(folders)
+    if staging.local or len(folders) <= _ONE_BY_ONE:
+        listed = []
+        for folder in folders:
+            names = staging.listdir(f"{dag_id}/{folder}")
+            listed += [f"{folder}/{n}" for n in names]
+            if REPORT in names:
+                listed += [f"{folder}/{REPORT}/{n}" for n in staging.listdir(f"{dag_id}/{folder}/{REPORT}")]
+    else:  # windows staged before key files: one listing (paged by the store) instead of two calls each
+        listed = [p for p in staging.find(staging.root / dag_id) if p.split("/", 1)[0] in wanted]
+    for path in sorted(listed):
+        parts = path.split("/")
+        if parts[0] not in wanted:
+            continue
+        if len(parts) == 2 and parts[1] in _WIDE:
+            found[parts[1]].append(staging.duck_name(f"{dag_id}/{path}"))
+        elif len(parts) == 3 and parts[1] == REPORT and parts[2].startswith("part-") and parts[2].endswith(".parquet"):
+            found[REPORT].append(staging.duck_name(f"{dag_id}/{path}"))
+    return found
 
 
-def _read(duck: Duck, dag_id: str, name: str, select: str, where: str, **params: Any) -> list[dict[str, Any]]:
-    """``select … where …`` over file ``name`` of every window of ``dag_id`` (none: no rows)."""
+def _read(duck: Duck, files: list[str], select: str, where: str, **params: Any) -> list[dict[str, Any]]:
+    """``select … where …`` over ``files`` (none: no rows)."""
+    if not files:
+        return []
     source = "read_parquet($files, filename=true, union_by_name=true, hive_partitioning=false)"
-    try:
-        return duck.rows(
-            f"select filename, {select} from {source} where {where}",
-            {"files": duck.parquet([_glob(dag_id, name)]), **params},
+    return duck.rows(f"select filename, {select} from {source} where {where}", {"files": files, **params})
+
+
+def _keys(
+    staging: Staging, duck: Duck, dag_id: str, keys: DagKeys, numbers: list[str], column: str | None = None
+) -> list[dict[str, Any]]:
+    """Key rows (``folder, column, number, order_id``) whose number is one of ``numbers`` (and whose
+    column is ``column``): from the DAG's index for the windows it holds, from their own key files
+    for the windows changed since. Windows pruned since they were folded are left out."""
+    if not numbers:
+        return []
+    # "number in ($n0, $n1…)": a list DuckDB can test against each row group's range; "in (select
+    # unnest($q))" reads every row (0.3 s over a year)
+    names = {f"n{i}": number for i, number in enumerate(numbers)}
+    where = f"number in ({', '.join('$' + n for n in names)})" + (' and "column" = $column' if column else "")
+    params: dict[str, Any] = {**names, **({"column": column} if column else {})}
+    rows = []
+    if keys.months:
+        found = duck.rows(
+            f'select folder, "column", number, order_id from read_parquet($files) where {where}',
+            {"files": duck.parquet(keys.months), **params},
         )
-    except Exception as exc:  # duckdb.IOException: no window has this file yet
-        if "No files found" in str(exc):
-            return []
-        raise
+        there: dict[str, bool] = {}
+        for row in found:
+            folder = row["folder"]
+            if folder in keys.indexed and folder not in there:
+                there[folder] = staging.exists(f"{dag_id}/{folder}/{KEYS}")
+            if there.get(folder):
+                rows.append(row)
+    if keys.direct:
+        for row in duck.rows(
+            'select filename, "column", number, order_id from read_parquet($files, filename=true) where ' + where,
+            {"files": duck.parquet([f"{dag_id}/{f}/{KEYS}" for f in keys.direct]), **params},
+        ):
+            rows.append({"folder": staging.from_duck(row.pop("filename")).split("/")[1], **row})
+    return rows
 
 
 @dataclass(frozen=True)
@@ -111,15 +176,15 @@ class _Columns:
     @classmethod
     def of(cls, scheme: Scheme) -> _Columns:
         api = scheme.source.api
+        found = SearchColumns.of(api)  # the API definition says which columns hold numbers people search by
         keys = (api.order_key, api.number_key)
-        found = api.search  # the API definition says which columns hold numbers people search by
         return cls(
-            order_key=api.order_key,
-            number_key=api.number_key,
-            orders=tuple(dict.fromkeys((api.number_key, api.order_key, *found.numbers))),
-            lists=tuple(found.number_lists),
-            lines=tuple(found.line_numbers) if api.order_key in api.line_fields else (),
-            shown=tuple(c for c in found.shown if c not in keys),
+            order_key=found.order_key,
+            number_key=found.number_key,
+            orders=found.orders,
+            lists=found.lists,
+            lines=found.lines,
+            shown=tuple(c for c in api.search.shown if c not in keys),
             labels={c: f.label for c, f in api.order_fields.items()},
         )
 
@@ -144,12 +209,17 @@ def _search_dag(
     staging: Staging, duck: Duck, dag_id: str, cols: _Columns, variants: list[str]
 ) -> tuple[list[OrderHistory], bool]:
     oid, ono = quote_ident(cols.order_key), quote_ident(cols.number_key)
+    keys = dag_keys(staging.root / dag_id, staging.names(dag_id))
     matched: dict[str, set[str]] = defaultdict(set)  # order id -> where the number was found
+    for row in _keys(staging, duck, dag_id, keys, variants):
+        matched[str(row["order_id"])].add(str(row["column"]))
+
+    # windows without a key file: their wide files, as before key files
+    wide = _files(staging, dag_id, keys.wide)
     for column in cols.lines:  # an original order number on a line names its stock-out
         for row in _read(
             duck,
-            dag_id,
-            "lines.parquet",
+            wide["lines.parquet"],
             f"{oid} as order_id",
             f"{quote_ident(column)} in (select unnest($q))",
             q=variants,
@@ -157,8 +227,7 @@ def _search_dag(
             matched[str(row["order_id"])].add(f"lines.{column}")
     for row in _read(
         duck,
-        dag_id,
-        "load_report/part-*.parquet",
+        wide[REPORT],
         "order_id, bill_no",
         "(bill_no in (select unnest($q)) or kingdee_number in (select unnest($q))) and order_id is not null",
         q=variants,
@@ -175,8 +244,7 @@ def _search_dag(
     ]
     order_rows = _read(
         duck,
-        dag_id,
-        "orders.parquet",
+        wide["orders.parquet"],
         ", ".join(selected),
         " or ".join(conditions),
         q=variants,
@@ -186,6 +254,12 @@ def _search_dag(
     ids = sorted({str(r["order_id"]) for r in order_rows if r["order_id"] is not None} | set(matched))
     more = len(ids) > MAX_ORDERS
     ids = ids[:MAX_ORDERS]
+    # the windows with a key file that these orders are in: only their wide files are read
+    homes = sorted({row["folder"] for row in _keys(staging, duck, dag_id, keys, ids, column=cols.order_key)})
+    story = _files(staging, dag_id, homes)
+    order_rows += _read(
+        duck, story["orders.parquet"], ", ".join(selected), f"{oid} in (select unnest($ids))", ids=ids or [""]
+    )
     windows: dict[tuple[str, str], OrderWindow] = {}
 
     def at(row: dict[str, Any]) -> OrderWindow | None:
@@ -211,7 +285,7 @@ def _search_dag(
         place.order = {"order_no": row["order_no"], **{c: row.get(c) for c in cols.shown}}
         place.events.append(Event("extracted", {}))
     if ids:
-        _events(duck, dag_id, ids, at)
+        _events(duck, {name: wide[name] + story[name] for name in wide}, ids, at)
     for (order_id, _folder), place in windows.items():
         history = histories.setdefault(
             order_id, OrderHistory(dag_id, order_id, place.order.get("order_no"), labels=cols.labels)
@@ -222,24 +296,27 @@ def _search_dag(
     return list(histories.values()), more
 
 
-def _events(duck: Duck, dag_id: str, ids: list[str], at: Any) -> None:
-    """What happened to the orders ``ids`` after extraction, in each window's files."""
+def _events(duck: Duck, files: dict[str, list[str]], ids: list[str], at: Any) -> None:
+    """What happened to the orders ``ids`` after extraction, in the windows' files."""
     where = "order_id in (select unnest($ids))"
     for row in _read(
-        duck, dag_id, "quarantine.parquet", 'order_id, line_id, suite, "check", "column", value', where, ids=ids
+        duck,
+        files["quarantine.parquet"],
+        'order_id, line_id, suite, "check", "column", value',
+        where,
+        ids=ids,
     ):
         if (place := at(row)) is not None:
             place.events.append(
                 Event("quarantined", {k: row[k] for k in ("line_id", "suite", "check", "column", "value")})
             )
-    for row in _read(duck, dag_id, "unmapped.parquet", "order_id, field, message", where, ids=ids):
+    for row in _read(duck, files["unmapped.parquet"], "order_id, field, message", where, ids=ids):
         if (place := at(row)) is not None:
             place.events.append(Event("unmapped", {"field": row["field"], "message": row["message"]}))
     loaded = ("bill_no", "kingdee_number", "kingdee_id", "field", "message", "at")
     for row in _read(
         duck,
-        dag_id,
-        "load_report/part-*.parquet",
+        files[REPORT],
         'order_id, outcome, bill_no, kingdee_number, kingdee_id, field, message, "at"',
         f"{where} and outcome not in ('quarantined', 'unmapped')",
         ids=ids,
