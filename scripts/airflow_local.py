@@ -14,13 +14,16 @@ them; without it, add your real connections in the UI. Ctrl-C stops everything.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from demo import REPO, airflow_env, prepare_home, say, start_emulators
 
@@ -40,6 +43,78 @@ def postgres(stack: ExitStack, home: Path) -> str:
     return f"postgresql+psycopg2://postgres@/airflow?host={socket_dir}"
 
 
+def live_env(home: Path, port: int, database: str) -> dict[str, str]:
+    """The environment of `airflow standalone` in ``home`` on ``database``, its UI on ``port``."""
+    return {
+        **airflow_env(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",  # backfill dates and naive times: the schemes' zone
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__ERPSYNC__STAGING_ROOT": (home / "staging").as_uri(),
+        "AIRFLOW__API__PORT": str(port),
+        # task workers reach the api-server here (the default assumes port 8080); report links too
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow …`
+    }
+
+
+def standalone(env: dict[str, str], **popen: Any) -> subprocess.Popen[bytes]:
+    """`airflow standalone` (scheduler, dag-processor, triggerer, api-server) in its own process group:
+    stopped, it leaves its workers and api-server behind, so the group is what to stop."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    return subprocess.Popen([airflow, "standalone"], env=env, cwd=REPO, start_new_session=True, **popen)
+
+
+def stop_group(process: subprocess.Popen[Any], grace: float = 5) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its group; SIGKILL what is left of the
+    group after ``grace`` seconds."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()  # reap the leader, or the group never empties
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def credentials(home: Path) -> tuple[str, str]:
+    """(user, password) the api-server generates as it starts; OSError/ValueError until it has."""
+    return next(iter(json.loads((home / "simple_auth_manager_passwords.json.generated").read_text()).items()))
+
+
+def api_headers(
+    base: str, dag_id: str, login: Callable[[], tuple[str, str]], alive: Callable[[], bool], timeout: float
+) -> dict[str, str] | None:
+    """REST headers (a bearer token) of a live Airflow once its api-server answers and knows ``dag_id``;
+    None if it does not within ``timeout`` or ``alive()`` turns False. ``login()`` gives (user, password)
+    or raises OSError, ValueError or StopIteration while they are not there yet."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            user, password = login()
+            token = requests.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=5)
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            if requests.get(f"{base}/api/v2/dags/{dag_id}", headers=headers, timeout=5).status_code == 200:
+                return headers
+        except (OSError, ValueError, KeyError, StopIteration, requests.RequestException):
+            pass
+        time.sleep(2)
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--emulators", action="store_true", help="start both emulators and connect to them")
@@ -49,28 +124,14 @@ def main() -> None:
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        env = {
-            **airflow_env(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres(stack, home),
-            "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",  # backfill dates and naive times: the schemes' zone
-            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW__ERPSYNC__STAGING_ROOT": (home / "staging").as_uri(),
-            "AIRFLOW__API__PORT": str(args.port),
-            # task workers reach the api-server here (the default assumes port 8080); report links too
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.port}/execution/",
-            "AIRFLOW__API__BASE_URL": f"http://localhost:{args.port}",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow …`
-        }
+        env = live_env(home, args.port, postgres(stack, home))
         say(f"Airflow home {home}/ on PostgreSQL ({env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']})")
         prepare_home(env, start_emulators(stack, home / "emulators") if args.emulators else {})
         say(
             f"airflow standalone: the UI on http://localhost:{args.port}, "
             f"user admin, password in {home}/simple_auth_manager_passwords.json.generated"
         )
-        # its own process group: `standalone` leaves its workers and api-server behind when it is stopped
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, cwd=REPO, start_new_session=True
-        )
+        process = standalone(env)
         stopping = []
 
         def stop(signum: int, frame: object) -> None:  # Ctrl-C or a service manager: stop Airflow, then PostgreSQL
@@ -80,12 +141,7 @@ def main() -> None:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         process.wait()
-        try:
-            os.killpg(process.pid, signal.SIGTERM)  # whatever of the group is left
-            time.sleep(5)
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_group(process)  # whatever of the group is left
         say("Airflow stopped" if stopping else f"airflow standalone ended with exit code {process.returncode}")
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -66,35 +64,20 @@ def free_port() -> int:
 
 
 def airflow_headers(base: str, dag_id: str, credentials: Any, alive: Any, timeout: float, log: Any) -> dict[str, str]:
-    """REST headers of a live Airflow once its api-server answers and knows ``dag_id``.
+    """REST headers of a live Airflow once its api-server answers and knows ``dag_id`` (``api_headers``)."""
+    from airflow_local import api_headers
 
-    ``credentials()`` gives (user, password), or raises OSError/ValueError/StopIteration while they are
-    not there yet; ``alive()`` is False once the processes serving it have ended."""
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        try:
-            user, password = credentials()
-            token = requests.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=5)
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            if requests.get(f"{base}/api/v2/dags/{dag_id}", headers=headers, timeout=5).status_code == 200:
-                return headers
-        except (OSError, ValueError, KeyError, StopIteration, requests.RequestException):
-            pass
-        time.sleep(2)
-    pytest.fail(f"the api-server or the DAG {dag_id} did not come up; see {log}")
+    headers = api_headers(base, dag_id, credentials, alive, timeout)
+    if headers is None:
+        pytest.fail(f"the api-server or the DAG {dag_id} did not come up; see {log}")
+    return headers
 
 
 def stop_group(process: subprocess.Popen, timeout: float) -> None:
     """SIGTERM a process started with ``start_new_session=True`` and its group; SIGKILL after ``timeout``."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+    from airflow_local import stop_group as stop
+
+    stop(process, timeout)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ def test_each_scheme_has_a_daily_reconciliation_after_its_windows(dagbag):
     assert dag.task_ids == ["windows_loaded", "reconcile"]
     sensor = dag.get_task("windows_loaded")
     assert sensor.upstream == scheme.dag_id and sensor.mode == "reschedule" and sensor.marker == "finished.json"
+    assert dag.max_active_runs > 1  # a day asked for by hand never queues behind a check that waits
     assert dag.timetable == type(dag.timetable)(scheme.settings.reconcile.cron, timezone="Asia/Shanghai")
     assert set(dag.params) == {"day", "days", "repush"} and dag.params["days"] == scheme.settings.reconcile.days
     # the window it waits for: the last N days before the run, in the scheme's zone

@@ -7,6 +7,9 @@ task runs. XCom carries the window, paths and counts, never data.
 
 from __future__ import annotations
 
+import logging
+import resource
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date, timedelta
@@ -24,6 +27,8 @@ from erpsync.run import Run
 from erpsync.scheme import FILTER_VALUE, INCLUDE_DIR, Scheme, SchemeError, load_schemes
 from erpsync.staging import FINISHED, staging_root
 from erpsync.windows import Window, WindowError, resolve_window
+
+log = logging.getLogger(__name__)
 
 # An ISO date or date-time, optionally with an offset (no offset: the scheme's zone). The trigger form's
 # date picker sends UTC with milliseconds ("2026-11-01T16:00:00.000Z"); a fraction other than zero is
@@ -143,6 +148,7 @@ def build_dag(scheme: Scheme, zones: Mapping[str, str] | None = None) -> DAG:
         def extract_task(
             params: dict[str, Any] | None = None, data_interval_start=None, data_interval_end=None, dag_run=None
         ) -> dict[str, Any]:
+            began = time.perf_counter()
             from erpsync.connectors import config_errors, open_reader
             from erpsync.steps.extract import extract
 
@@ -169,19 +175,21 @@ def build_dag(scheme: Scheme, zones: Mapping[str, str] | None = None) -> DAG:
                     result = extract(run, reader)
             except config_errors(scheme) as exc:  # a retry would be refused alike
                 raise AirflowFailException(str(exc)) from exc
-            return {**run.as_manifest(), "dir": str(run.files.dir), **asdict(result)}
+            return step_done("extract", began, {**run.as_manifest(), "dir": str(run.files.dir), **asdict(result)})
 
         @task(task_id="validate", execution_timeout=timedelta(hours=1))
         def validate_task(manifest: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+            began = time.perf_counter()
             from erpsync.steps.validate import validate
 
-            return {**manifest, **asdict(validate(run_of(manifest, run_id)))}
+            return step_done("validate", began, {**manifest, **asdict(validate(run_of(manifest, run_id)))})
 
         @task(task_id="transform", execution_timeout=timedelta(hours=1))
         def transform_task(manifest: dict[str, Any]) -> dict[str, Any]:
+            began = time.perf_counter()
             from erpsync.steps.transform import transform
 
-            return {**manifest, **asdict(transform(run_of(manifest)))}
+            return step_done("transform", began, {**manifest, **asdict(transform(run_of(manifest)))})
 
         @task(
             task_id="load",
@@ -194,6 +202,7 @@ def build_dag(scheme: Scheme, zones: Mapping[str, str] | None = None) -> DAG:
             pool_slots=settings.load.concurrency,
         )
         def load_task(manifest: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+            began = time.perf_counter()
             from erpsync.connectors import config_errors, open_writer
             from erpsync.policy import WindowIncomplete, finish_window
             from erpsync.steps.load import load
@@ -205,7 +214,7 @@ def build_dag(scheme: Scheme, zones: Mapping[str, str] | None = None) -> DAG:
             except config_errors(scheme) as exc:  # a retry cannot fix it: fail now, no retries
                 raise AirflowFailException(str(exc)) from exc
             try:
-                return {**manifest, **finish_window(run, result)}
+                return step_done("load", began, {**manifest, **finish_window(run, result)})
             except WindowIncomplete as exc:
                 raise AirflowFailException(str(exc)) from exc
 
@@ -236,6 +245,17 @@ def build_dag(scheme: Scheme, zones: Mapping[str, str] | None = None) -> DAG:
                 >> extracted
             )
     return dag
+
+
+def step_done(step: str, began: float, manifest: dict[str, Any]) -> dict[str, Any]:
+    """A task's XCom with its step's own seconds (from the task function's first line, imports included)
+    and the task process's peak RSS under ``steps``, also logged: what a run's wall time is set against
+    to see Airflow's own share (scripts/bench_backfill.py)."""
+    seconds = time.perf_counter() - began
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    log.info("%s took %.2f s; the task's peak RSS is %.0f MB", step, seconds, peak_mb)
+    steps = {**manifest.get("steps", {}), step: {"seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb)}}
+    return {**manifest, "steps": steps}
 
 
 def reconcile_dag_id(scheme: Scheme) -> str:
@@ -280,7 +300,9 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
         schedule=CronTriggerTimetable(settings.reconcile.cron, timezone=zone),
         start_date=pendulum.datetime(2024, 1, 1, tz=zone),
         catchup=False,
-        max_active_runs=1,
+        # a day asked for by hand must not queue behind a scheduled check still waiting for its windows
+        # (after unpausing, the latest cron tick's run waits up to the sensor's timeout)
+        max_active_runs=4,
         is_paused_upon_creation=True,
         tags=[*scheme.tags, "reconcile"],
         default_args={"retries": settings.retries, "retry_delay": timedelta(seconds=settings.retry_delay_seconds)},

@@ -3,13 +3,15 @@
 `make airflow`'s script starts a real Airflow (scheduler, dag-processor, triggerer, api-server on an
 embedded PostgreSQL) in a temporary home, and both emulators run as in `make demo`. The browser logs
 in, types both connections into their forms and tests them, triggers a window through the params
-form, reads the run's report, searches an order, opens the API catalog and the trend, then starts a
+form, reads the run's report, searches an order, reconciles the day from the reconcile DAG's trigger
+form and reads its page and Excel export, opens the API catalog and the trend, then starts a
 two-day backfill from the trigger dialog and cancels it after its first windows. Screenshots are kept
 in `artifacts/browser/` (CI keeps that folder).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -28,6 +30,7 @@ from tests.conftest import REPO, airflow_headers, free_port, stop_group
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 DAG_ID = "wdt_kingdee_sales_outstock"
+RECONCILE_ID = f"{DAG_ID}_reconcile"
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "browser"
 
@@ -123,13 +126,17 @@ def _save_and_test(page, conn_id: str) -> dict:
     return answer.value.json()
 
 
-def _wait_for_runs(base: str, headers: dict, query: str, count: int, timeout: float = 300) -> list[dict]:
+def _wait_for_runs(
+    base: str, headers: dict, query: str, count: int, timeout: float = 300, dag_id: str = DAG_ID
+) -> list[dict]:
     """The DAG's finished runs matching ``query`` once there are ``count`` of them."""
     deadline, runs = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
-        runs = requests.get(
-            f"{base}/api/v2/dags/{DAG_ID}/dagRuns?{query}&state=success&state=failed", headers=headers, timeout=10
-        ).json()["dag_runs"]
+        reply = requests.get(
+            f"{base}/api/v2/dags/{dag_id}/dagRuns?{query}&state=success&state=failed", headers=headers, timeout=10
+        )
+        assert reply.status_code == 200, reply.text
+        runs = reply.json()["dag_runs"]
         if len(runs) >= count:
             return runs
         time.sleep(3)
@@ -177,7 +184,8 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
         },
         {"acct_id": settings["KINGDEE_ACCT_ID"], "app_id": settings["KINGDEE_APP_ID"]},
     )
-    form = _text(page)
+    # the provider's labels, whichever of the form's sections is still folding or unfolding
+    form = page.get_by_role("dialog").text_content() or ""
     assert "Data centre id (acct_id)" in form and "App id (app_id)" in form and "Server URL" in form
     assert page.locator("input[name=element_app_id]").get_attribute("type") == "password"  # it carries the secret
     _shot(page, "02-kingdee-connection-form")
@@ -223,16 +231,47 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
     assert quarantined in _text(page) and "quarantined" in _text(page)
     _shot(page, "07-search")
 
+    # 对账: the day reconciled from the reconcile DAG's trigger form, once the day's window has finished
+    page.goto(f"{base}/dags/{RECONCILE_ID}")
+    page.wait_for_load_state("networkidle")
+    page.get_by_role("button", name="触发 Dag").click()
+    page.fill("input[name=element_day]", "2026-11-02")
+    page.fill("input[name=element_days]", "1")
+    _shot(page, "08-reconcile-trigger")
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/dags/{RECONCILE_ID}/dagRuns") and r.request.method == "POST"
+    ) as answer:
+        page.get_by_test_id("trigger-dag-submit").click()
+    assert answer.value.status == 200, answer.value.text()
+    assert answer.value.json()["conf"] == {"day": "2026-11-02", "days": 1, "repush": False}
+    [reconciled] = _wait_for_runs(base, headers, "run_type=manual", 1, dag_id=RECONCILE_ID)
+    assert reconciled["state"] == "success", reconciled
+    page.goto(f"{base}/erpsync/dags/{DAG_ID}/reconcile")
+    page.wait_for_load_state("networkidle")
+    page.locator("a[title^='2026-11-02']").first.click()  # the day's cell of the calendar
+    page.wait_for_load_state("networkidle")
+    day = _text(page)
+    assert "2026-11-02" in day and quarantined in day and "quarantined" in day  # missing, with its reason
+    _shot(page, "09-reconcile-day")
+    with page.expect_download() as download:
+        page.get_by_text("Excel (.xlsx)").click()
+    from openpyxl import load_workbook
+
+    assert download.value.suggested_filename.endswith(".xlsx"), download.value.suggested_filename
+    book = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()))  # Playwright's file has no suffix
+    assert book.sheetnames == ["差异", "汇总"]
+    assert quarantined in {c.value for row in book["差异"].iter_rows() for c in row}
+
     page.goto(f"{base}/erpsync/apis")
     page.wait_for_load_state("networkidle")
     catalog = _text(page)
     assert "wdt.stockout.order.query.trade" in catalog and "SAL_OUTSTOCK" in catalog and "原始单号" in catalog
-    _shot(page, "08-apis")
+    _shot(page, "10-apis")
 
     page.goto(f"{base}/erpsync/dags/{DAG_ID}")
     page.wait_for_load_state("networkidle")
     assert page.query_selector("svg") is not None  # the trend chart
-    _shot(page, "09-trend")
+    _shot(page, "11-trend")
 
     # a two-day backfill from the trigger dialog: inclusive window starts, 48 hourly windows in Shanghai
     page.goto(f"{base}/dags/{DAG_ID}")
@@ -242,7 +281,7 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
     _pick(page, "2026/11/03", "00:00")
     _pick(page, "2026/11/04", "23:00")
     page.get_by_text("将会触发 48 次执行").wait_for()
-    _shot(page, "10-backfill-form")
+    _shot(page, "12-backfill-form")
     with page.expect_response(lambda r: r.url.endswith("/api/v2/backfills") and r.request.method == "POST") as answer:
         page.get_by_role("button", name="执行回填").click()
     backfill = answer.value.json()
@@ -260,7 +299,7 @@ def test_a_user_sets_up_runs_backfills_and_reads_the_reports(airflow, emulators,
     ]
     page.goto(f"{base}/dags/{DAG_ID}/runs")
     page.wait_for_load_state("networkidle")
-    _shot(page, "11-backfill-runs")
+    _shot(page, "13-backfill-runs")
     # the rest of the two days would take minutes: the user cancels it from the banner
     page.get_by_role("button", name="取消回填").click()
     deadline = time.monotonic() + 60
