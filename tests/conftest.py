@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +62,24 @@ def free_port() -> int:
             port = s.getsockname()[1]
         if port not in (8793, 8794):
             return port
+
+
+def wdt_connection(url: str) -> str:
+    """A WDT connection to the emulator at ``url`` (the test identity, no call spacing), as Airflow's
+    ``AIRFLOW_CONN_*`` JSON."""
+    extra = {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0}
+    return json.dumps(
+        {"conn_type": "generic", "host": url, "login": WDT["app_key"], "password": WDT["app_secret"], "extra": extra}
+    )
+
+
+def connect_emulators(mp: pytest.MonkeyPatch, wdt_url: str, kingdee_url: str, **kingdee_extra: Any) -> None:
+    """``wdt_default`` and ``kingdee_default`` pointing at the emulators, as environment connections;
+    ``kingdee_extra`` adds to (or replaces) the Kingdee connection's extra."""
+    mp.setenv("AIRFLOW_CONN_WDT_DEFAULT", wdt_connection(wdt_url))
+    extra = {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "backoff_seconds": 0.01, **kingdee_extra}
+    kingdee = {"conn_type": "generic", "host": kingdee_url, "login": KINGDEE["username"], "extra": extra}
+    mp.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps({**kingdee, "password": KINGDEE["app_secret"]}))
 
 
 def airflow_headers(base: str, dag_id: str, credentials: Any, alive: Any, timeout: float, log: Any) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KINGDEE, REPO, WDT
+from tests.conftest import KINGDEE, REPO, WDT, connect_emulators
 
 pytestmark = pytest.mark.e2e
 
@@ -28,35 +28,7 @@ WINDOW = {"window_start": "2026-11-01T00:00:00", "window_end": "2026-11-06T00:00
 
 def _connections(monkeypatch, tmp_path, wdt_emulator, kingdee_emulator, **kingdee_extra):
     monkeypatch.setenv("AIRFLOW__ERPSYNC__STAGING_ROOT", (tmp_path / "staging").as_uri())
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WDT_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "generic",
-                "host": wdt_emulator.url,
-                "login": WDT["app_key"],
-                "password": WDT["app_secret"],
-                "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
-            }
-        ),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_KINGDEE_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "generic",
-                "host": kingdee_emulator.url,
-                "login": KINGDEE["username"],
-                "password": KINGDEE["app_secret"],
-                "extra": {
-                    "acct_id": KINGDEE["acct_id"],
-                    "app_id": KINGDEE["app_id"],
-                    "backoff_seconds": 0.01,
-                    **kingdee_extra,
-                },
-            }
-        ),
-    )
+    connect_emulators(monkeypatch, wdt_emulator.url, kingdee_emulator.url, **kingdee_extra)
 
 
 @pytest.fixture

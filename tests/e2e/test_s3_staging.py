@@ -27,7 +27,7 @@ from urllib.parse import quote, urljoin
 
 import pytest
 
-from tests.conftest import KINGDEE, REPO, SEED, WDT, free_port, serving, stop_group
+from tests.conftest import KINGDEE, REPO, SEED, connect_emulators, free_port, serving, stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -130,30 +130,7 @@ def world(s3, tmp_path_factory, wdt_emulator, airflow_db) -> Iterator[World]:
                 }
             ),
         )
-        mp.setenv(
-            "AIRFLOW_CONN_WDT_DEFAULT",
-            json.dumps(
-                {
-                    "conn_type": "generic",
-                    "host": wdt_emulator.url,
-                    "login": WDT["app_key"],
-                    "password": WDT["app_secret"],
-                    "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
-                }
-            ),
-        )
-        mp.setenv(
-            "AIRFLOW_CONN_KINGDEE_DEFAULT",
-            json.dumps(
-                {
-                    "conn_type": "generic",
-                    "host": kingdee.url,
-                    "login": KINGDEE["username"],
-                    "password": KINGDEE["app_secret"],
-                    "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "backoff_seconds": 0.01},
-                }
-            ),
-        )
+        connect_emulators(mp, wdt_emulator.url, kingdee.url)
         # the data set's bad orders make the window red (on_problem: fail) after everything else loaded
         run = build_dags()[DAG_ID].test(run_conf=WINDOW)
         tasks = {ti.task_id: ti.state for ti in run.get_task_instances()}

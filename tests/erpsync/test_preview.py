@@ -9,7 +9,7 @@ from contextlib import closing
 from erpsync.cli import main
 from erpsync.scheme import INCLUDE_DIR
 from erpsync.windows import Window, parse_datetime
-from tests.conftest import WDT
+from tests.conftest import wdt_connection
 
 SCHEME = str(INCLUDE_DIR / "schemes" / "sales_outstock.yaml")
 ORDER = {
@@ -83,18 +83,7 @@ def test_preview_reads_the_staging_and_else_asks_wdt(wdt_emulator, monkeypatch, 
     from erpsync.wdt.connector import WdtReader
     from erpsync.wdt.hook import WdtHook
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WDT_PREVIEW",
-        json.dumps(
-            {
-                "conn_type": "generic",
-                "host": wdt_emulator.url,
-                "login": WDT["app_key"],
-                "password": WDT["app_secret"],
-                "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
-            }
-        ),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_WDT_PREVIEW", wdt_connection(wdt_emulator.url))
     scheme = load_scheme(SCHEME)
     window = Window.of(parse_datetime("2026-11-01", "start"), parse_datetime("2026-11-04", "end"))
     root = ObjectStoragePath((tmp_path / "staging").as_uri())

@@ -29,7 +29,7 @@ from erpsync.scheme import INCLUDE_DIR, load_scheme
 from erpsync.staging import RunFiles, read_json, read_parquet, write_parquet
 from erpsync.steps.load import read_report
 from erpsync.windows import Window, parse_datetime
-from tests.conftest import KINGDEE, REPO, SEED, WDT, serving
+from tests.conftest import KINGDEE, REPO, SEED, connect_emulators, serving
 
 DAG_ID = "wdt_kingdee_sales_outstock"
 RUNS = {
@@ -68,30 +68,7 @@ def world(tmp_path_factory, wdt_emulator, airflow_db):
     kingdee_server = make_server("127.0.0.1", 0, **KINGDEE, data_dir=base / "kingdee", seed=SEED)
     with pytest.MonkeyPatch.context() as mp, serving(kingdee_server) as kingdee:
         mp.setenv("AIRFLOW__ERPSYNC__STAGING_ROOT", root)
-        mp.setenv(
-            "AIRFLOW_CONN_WDT_DEFAULT",
-            json.dumps(
-                {
-                    "conn_type": "generic",
-                    "host": wdt_emulator.url,
-                    "login": WDT["app_key"],
-                    "password": WDT["app_secret"],
-                    "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
-                }
-            ),
-        )
-        mp.setenv(
-            "AIRFLOW_CONN_KINGDEE_DEFAULT",
-            json.dumps(
-                {
-                    "conn_type": "generic",
-                    "host": kingdee.url,
-                    "login": KINGDEE["username"],
-                    "password": KINGDEE["app_secret"],
-                    "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"], "backoff_seconds": 0.01},
-                }
-            ),
-        )
+        connect_emulators(mp, wdt_emulator.url, kingdee.url)
         run_ids = {}
         for name, (start, end, check) in RUNS.items():
             run = build_dag(schemes[check]).test(run_conf={"window_start": start, "window_end": end})

@@ -4,7 +4,6 @@ its DAG's page shows its window, with no code of its own in the UI."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from erpsync.staging import RunFiles, read_parquet
 from erpsync.windows import Window, parse_datetime
-from tests.conftest import KINGDEE, WDT, serving
+from tests.conftest import KINGDEE, connect_emulators, serving
 from tests.erpsync.test_ui import _text
 
 WINDOW = {"window_start": "2026-11-01T00:00:00", "window_end": "2026-11-15T00:00:00"}
@@ -32,30 +31,7 @@ def staged(tmp_path_factory, wdt_emulator, airflow_db):
         serving(make_server("127.0.0.1", 0, **KINGDEE, data_dir=base / "kingdee", seed=7)) as kingdee,
     ):
         mp.setenv("AIRFLOW__ERPSYNC__STAGING_ROOT", root)
-        mp.setenv(
-            "AIRFLOW_CONN_WDT_DEFAULT",
-            json.dumps(
-                {
-                    "conn_type": "generic",
-                    "host": wdt_emulator.url,
-                    "login": WDT["app_key"],
-                    "password": WDT["app_secret"],
-                    "extra": {"target_app_key": WDT["target_app_key"], "sid": WDT["sid"], "min_interval_seconds": 0},
-                }
-            ),
-        )
-        mp.setenv(
-            "AIRFLOW_CONN_KINGDEE_DEFAULT",
-            json.dumps(
-                {
-                    "conn_type": "generic",
-                    "host": kingdee.url,
-                    "login": KINGDEE["username"],
-                    "password": KINGDEE["app_secret"],
-                    "extra": {"acct_id": KINGDEE["acct_id"], "app_id": KINGDEE["app_id"]},
-                }
-            ),
-        )
+        connect_emulators(mp, wdt_emulator.url, kingdee.url)
         dags = build_dags()
         dags["wdt_kingdee_sales_outstock"].test(run_conf=WINDOW)
         assert dags[RETURNS].test(run_conf=WINDOW).state == "success"
