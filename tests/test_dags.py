@@ -198,3 +198,15 @@ def test_backfill_plans_one_run_per_schedule_window(airflow_db):
         cwd=REPO,
     ).stdout
     assert len(re.findall(r"^\| 2026-1[01]-\d\d \d\d:00:00\+0[08]:00", plan, re.M)) == 4, plan
+
+
+def test_a_task_process_builds_only_the_dag_it_runs(monkeypatch):
+    from erpsync.dag_factory import build_dags
+
+    everything = build_dags()
+    # what Airflow's task runner sets before it parses the DAG file for one task
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "wdt_kingdee_sales_return_reconcile")
+    assert list(build_dags()) == ["wdt_kingdee_sales_return_reconcile"]
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "wdt_kingdee_sales_return")
+    [only] = build_dags().values()
+    assert only.dag_id == "wdt_kingdee_sales_return" and only.task_ids == everything[only.dag_id].task_ids

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, CronTriggerTimetable, Param, task, teardown
+from airflow.sdk import (
+    DAG,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+    Param,
+    get_parsing_context,
+    task,
+    teardown,
+)
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from erpsync.alerts import RobotNotifier
@@ -361,10 +369,13 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
 
 
 def build_dags(include_dir: Path = INCLUDE_DIR) -> dict[str, DAG]:
-    schemes = load_schemes(include_dir)
+    """Each scheme's DAG and its reconciliation DAG. A task process builds only the DAG it runs (Airflow's
+    parsing context names it): every task of every run parses this file, the other DAGs are not needed."""
+    schemes = load_schemes(include_dir)  # all of them: a precondition reads another scheme's zone
     zones = {scheme.dag_id: scheme.settings.timezone for scheme in schemes}
-    dags = {scheme.dag_id: build_dag(scheme, zones) for scheme in schemes}
+    wanted = get_parsing_context().dag_id
+    dags = {s.dag_id: build_dag(s, zones) for s in schemes if wanted in (None, s.dag_id)}
     for scheme in schemes:
-        if scheme.target.form.reconcile is not None:
+        if scheme.target.form.reconcile is not None and wanted in (None, reconcile_dag_id(scheme)):
             dags[reconcile_dag_id(scheme)] = build_reconcile_dag(scheme)
     return dags
