@@ -15,7 +15,16 @@ from typing import Any
 
 from fsspec.implementations.dirfs import DirFileSystem
 
-from erpsync.staging import StoragePath, WindowFolder, folders, is_local, parse_folder, window_folders, window_names
+from erpsync.staging import (
+    StoragePath,
+    WindowFolder,
+    child_names,
+    folders,
+    is_local,
+    parse_folder,
+    window_folders,
+    window_names,
+)
 from erpsync.windows import SHANGHAI, Window
 
 DAG_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,249}$")  # the scheme's dag_id pattern (and Airflow's length)
@@ -96,14 +105,7 @@ class Staging:
 
     def listdir(self, relative: str) -> list[str]:
         """The names in the folder ``relative`` (to the root); none if it is not there."""
-        try:
-            if self.local:
-                return os.listdir(self.full(relative))
-            fs = self.root.fs
-            fs.invalidate_cache(self.full(relative))
-            return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(self.full(relative), detail=False)]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        return child_names(self.root / relative)  # one path object per listing, not per name
 
     def exists(self, relative: str) -> bool:
         if self.local:
